@@ -1,0 +1,3 @@
+"""ActiveLab: an emulation lab for distributed active/active data centers."""
+
+__version__ = "0.1.0"

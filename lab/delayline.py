@@ -1,0 +1,152 @@
+"""Userspace delay line: a wire between two interfaces that delays, jitters and drops frames.
+
+Used where the kernel has no sch_netem. It runs inside the link's own network namespace
+(a Mininet node named after the link, e.g. ``dci-a``) and copies every frame received on one
+interface to the other after ``delay`` (+ uniform jitter), dropping ``loss`` percent at random
+and tail-dropping when more than ``limit`` frames wait in one direction. Bandwidth is not its
+job: HTB on the switch ports shapes the link before the frames reach it.
+
+Unlike netem, jitter never reorders frames (a frame leaves no earlier than the one before it),
+which keeps TCP measurements meaningful.
+
+    python -m lab.delayline --a dci-a-eth0 --b dci-a-eth1 --delay-ms 2 --stats stats.json
+
+It prints ``ready`` once both interfaces are open, and writes its counters to --stats as JSON
+when it stops (SIGTERM or SIGINT).
+"""
+
+import argparse
+import collections
+import json
+import random
+import select
+import signal
+import socket
+import sys
+import time
+
+ETH_P_ALL = 0x0003
+PACKET_OUTGOING = 4          # a frame we sent ourselves, seen again by the packet socket
+RCVBUF = 4 << 20
+
+
+class Direction:
+    """Frames travelling one way: received on `rx`, sent on `tx` once due."""
+
+    def __init__(self, name, rx, tx):
+        self.name, self.rx, self.tx = name, rx, tx
+        self.queue = collections.deque()
+        self.last_due = 0.0
+        self.counters = collections.Counter()
+
+
+def open_socket(intf):
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+    sock.bind((intf, ETH_P_ALL))
+    sock.setblocking(False)
+    return sock
+
+
+def due_time(now, delay, jitter, rng, last_due):
+    """When a frame received at `now` leaves: delay ± uniform jitter, never before the last."""
+    due = now + delay
+    if jitter:
+        due += rng.uniform(-jitter, jitter)
+    return max(due, now, last_due)
+
+
+class DelayLine:
+    def __init__(self, intf_a, intf_b, delay_ms, jitter_ms=0.0, loss=0.0, limit=1000, seed=1):
+        self.delay = delay_ms / 1000.0
+        self.jitter = jitter_ms / 1000.0
+        self.loss = loss / 100.0
+        self.limit = limit
+        self.rng = random.Random(seed)
+        self.sock_a, self.sock_b = open_socket(intf_a), open_socket(intf_b)
+        self.directions = {
+            self.sock_a: Direction(f"{intf_a}>{intf_b}", self.sock_a, self.sock_b),
+            self.sock_b: Direction(f"{intf_b}>{intf_a}", self.sock_b, self.sock_a),
+        }
+        self.running = True
+
+    def receive(self, direction):
+        """Read every waiting frame of one direction and queue it (or drop it)."""
+        now = time.monotonic()
+        while True:
+            try:
+                frame, addr = direction.rx.recvfrom(65535)
+            except BlockingIOError:
+                return
+            if addr[2] == PACKET_OUTGOING:
+                continue
+            direction.counters["received"] += 1
+            if self.loss and self.rng.random() < self.loss:
+                direction.counters["lost"] += 1
+                continue
+            if len(direction.queue) >= self.limit:
+                direction.counters["overflow"] += 1
+                continue
+            due = due_time(now, self.delay, self.jitter, self.rng, direction.last_due)
+            direction.last_due = due
+            direction.queue.append((due, frame))
+
+    def send_due(self, direction, now):
+        queue = direction.queue
+        while queue and queue[0][0] <= now:
+            _, frame = queue.popleft()
+            try:
+                direction.tx.send(frame)
+                direction.counters["sent"] += 1
+            except OSError:
+                direction.counters["send_errors"] += 1
+
+    def run(self):
+        sockets = list(self.directions)
+        while self.running:
+            now = time.monotonic()
+            heads = [d.queue[0][0] for d in self.directions.values() if d.queue]
+            timeout = max(0.0, min(heads) - now) if heads else 0.5
+            try:
+                readable, _, _ = select.select(sockets, [], [], timeout)
+            except InterruptedError:
+                continue
+            for sock in readable:
+                self.receive(self.directions[sock])
+            now = time.monotonic()
+            for direction in self.directions.values():
+                self.send_due(direction, now)
+
+    def stats(self):
+        return {d.name: dict(d.counters, queued=len(d.queue)) for d in self.directions.values()}
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m lab.delayline", description=__doc__.split("\n")[0])
+    parser.add_argument("--a", required=True, help="first interface")
+    parser.add_argument("--b", required=True, help="second interface")
+    parser.add_argument("--delay-ms", type=float, required=True, help="one-way delay, ms")
+    parser.add_argument("--jitter-ms", type=float, default=0.0, help="uniform jitter, ± ms")
+    parser.add_argument("--loss", type=float, default=0.0, help="random loss, percent")
+    parser.add_argument("--limit", type=int, default=1000, help="frames waiting per direction")
+    parser.add_argument("--seed", type=int, default=1, help="random seed for jitter and loss")
+    parser.add_argument("--stats", help="write counters here as JSON on exit")
+    args = parser.parse_args(argv)
+
+    line = DelayLine(args.a, args.b, args.delay_ms, args.jitter_ms, args.loss, args.limit, args.seed)
+
+    def stop(signum, frame):
+        line.running = False
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print("ready", flush=True)
+    line.run()
+    if args.stats:
+        with open(args.stats, "w") as fh:
+            json.dump(line.stats(), fh, indent=1)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,265 @@
+"""The network builder: a topology brought up on Mininet and Open vSwitch, and torn down exactly.
+
+This is the only module that talks to Mininet. Switches are Open vSwitch bridges named after the
+sites (kernel datapath where the module exists, else userspace ``netdev``); hosts are Mininet
+hosts named after the topology; every shaped link is HTB on both switch ports plus netem, or,
+without sch_netem, a userspace delay line in a namespace of its own named after the link::
+
+    netem:      dc1-eth3 ==================================== dc2-eth3      (htb + netem)
+    delayline:  dc1-eth3 ---- dci-a-eth0 [dci-a] dci-a-eth1 ---- dc2-eth3   (htb | delay line)
+
+Nothing is attached to the machine's real interfaces. Everything created is recorded in the
+run's Ledger before it is created (see lab/state.py).
+"""
+
+import contextlib
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from lab import fabric, sh, shaping, state
+from lab.errors import LabError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def in_node(pid, argv):
+    """argv run inside the network namespace of the node whose shell has `pid`."""
+    return ["mnexec", "-a", str(pid)] + [str(a) for a in argv]
+
+
+class LabNetwork:
+    """A running topology. Use through :func:`running_lab`, which guarantees teardown."""
+
+    def __init__(self, topo, platform, ledger, run_dir, log=print, seed=1):
+        self.topo = topo
+        self.platform = platform
+        self.ledger = ledger
+        self.run_dir = Path(run_dir)
+        self.log = log
+        self.seed = seed
+        self.net = None
+        self.nodes = {}
+        self.delaylines = {}          # link name -> Popen
+        self.processes = []           # Popen handles of everything else we started
+        self.tree = frozenset()
+
+    # ------------------------------------------------------------------------------ build
+
+    def delay_node_links(self):
+        """Links that get a delay-line node (only with the userspace delay line)."""
+        if self.platform.delay_method != "delayline":
+            return []
+        return [l for l in self.topo.links if l.impaired]
+
+    def root_interfaces(self):
+        """Interfaces the build creates in the root namespace: the switch ports."""
+        return [p.intf for s in self.topo.switches for p in self.topo.ports(s.name)]
+
+    def check_free(self):
+        """Refuse to build over bridges or interfaces that exist and are not ours."""
+        for switch in self.topo.switches:
+            if state.bridge_exists(switch.name) or state.interface_exists(switch.name):
+                raise LabError(f"{self.topo.source}: {switch.kind} {switch.name}: an OVS bridge or "
+                               f"interface named {switch.name} already exists and is not this "
+                               f"lab's; rename the {switch.kind} or remove that bridge")
+        for intf in self.root_interfaces():
+            if state.interface_exists(intf):
+                raise LabError(f"interface {intf} already exists and is not this lab's; "
+                               f"remove it (ip link del {intf}) or rename the switch")
+
+    def start(self):
+        from mininet.log import setLogLevel
+        from mininet.net import Mininet
+        from mininet.node import Node, OVSSwitch
+        from mininet.link import Link
+
+        setLogLevel("warning")
+        self.check_free()
+        topo, ledger = self.topo, self.ledger
+        self.net = net = Mininet(controller=None, switch=OVSSwitch, build=False,
+                                 autoSetMacs=False, autoStaticArp=False, waitConnected=False)
+        for switch in topo.switches:
+            ledger.add_bridge(switch.name)
+            self.nodes[switch.name] = net.addSwitch(
+                switch.name, cls=OVSSwitch, dpid=f"{switch.dpid:016x}",
+                datapath=self.platform.datapath, failMode="secure", protocols="OpenFlow13")
+        for host in topo.hosts:
+            node = net.addHost(host.name, ip=str(host.ip), mac=host.mac)
+            ledger.add_process(node.pid, f"host {host.name}", group=True)
+            self.nodes[host.name] = node
+        for link in self.delay_node_links():
+            node = net.addHost(link.name, cls=Node, ip=None)
+            ledger.add_process(node.pid, f"link node {link.name}", group=True)
+            self.nodes[link.name] = node
+
+        for host in topo.hosts:
+            port = topo.port_to(host.switch, host.name)
+            ledger.add_interfaces(host.intf, port.intf)
+            net.addLink(self.nodes[host.name], self.nodes[host.switch], cls=Link,
+                        port1=0, port2=port.number, intfName1=host.intf, intfName2=port.intf)
+        delayed = {l.name for l in self.delay_node_links()}
+        for link in topo.links:
+            pa, pb = topo.port_to(link.a, link.name), topo.port_to(link.b, link.name)
+            if link.name in delayed:
+                mid = self.nodes[link.name]
+                ia, ib = f"{link.name}-eth0", f"{link.name}-eth1"
+                ledger.add_interfaces(pa.intf, ia, ib, pb.intf)
+                net.addLink(self.nodes[link.a], mid, cls=Link, port1=pa.number, port2=0,
+                            intfName1=pa.intf, intfName2=ia)
+                net.addLink(mid, self.nodes[link.b], cls=Link, port1=1, port2=pb.number,
+                            intfName1=ib, intfName2=pb.intf)
+            else:
+                ledger.add_interfaces(pa.intf, pb.intf)
+                net.addLink(self.nodes[link.a], self.nodes[link.b], cls=Link,
+                            port1=pa.number, port2=pb.number, intfName1=pa.intf, intfName2=pb.intf)
+
+        net.build()
+        net.start()
+        self.configure_hosts()
+        self.start_delaylines()
+        self.shape_links()
+        self.use_links(())
+
+    def configure_hosts(self):
+        """Quiet, correct hosts: no IPv6 chatter, checksums done in software for the userspace
+        datapath, and on-link routes to the other subnets (one L2 fabric until a gateway exists)."""
+        subnets = [s.subnet for s in self.topo.switches]
+        for host in self.topo.hosts:
+            self.node_run(host.name, ["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"])
+            if self.platform.datapath == "user":
+                for argv in shaping.offload_cmds(host.intf):
+                    self.node_run(host.name, argv)
+            own = self.topo.switch(host.switch).subnet
+            for subnet in subnets:
+                if subnet != own:
+                    self.node_run(host.name, ["ip", "route", "replace", str(subnet),
+                                              "dev", host.intf])
+
+    def start_delaylines(self):
+        logs = self.run_dir / "delayline"
+        for n, link in enumerate(self.delay_node_links()):
+            logs.mkdir(parents=True, exist_ok=True)
+            ia, ib = f"{link.name}-eth0", f"{link.name}-eth1"
+            self.node_run(link.name, ["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"])
+            for intf in (ia, ib):
+                self.node_run(link.name, ["ip", "link", "set", intf, "up"])
+            argv = shaping.delayline_argv(link, ia, ib, self.seed + n, logs / f"{link.name}.json")
+            proc = self.popen(link.name, argv, f"delay line {link.name}",
+                              stdout=subprocess.PIPE, stderr=open(logs / f"{link.name}.log", "w"))
+            self.delaylines[link.name] = proc
+        for name, proc in self.delaylines.items():
+            line = proc.stdout.readline().strip()        # 'ready' once both sockets are open
+            if line != "ready":
+                raise LabError(f"delay line of link {name} did not start: see "
+                               f"{self.run_dir / 'delayline' / (name + '.log')}")
+
+    def shape_links(self):
+        for link in self.topo.links:
+            for end in link.ends:
+                intf = self.topo.port_to(end, link.name).intf
+                first, *rest = shaping.egress_cmds(intf, link, self.platform.delay_method)
+                sh.run(first, check=False)               # delete whatever qdisc was there
+                for argv in rest:
+                    sh.run(argv)
+
+    # --------------------------------------------------------------------------- fabric
+
+    def use_links(self, prefer):
+        """Forward over a spanning tree that contains `prefer` (link names) where it can."""
+        tree = fabric.spanning_tree(self.topo, prefer)
+        for switch, flows in fabric.flows(self.topo, tree).items():
+            sh.run(["ovs-ofctl", "-O", "OpenFlow13", "del-flows", switch])
+            sh.run(["ovs-ofctl", "-O", "OpenFlow13", "add-flows", switch, "-"],
+                   stdin="\n".join(flows) + "\n")
+            sh.run(["ovs-appctl", "fdb/flush", switch])
+        self.tree = tree
+        return tree
+
+    # ------------------------------------------------------------------------ processes
+
+    def node_pid(self, name):
+        try:
+            return self.nodes[name].pid
+        except KeyError:
+            raise LabError(f"no node named {name} in topology {self.topo.name}") from None
+
+    def node_run(self, name, argv, timeout=30, check=True):
+        """Run argv inside node `name`'s namespace and wait; returns CompletedProcess."""
+        return sh.run(in_node(self.node_pid(name), argv), timeout=timeout, check=check)
+
+    def popen(self, name, argv, what, **kwargs):
+        """Start argv inside node `name` (own session), recorded for teardown; returns Popen."""
+        kwargs.setdefault("stdout", subprocess.DEVNULL)
+        kwargs.setdefault("stderr", subprocess.DEVNULL)
+        cmd = ["mnexec", "-da", str(self.node_pid(name))] + [str(a) for a in argv]
+        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, text=True, **kwargs)
+        self.ledger.add_process(proc.pid, what)
+        self.processes.append(proc)
+        return proc
+
+    def stop_process(self, proc, grace=2.0):
+        """Stop one process we started (SIGTERM, then SIGKILL) and reap it."""
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(grace)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(2)
+
+    def stop(self):
+        """Stop what we started, then let Mininet remove links, switches and hosts."""
+        for proc in reversed(self.processes):
+            self.stop_process(proc)
+        if self.net is not None:
+            self.net.stop()
+            self.net = None
+
+
+@contextlib.contextmanager
+def signals_blocked():
+    """Hold SIGINT/SIGTERM while tearing down, so a second Ctrl-C cannot cut teardown short."""
+    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+
+def recover_crashed(log=print):
+    """Remove what a crashed earlier run recorded (its lock is free, its state file remains)."""
+    ledger = state.Ledger.load()
+    if ledger is None:
+        return
+    log(f"cleaning up after a run that did not finish: {ledger.summary()}")
+    problems = state.teardown(ledger, log=log)
+    if problems:
+        raise LabError("could not remove what a crashed run left (see above); "
+                       "fix that, then run: python lab/run.py clean")
+
+
+@contextlib.contextmanager
+def running_lab(topo, platform, run_dir, experiment, log=print, seed=1):
+    """Bring `topo` up and yield the LabNetwork; always tear down exactly what was created.
+
+    Holds the run lock for its whole life; removes a crashed run's leftovers first."""
+    lock = state.RunLock().acquire()
+    try:
+        recover_crashed(log)
+        ledger = state.Ledger.create(experiment, run_dir)
+        lab = LabNetwork(topo, platform, ledger, run_dir, log=log, seed=seed)
+        try:
+            lab.start()
+            yield lab
+        finally:
+            with signals_blocked():
+                try:
+                    lab.stop()
+                except Exception as exc:  # the ledger sweep below still removes everything
+                    log(f"teardown: Mininet stop failed ({exc}); removing recorded resources")
+                state.teardown(ledger, log=log)
+    finally:
+        lock.release()

@@ -1,0 +1,202 @@
+"""Host capability probe: what this machine can run, and which datapath and delay method to use.
+
+Every kernel feature is probed by trying it inside a throw-away network namespace
+(``unshare -n``), which disappears with the probe command: nothing is left behind.
+"""
+
+import importlib.metadata
+import importlib.util
+import os
+import platform
+import shutil
+import sys
+from dataclasses import asdict, dataclass
+
+from lab import sh
+from lab.errors import LabError
+
+OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
+PYTHON_PACKAGES = ("os-ken", "scapy", "matplotlib", "PyYAML", "networkx")
+
+
+@dataclass
+class Check:
+    name: str
+    status: str          # ok | fallback | missing
+    detail: str
+    fix: str = ""
+    required: bool = True
+
+    @property
+    def blocks(self):
+        return self.required and self.status == "missing"
+
+
+def _in_scratch_netns(argv):
+    return sh.ok(["unshare", "--net", "--"] + argv)
+
+
+def has_kernel_datapath():
+    """True when the openvswitch kernel module is (or can be) loaded."""
+    if shutil.which("modprobe"):
+        sh.ok(["modprobe", "-q", "openvswitch"])
+    return shutil.which("ovs-dpctl") is not None and sh.ok(["ovs-dpctl", "dump-dps"])
+
+
+def has_netem():
+    return _in_scratch_netns(["tc", "qdisc", "add", "dev", "lo", "root", "netem", "delay", "1ms"])
+
+
+def has_htb():
+    return _in_scratch_netns(["tc", "qdisc", "add", "dev", "lo", "root", "handle", "1:", "htb"])
+
+
+def has_nftables():
+    return shutil.which("nft") is not None and _in_scratch_netns(
+        ["nft", "add", "table", "inet", "activelab_probe"])
+
+
+def ovs_running():
+    return shutil.which("ovs-vsctl") is not None and sh.ok(["ovs-vsctl", "--timeout=3", "show"])
+
+
+def command_version(argv):
+    """First line of a command's version output, '' when it does not run."""
+    try:
+        proc = sh.run(argv, check=False, timeout=5)
+    except LabError:
+        return ""
+    lines = (proc.stdout or proc.stderr).strip().splitlines()
+    return lines[0].strip() if lines else ""
+
+
+def package_version(name):
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return ""
+
+
+def mininet_version():
+    if importlib.util.find_spec("mininet") is None:
+        return ""
+    from mininet.net import VERSION
+    return VERSION
+
+
+def run_checks():
+    """Probe the host; return a list of Check."""
+    checks = []
+    root = os.geteuid() == 0
+    checks.append(Check("root", "ok" if root else "missing",
+                        "running as root" if root else f"running as uid {os.geteuid()}",
+                        "run as root (sudo python lab/run.py ...)"))
+    py_ok = sys.version_info >= (3, 10)
+    in_venv = sys.prefix != sys.base_prefix
+    checks.append(Check("python", "ok" if py_ok else "missing",
+                        f"{platform.python_version()} at {sys.executable}"
+                        + ("" if in_venv else " (not the project's .venv)"),
+                        "Python 3.10 or newer is needed: run bash install.sh"))
+    mn = mininet_version()
+    checks.append(Check("mininet", "ok" if mn and shutil.which("mnexec") else "missing",
+                        f"Mininet {mn}" if mn else "not importable",
+                        "apt-get install mininet (bash install.sh does it)"))
+    running = ovs_running()
+    ovs = command_version(["ovs-vsctl", "--version"])
+    checks.append(Check("open vswitch", "ok" if running else "missing",
+                        f"{ovs.split()[-1] if ovs else 'not installed'}, "
+                        + ("running" if running else "not running"),
+                        f"start it: {OVS_CTL} start --system-id=random (bash install.sh does it)"
+                        if ovs else "apt-get install openvswitch-switch"))
+    kernel = has_kernel_datapath()
+    checks.append(Check("ovs datapath", "ok" if kernel else "fallback",
+                        "kernel (openvswitch module)" if kernel
+                        else "userspace (netdev): no openvswitch kernel module",
+                        "" if kernel else "modprobe openvswitch for the kernel datapath",
+                        required=False))
+    netem = has_netem()
+    checks.append(Check("delay/loss", "ok" if netem else "fallback",
+                        "netem" if netem else "userspace delay line: no sch_netem in this kernel",
+                        "" if netem else "modprobe sch_netem (linux-modules-extra) for netem",
+                        required=False))
+    htb = has_htb()
+    checks.append(Check("bandwidth (htb)", "ok" if htb else "missing",
+                        "tc htb" if htb else "tc htb unavailable",
+                        "a kernel with sch_htb is needed for bandwidth limits"))
+    nft = has_nftables()
+    checks.append(Check("nftables", "ok" if nft else "missing",
+                        command_version(["nft", "--version"]) or "not usable",
+                        "apt-get install nftables (needed by the firewall experiments)",
+                        required=False))
+    ctd = shutil.which("conntrackd")
+    checks.append(Check("conntrackd", "ok" if ctd else "missing",
+                        ctd or "not installed", "apt-get install conntrackd", required=False))
+    for tool, pkg in (("iperf3", "iperf3"), ("ethtool", "ethtool"), ("ping", "iputils-ping")):
+        path = shutil.which(tool)
+        checks.append(Check(tool, "ok" if path else "missing",
+                            command_version([tool, "-V" if tool == "ping" else "--version"]) if path else "not installed",
+                            f"apt-get install {pkg}"))
+    for pkg in PYTHON_PACKAGES:
+        version = package_version(pkg)
+        checks.append(Check(pkg, "ok" if version else "missing",
+                            version or "not installed in this Python",
+                            "run bash install.sh (installs the pinned Python packages)"))
+    return checks
+
+
+@dataclass
+class Platform:
+    """What this run uses, and why."""
+    datapath: str            # kernel | user
+    datapath_reason: str
+    delay_method: str        # netem | delayline
+    delay_reason: str
+
+    @property
+    def datapath_label(self):
+        return "kernel" if self.datapath == "kernel" else "userspace (netdev)"
+
+    @property
+    def delay_label(self):
+        return "netem" if self.delay_method == "netem" else "userspace delay line"
+
+
+def choose_platform(datapath="auto", delay_method="auto"):
+    """Pick the datapath and delay method (auto: the kernel's when it has them)."""
+    kernel = has_kernel_datapath()
+    if datapath == "kernel" and not kernel:
+        raise LabError("--datapath kernel: this kernel has no openvswitch module; "
+                       "use --datapath user (or auto)")
+    if datapath == "auto":
+        datapath = "kernel" if kernel else "user"
+        dp_reason = "openvswitch kernel module present" if kernel else "no openvswitch kernel module"
+    else:
+        dp_reason = f"--datapath {datapath}"
+    netem = has_netem()
+    if delay_method == "netem" and not netem:
+        raise LabError("--delay-method netem: this kernel has no sch_netem; "
+                       "use --delay-method delayline (or auto)")
+    if delay_method == "auto":
+        delay_method = "netem" if netem else "delayline"
+        dl_reason = "sch_netem present" if netem else "no sch_netem in this kernel"
+    else:
+        dl_reason = f"--delay-method {delay_method}"
+    return Platform(datapath, dp_reason, delay_method, dl_reason)
+
+
+def platform_facts(chosen):
+    """Platform facts written with every run's results."""
+    os_release = {}
+    try:
+        for line in open("/etc/os-release"):
+            key, _, value = line.strip().partition("=")
+            os_release[key] = value.strip('"')
+    except OSError:
+        pass
+    return dict(asdict(chosen),
+                datapath_label=chosen.datapath_label, delay_label=chosen.delay_label,
+                kernel=platform.release(), os=os_release.get("PRETTY_NAME", ""),
+                python=platform.python_version(), mininet=mininet_version(),
+                open_vswitch=command_version(["ovs-vsctl", "--version"]),
+                iperf3=command_version(["iperf3", "--version"]),
+                os_ken=package_version("os-ken"), cpus=os.cpu_count())

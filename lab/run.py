@@ -1,0 +1,211 @@
+#!/usr/bin/env python3
+"""ActiveLab's one entry point: experiments by name, plus doctor, list and clean.
+
+    sudo python lab/run.py dual-active          # the main experiment
+    sudo python lab/run.py doctor [--json]      # what this machine can run
+    python lab/run.py list                      # experiments and topologies
+    sudo python lab/run.py clean                # remove what a crashed run left
+
+Whatever `python` runs this file, it re-executes itself in the project's .venv (made by
+install.sh), so `sudo python` cannot pick up an interpreter without the lab's packages.
+"""
+
+import os
+import sys
+import time
+from pathlib import Path
+
+T0 = time.monotonic()
+REPO = Path(__file__).resolve().parent.parent
+VENV = REPO / ".venv"
+
+
+def ensure_venv():
+    """Re-exec in .venv's Python unless already there (stdlib only: runs before any import)."""
+    if Path(sys.prefix).resolve() == VENV.resolve():
+        return
+    python = VENV / "bin" / "python"
+    if not python.exists():
+        sys.stderr.write(f"error: ActiveLab is not set up here ({python} is missing); "
+                         f"run as root: bash {REPO / 'install.sh'}\n")
+        sys.exit(2)
+    os.execv(str(python), [str(python), str(Path(__file__).resolve())] + sys.argv[1:])
+
+
+if __name__ == "__main__":
+    ensure_venv()
+sys.path.insert(0, str(REPO))
+
+import argparse            # noqa: E402  (after the re-exec on purpose)
+import json                # noqa: E402
+import signal              # noqa: E402
+
+from lab import probe, state                                         # noqa: E402
+from lab.errors import LabError                                      # noqa: E402
+from lab.experiment import Progress, RunContext                      # noqa: E402
+from lab.results import format_table, hand_to_invoking_user, new_run_dir, write_json  # noqa: E402
+from lab.topology import available_topologies, load_topology         # noqa: E402
+from experiments import EXPERIMENTS                                  # noqa: E402
+
+
+class Terminated(Exception):
+    """SIGTERM, turned into an exception so teardown runs."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose errors are one line naming the option and where to look."""
+
+    def error(self, message):
+        sys.stderr.write(f"error: {self.prog}: {message}; see {self.prog} --help\n")
+        sys.exit(2)
+
+
+def positive_int(text):
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive whole number")
+    return value
+
+
+def positive_float(text):
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
+    return value
+
+
+def build_parser():
+    parser = OneLineParser(prog="lab/run.py", description="ActiveLab: emulate and measure "
+                           "distributed active/active data centers.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=OneLineParser)
+    doctor = sub.add_parser("doctor", help="check what this machine can run")
+    doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
+    sub.add_parser("list", help="list experiments and topologies")
+    sub.add_parser("clean", help="remove what a crashed run left behind (from its state file)")
+    for name, module in EXPERIMENTS.items():
+        exp = sub.add_parser(name, help=module.DESCRIPTION, description=module.__doc__)
+        exp.add_argument("--topology", default=module.TOPOLOGY, metavar="NAME|FILE",
+                         help=f"topology name or YAML file (default {module.TOPOLOGY}; "
+                              f"shipped: {', '.join(available_topologies())})")
+        exp.add_argument("--out", type=Path, default=None, metavar="DIR",
+                         help="results root folder (default results/)")
+        exp.add_argument("--quick", action="store_true", help="short variant (what CI runs)")
+        exp.add_argument("--seed", type=int, default=1, help="random seed (jitter, loss)")
+        exp.add_argument("--datapath", choices=("auto", "kernel", "user"), default="auto",
+                         help="Open vSwitch datapath (auto: kernel when the module exists)")
+        exp.add_argument("--delay-method", choices=("auto", "netem", "delayline"), default="auto",
+                         help="delay/loss emulation (auto: netem when the kernel has it)")
+        module.add_arguments(exp)
+    return parser
+
+
+def cmd_doctor(args):
+    checks = probe.run_checks()
+    if args.json:
+        print(json.dumps([dict(vars(c), blocks=c.blocks) for c in checks], indent=1))
+    else:
+        rows = [(c.name, {"ok": "ok", "fallback": "fallback", "missing": "MISSING"}[c.status]
+                 + ("" if c.required or c.status != "missing" else " (optional)"),
+                 c.detail, c.fix if c.status != "ok" else "") for c in checks]
+        print(format_table(["check", "verdict", "detail", "fix"], rows))
+        blocking = [c.name for c in checks if c.blocks]
+        print("\nthe lab can run" if not blocking
+              else f"\nthe lab cannot run: fix {', '.join(blocking)}")
+    return 1 if any(c.blocks for c in checks) else 0
+
+
+def cmd_list(args):
+    print(format_table(["experiment", "default topology", "what it does"],
+                       [(n, m.TOPOLOGY, m.DESCRIPTION) for n, m in EXPERIMENTS.items()]))
+    rows = []
+    for name in available_topologies():
+        try:
+            topo = load_topology(name)
+            rows.append((name, f"{len(topo.sites)} sites, {len(topo.hosts)} hosts, "
+                               f"{len(topo.links)} links", topo.description))
+        except LabError as exc:
+            rows.append((name, "INVALID", str(exc)))
+    print()
+    print(format_table(["topology", "size", "description"], rows))
+    return 0
+
+
+def require_root():
+    if os.geteuid() != 0:
+        raise LabError("the lab needs root (network namespaces, Open vSwitch): "
+                       "run it with sudo, e.g. sudo python lab/run.py " + " ".join(sys.argv[1:]))
+
+
+def cmd_clean(args):
+    require_root()
+    lock = state.RunLock()
+    try:
+        lock.acquire()
+    except LabError as exc:
+        raise LabError(f"{exc} (clean only removes what a crashed run left)") from None
+    try:
+        ledger = state.Ledger.load()
+        if ledger is None:
+            print("nothing to clean: no state file of a crashed run")
+            return 0
+        print(f"removing what this run left: {ledger.summary()}")
+        problems = state.teardown(ledger)
+        print("clean" if not problems else "some resources could not be removed (see above)")
+        return 1 if problems else 0
+    finally:
+        lock.release()
+
+
+def cmd_experiment(args):
+    module = EXPERIMENTS[args.command]
+    topo = load_topology(args.topology)          # validate before touching the machine
+    require_root()
+    if not probe.ovs_running():
+        raise LabError("Open vSwitch is not running; start it: "
+                       f"{probe.OVS_CTL} start --system-id=random (or run bash install.sh)")
+    platform = probe.choose_platform(args.datapath, args.delay_method)
+    run_dir = new_run_dir(module.NAME, args.out)
+    log = Progress(T0)
+    options = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    ctx = RunContext(experiment=module.NAME, topo=topo, platform=platform, run_dir=run_dir,
+                     options=options, log=log, seed=args.seed)
+    write_json(run_dir / "params.json", {"experiment": module.NAME, "options": options,
+                                         "topology": topo.to_dict()})
+    write_json(run_dir / "platform.json", probe.platform_facts(platform))
+    log(f"run folder {run_dir}")
+    try:
+        summary = module.run(ctx)
+    finally:
+        hand_to_invoking_user(run_dir)
+    print()
+    print(summary.text)
+    for problem in summary.problems:
+        print(f"warning: {problem}")
+    print(f"\nresults: {run_dir}")
+    return 0 if summary.ok else 1
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+
+    def on_sigterm(signum, frame):
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    commands = {"doctor": cmd_doctor, "list": cmd_list, "clean": cmd_clean}
+    try:
+        return commands.get(args.command, cmd_experiment)(args)
+    except LabError as exc:
+        sys.stderr.write(f"error: {exc}\n")
+        return 1
+    except KeyboardInterrupt:
+        sys.stderr.write("interrupted: the lab was torn down\n")
+        return 130
+    except Terminated:
+        sys.stderr.write("terminated: the lab was torn down\n")
+        return 143
+
+
+if __name__ == "__main__":
+    sys.exit(main())

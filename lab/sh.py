@@ -1,0 +1,29 @@
+"""Running commands: argv lists only (no shell strings), with timeouts and one-line errors."""
+
+import subprocess
+
+from lab.errors import LabError
+
+
+def run(argv, timeout=30, check=True, stdin=None):
+    """Run argv; return CompletedProcess (text). Raises LabError when check and it fails."""
+    argv = [str(a) for a in argv]
+    try:
+        proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout)
+    except FileNotFoundError:
+        raise LabError(f"command not found: {argv[0]}; run the installer (bash install.sh)") from None
+    except subprocess.TimeoutExpired:
+        raise LabError(f"command timed out after {timeout}s: {' '.join(argv)}") from None
+    if check and proc.returncode != 0:
+        detail = (proc.stderr or proc.stdout).strip().splitlines()
+        raise LabError(f"command failed ({proc.returncode}): {' '.join(argv)}"
+                       + (f": {detail[-1]}" if detail else ""))
+    return proc
+
+
+def ok(argv, timeout=10):
+    """True when argv runs and exits 0."""
+    try:
+        return run(argv, timeout=timeout, check=False).returncode == 0
+    except LabError:
+        return False

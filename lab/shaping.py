@@ -1,0 +1,75 @@
+"""Link shaping as data: the tc, ethtool and delay-line command lines for a topology link.
+
+Every link is shaped on the egress of both switch-side interfaces, so each direction carries
+`bw` (HTB) and `delay`/`jitter`/`loss` (netem where the kernel has it, else the userspace delay
+line, see lab/delayline.py). `queue` is the bottleneck buffer in packets in both methods: with
+netem the limit is raised by the packets in flight so the delay itself never drops.
+"""
+
+import math
+import sys
+
+MTU_BITS = 1514 * 8
+
+
+def in_flight_packets(link):
+    """Full-size packets the delay holds at line rate (0 when unshaped or undelayed)."""
+    if not link.bw:
+        return 0
+    delay_s = (link.delay_ms + link.jitter_ms) / 1000.0
+    return math.ceil(link.bw * 1e6 * delay_s / MTU_BITS)
+
+
+def netem_args(link):
+    """netem's arguments for a link's delay, jitter and loss, with a limit that fits the queue."""
+    args = ["delay", f"{link.delay_ms:g}ms"]
+    if link.jitter_ms:
+        args += [f"{link.jitter_ms:g}ms"]
+    if link.loss:
+        args += ["loss", f"{link.loss:g}%"]
+    return args + ["limit", str(link.queue + in_flight_packets(link))]
+
+
+def egress_cmds(intf, link, method):
+    """tc commands shaping one switch-side interface of `link`.
+
+    Args:
+        intf: interface name (the egress being shaped).
+        link: lab.topology.Link.
+        method: 'netem' (delay in this qdisc) or 'delayline' (delay elsewhere; shape only).
+    Returns:
+        A list of argv lists, to run in order.
+    """
+    delay_here = method == "netem" and link.impaired
+    cmds = [["tc", "qdisc", "del", "dev", intf, "root"]]        # may fail: nothing there yet
+    if link.bw:
+        rate = f"{link.bw:g}mbit"
+        cmds += [
+            ["tc", "qdisc", "add", "dev", intf, "root", "handle", "1:", "htb", "default", "1"],
+            ["tc", "class", "add", "dev", intf, "parent", "1:", "classid", "1:1", "htb",
+             "rate", rate, "ceil", rate, "quantum", "1514"],
+        ]
+        if delay_here:
+            cmds.append(["tc", "qdisc", "add", "dev", intf, "parent", "1:1", "handle", "10:",
+                         "netem"] + netem_args(link))
+        else:
+            cmds.append(["tc", "qdisc", "add", "dev", intf, "parent", "1:1", "handle", "10:",
+                         "pfifo", "limit", str(link.queue)])
+    elif delay_here:
+        cmds.append(["tc", "qdisc", "add", "dev", intf, "root", "handle", "10:", "netem"]
+                    + netem_args(link))
+    return cmds
+
+
+def offload_cmds(intf):
+    """Turn off transmit checksum offload (and so TSO): the userspace datapath forwards the
+    frame as the kernel left it, so a deferred checksum would reach the receiver unfinished."""
+    return [["ethtool", "-K", intf, "tx", "off"]]
+
+
+def delayline_argv(link, intf_a, intf_b, seed, stats_path, python=sys.executable):
+    """The userspace delay line's command line for `link` between two interfaces."""
+    return [python, "-m", "lab.delayline", "--a", intf_a, "--b", intf_b,
+            "--delay-ms", f"{link.delay_ms:g}", "--jitter-ms", f"{link.jitter_ms:g}",
+            "--loss", f"{link.loss:g}", "--limit", str(link.queue + in_flight_packets(link)),
+            "--seed", str(seed), "--stats", str(stats_path)]

@@ -1,0 +1,198 @@
+"""Exact teardown: a ledger of everything a run creates, a lock, and removal of exactly that.
+
+Before the lab creates a bridge, an interface or a process it writes its name (or PID and start
+time) to a state file under /run/activelab. Teardown removes exactly what the ledger holds, in
+reverse order of kind (processes, then interfaces, then bridges) and deletes the file; after a
+crash `lab/run.py clean` does the same from the file. Nothing is ever found or killed by a name
+pattern, and a PID is only signalled while its start time still matches (no PID reuse).
+"""
+
+import fcntl
+import json
+import os
+import signal
+import time
+from datetime import datetime
+from pathlib import Path
+
+from lab import sh
+from lab.errors import LabError
+
+
+def state_dir():
+    return Path(os.environ.get("ACTIVELAB_STATE_DIR", "/run/activelab"))
+
+
+def proc_start_time(pid):
+    """The start time of a process in clock ticks since boot (None when it is gone)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rsplit(")", 1)[1].split()[19])
+
+
+class Ledger:
+    """What one run has created, saved to disk after every change."""
+
+    def __init__(self, path, data):
+        self.path = Path(path)
+        self.data = data
+
+    @classmethod
+    def create(cls, experiment, run_dir=None):
+        data = {"pid": os.getpid(), "start_time": proc_start_time(os.getpid()),
+                "experiment": experiment, "started": datetime.now().isoformat(timespec="seconds"),
+                "run_dir": str(run_dir) if run_dir else None,
+                "processes": [], "interfaces": [], "bridges": []}
+        ledger = cls(state_dir() / "state.json", data)
+        ledger.save()
+        return ledger
+
+    @classmethod
+    def load(cls):
+        path = state_dir() / "state.json"
+        try:
+            return cls(path, json.loads(path.read_text()))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as exc:
+            raise LabError(f"{path}: unreadable state file ({exc}); inspect it, then delete it") from None
+
+    def save(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.data, indent=1))
+        os.replace(tmp, self.path)
+
+    def add_process(self, pid, what, group=False):
+        """Record a process we started (group: signal its whole process group, it leads one)."""
+        self.data["processes"].append({"pid": pid, "start_time": proc_start_time(pid),
+                                       "what": what, "group": group})
+        self.save()
+
+    def add_interfaces(self, *names):
+        self.data["interfaces"].extend(n for n in names if n not in self.data["interfaces"])
+        self.save()
+
+    def add_bridge(self, name):
+        if name not in self.data["bridges"]:
+            self.data["bridges"].append(name)
+            self.save()
+
+    def owner_alive(self):
+        """True while the run that wrote this ledger is still running."""
+        return proc_start_time(self.data["pid"]) == self.data["start_time"]
+
+    def summary(self):
+        return (f"{self.data['experiment']} (pid {self.data['pid']}, since {self.data['started']}): "
+                f"{len(self.data['processes'])} processes, {len(self.data['interfaces'])} "
+                f"interfaces, {len(self.data['bridges'])} bridges")
+
+    def remove(self):
+        self.path.unlink(missing_ok=True)
+
+
+def interface_exists(name):
+    return Path("/sys/class/net", name).exists()
+
+
+def bridge_exists(name):
+    return sh.run(["ovs-vsctl", "--timeout=5", "br-exists", name], check=False).returncode == 0
+
+
+def stop_process(entry, grace=2.0):
+    """SIGTERM a recorded process (its group if it leads one), SIGKILL after `grace` seconds.
+
+    Returns True when it was still ours and running."""
+    pid = entry["pid"]
+
+    def alive():
+        return entry["start_time"] is not None and proc_start_time(pid) == entry["start_time"]
+
+    if not alive():
+        return False
+    send = (lambda sig: os.killpg(pid, sig)) if entry.get("group") else (lambda sig: os.kill(pid, sig))
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 2.0)):
+        try:
+            send(sig)
+        except ProcessLookupError:
+            return True
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            try:                       # reap it if it is our child
+                os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                pass
+            if not alive():
+                return True
+            time.sleep(0.02)
+    return True
+
+
+def teardown(ledger, log=print):
+    """Remove everything in the ledger that still exists; return a list of what could not be."""
+    problems = []
+    for entry in reversed(ledger.data["processes"]):
+        try:
+            stop_process(entry)
+        except OSError as exc:
+            problems.append(f"process {entry['pid']} ({entry['what']}): {exc}")
+    for name in ledger.data["interfaces"]:
+        if interface_exists(name):
+            proc = sh.run(["ip", "link", "del", "dev", name], check=False)
+            if proc.returncode != 0 and interface_exists(name):
+                problems.append(f"interface {name}: {proc.stderr.strip()}")
+    for name in ledger.data["bridges"]:
+        proc = sh.run(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", name], check=False)
+        if proc.returncode != 0:
+            problems.append(f"bridge {name}: {proc.stderr.strip()}")
+    if problems:
+        for problem in problems:
+            log(f"teardown: could not remove {problem}")
+    else:
+        ledger.remove()
+    return problems
+
+
+def leftovers(ledger):
+    """What of the ledger still exists (for tests and for `clean`)."""
+    left = [f"process {p['pid']} ({p['what']})" for p in ledger.data["processes"]
+            if p["start_time"] is not None and proc_start_time(p["pid"]) == p["start_time"]]
+    left += [f"interface {n}" for n in ledger.data["interfaces"] if interface_exists(n)]
+    left += [f"bridge {n}" for n in ledger.data["bridges"] if bridge_exists(n)]
+    return left
+
+
+class RunLock:
+    """One lab at a time: an flock on /run/activelab/lock, held for the run's lifetime."""
+
+    def __init__(self):
+        self.path = state_dir() / "lock"
+        self.fh = None
+
+    def acquire(self):
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.fh = open(self.path, "a+")
+        try:
+            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self.fh.close()
+            self.fh = None
+            ledger = Ledger.load()
+            running = ledger.summary() if ledger else "another ActiveLab run"
+            raise LabError(f"another lab is running: {running}; wait for it to finish "
+                           "or stop it (Ctrl-C in its terminal)") from None
+        return self
+
+    def release(self):
+        if self.fh:
+            fcntl.flock(self.fh, fcntl.LOCK_UN)
+            self.fh.close()
+            self.fh = None
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, *exc):
+        self.release()

@@ -1,0 +1,456 @@
+"""Topology model: sites, client edges, hosts and shaped links, loaded from YAML and validated.
+
+A topology file (see ``topologies/dual-active.yaml``) has four top-level keys::
+
+    name: dual-active            # optional, defaults to the file name
+    description: one line        # optional
+    sites:                       # data centers: one edge switch each, servers in a subnet
+      dc1: {subnet: 10.1.0.0/24, servers: 2, location: Frankfurt}
+    edges:                       # client edges: one switch each, clients in a subnet
+      edge: {subnet: 10.100.0.0/24, clients: 2}
+    links:                       # shaped links between switches, by name
+      dci-a: {between: [dc1, dc2], bw: 100, delay: 2ms, jitter: 0ms, loss: 0, queue: 100}
+
+Every problem raises :class:`TopologyError` with the file, the field and the fix. The model is
+pure (stdlib + PyYAML) so that ``mn --custom topologies/mn_topos.py`` can use it too.
+"""
+
+import ipaddress
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from lab.errors import TopologyError
+
+TOPOLOGY_DIR = Path(__file__).resolve().parent.parent / "topologies"
+
+IFNAMSIZ = 15                   # Linux interface names: at most 15 characters
+HOST_OFFSET = 10                # hosts get subnet addresses .11, .12, ...; .1 is the gateway
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]*$")
+TIME_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(us|ms|s)\s*$")
+TIME_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+DEFAULT_QUEUE = 1000            # packets, Linux's default txqueuelen
+MAX_BW = 10000                  # Mbit/s; the emulation cannot do more, and rarely that
+
+TOP_KEYS = {"name", "description", "sites", "edges", "links"}
+SITE_KEYS = {"subnet", "servers", "location", "description"}
+EDGE_KEYS = {"subnet", "clients", "location", "description"}
+LINK_KEYS = {"between", "bw", "delay", "jitter", "loss", "queue", "description"}
+
+
+@dataclass(frozen=True)
+class Switch:
+    """An OpenFlow switch: a site's edge switch (kind 'site') or a client edge (kind 'edge')."""
+    name: str
+    kind: str
+    dpid: int
+    subnet: ipaddress.IPv4Network
+    gateway: ipaddress.IPv4Address
+    location: str = ""
+
+
+@dataclass(frozen=True)
+class Host:
+    """A server (in a site) or a client (at a client edge), attached to one switch."""
+    name: str
+    role: str
+    switch: str
+    ip: ipaddress.IPv4Interface
+    mac: str
+
+    @property
+    def intf(self):
+        return f"{self.name}-eth0"
+
+
+@dataclass(frozen=True)
+class Link:
+    """A shaped link between two switches: 'dci' between sites, 'edge' from a client edge.
+
+    bw is in Mbit/s (None: unshaped), delay and jitter in ms one way, loss in percent, queue in
+    packets (the bottleneck buffer).
+    """
+    name: str
+    a: str
+    b: str
+    kind: str
+    bw: float = None
+    delay_ms: float = 0.0
+    jitter_ms: float = 0.0
+    loss: float = 0.0
+    queue: int = DEFAULT_QUEUE
+
+    @property
+    def impaired(self):
+        """True when the link needs a delay element (netem or the userspace delay line)."""
+        return self.delay_ms > 0 or self.jitter_ms > 0 or self.loss > 0
+
+    @property
+    def ends(self):
+        return (self.a, self.b)
+
+
+@dataclass(frozen=True)
+class Port:
+    """One switch port as the builder creates it: OpenFlow port number, interface, what is behind."""
+    switch: str
+    number: int
+    intf: str
+    peer: str           # host name or link name
+    peer_kind: str      # 'host' or 'link'
+
+
+@dataclass(frozen=True)
+class Topology:
+    name: str
+    description: str
+    source: str
+    switches: tuple
+    hosts: tuple
+    links: tuple
+
+    def switch(self, name):
+        return next(s for s in self.switches if s.name == name)
+
+    def link(self, name):
+        return next(l for l in self.links if l.name == name)
+
+    def host(self, name):
+        return next(h for h in self.hosts if h.name == name)
+
+    @property
+    def sites(self):
+        return tuple(s for s in self.switches if s.kind == "site")
+
+    @property
+    def servers(self):
+        return tuple(h for h in self.hosts if h.role == "server")
+
+    @property
+    def clients(self):
+        return tuple(h for h in self.hosts if h.role == "client")
+
+    @property
+    def dci_links(self):
+        return tuple(l for l in self.links if l.kind == "dci")
+
+    def hosts_at(self, switch):
+        return tuple(h for h in self.hosts if h.switch == switch)
+
+    def ports(self, switch):
+        """The ports of a switch: its hosts first (1..k), then its links in file order."""
+        peers = [(h.name, "host") for h in self.hosts_at(switch)]
+        peers += [(l.name, "link") for l in self.links if switch in l.ends]
+        return tuple(Port(switch, n, f"{switch}-eth{n}", peer, kind)
+                     for n, (peer, kind) in enumerate(peers, start=1))
+
+    def port_to(self, switch, peer):
+        """The port of `switch` that leads to host or link `peer`."""
+        return next(p for p in self.ports(switch) if p.peer == peer)
+
+    def to_dict(self):
+        """A plain description (for the results folder's parameters)."""
+        return {
+            "name": self.name, "description": self.description, "source": self.source,
+            "switches": [{"name": s.name, "kind": s.kind, "dpid": s.dpid, "subnet": str(s.subnet),
+                          "gateway": str(s.gateway), "location": s.location}
+                         for s in self.switches],
+            "hosts": [{"name": h.name, "role": h.role, "switch": h.switch, "ip": str(h.ip),
+                       "mac": h.mac} for h in self.hosts],
+            "links": [{"name": l.name, "between": [l.a, l.b], "kind": l.kind, "bw_mbit": l.bw,
+                       "delay_ms": l.delay_ms, "jitter_ms": l.jitter_ms, "loss_pct": l.loss,
+                       "queue_pkts": l.queue} for l in self.links],
+        }
+
+
+# ----------------------------------------------------------------------------------- loading
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A YAML loader that refuses duplicate keys (PyYAML silently keeps the last one)."""
+
+
+def _construct_mapping(loader, node, deep=False):
+    seen = set()
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=deep)
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark)
+        seen.add(key)
+    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
+
+
+_UniqueKeyLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+                                 _construct_mapping)
+
+
+def available_topologies():
+    """Names of the topologies shipped in topologies/."""
+    return sorted(p.stem for p in TOPOLOGY_DIR.glob("*.yaml"))
+
+
+def topology_path(name_or_path):
+    """The file of a topology given by name (``dual-active``) or path."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or "/" in str(name_or_path):
+        if not path.is_file():
+            raise TopologyError(name_or_path, "file", "does not exist",
+                                "give an existing YAML file or one of: "
+                                + ", ".join(available_topologies()))
+        return path
+    path = TOPOLOGY_DIR / f"{name_or_path}.yaml"
+    if not path.is_file():
+        raise TopologyError(name_or_path, "topology", "unknown topology",
+                            "use one of: " + ", ".join(available_topologies()))
+    return path
+
+
+def load_topology(name_or_path):
+    """Load and validate a topology by name or path. Raises TopologyError."""
+    path = topology_path(name_or_path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise TopologyError(path, "file", f"cannot be read ({exc.strerror})",
+                            "check the path and its permissions") from None
+    return parse_topology(text, source=_display_path(path), default_name=path.stem)
+
+
+def _display_path(path):
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
+
+
+def parse_topology(text, source="<string>", default_name="topology"):
+    """Validate YAML text and build the Topology. Raises TopologyError."""
+    try:
+        doc = yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark else "YAML"
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise TopologyError(source, where, f"not valid YAML ({problem})",
+                            "fix the syntax or remove the duplicate") from None
+    return _Validator(source, default_name).topology(doc)
+
+
+class _Validator:
+    """Turns the parsed YAML document into a Topology, raising on the first problem."""
+
+    def __init__(self, source, default_name):
+        self.source = source
+        self.default_name = default_name
+
+    def fail(self, field, problem, fix):
+        raise TopologyError(self.source, field, problem, fix)
+
+    def mapping(self, value, field, allowed, required=()):
+        if not isinstance(value, dict):
+            self.fail(field, f"must be a mapping, not {type(value).__name__}",
+                      "write it as 'key: value' lines")
+        for key in value:
+            if key not in allowed:
+                self.fail(f"{field}.{key}" if field else key, "unknown key",
+                          "allowed keys are " + ", ".join(sorted(allowed)))
+        for key in required:
+            if key not in value:
+                self.fail(f"{field}.{key}" if field else key, "missing", f"add '{key}:'")
+        return value
+
+    def name(self, value, field):
+        if not isinstance(value, str) or not NAME_RE.match(value):
+            self.fail(field, f"bad name {value!r}",
+                      "use lowercase letters, digits and '-', starting with a letter")
+        return value
+
+    def topology(self, doc):
+        if doc is None:
+            self.fail("file", "is empty", "describe at least one site and a link")
+        self.mapping(doc, "", TOP_KEYS, required=("sites",))
+        name = doc.get("name", self.default_name)
+        if not isinstance(name, str) or not name:
+            self.fail("name", f"bad name {name!r}", "give the topology a non-empty name")
+        description = str(doc.get("description", "") or "")
+
+        sites = self.mapping(doc["sites"] or {}, "sites", set(doc["sites"] or {}))
+        edges = self.mapping(doc.get("edges") or {}, "edges", set(doc.get("edges") or {}))
+        if not sites:
+            self.fail("sites", "no sites", "describe at least one site")
+
+        switches, hosts, subnets = [], [], []
+        client_no = 0
+        for index, (sname, spec) in enumerate(sites.items(), start=1):
+            field = f"sites.{sname}"
+            self.name(sname, field)
+            self.mapping(spec, field, SITE_KEYS, required=("subnet",))
+            switch = self.switch(sname, "site", index, spec, field, subnets)
+            switches.append(switch)
+            for n in range(1, self.count(spec.get("servers", 1), f"{field}.servers") + 1):
+                hosts.append(self.host(f"{sname}-srv{n}", "server", switch, n, field))
+        for index, (ename, spec) in enumerate(edges.items(), start=1):
+            field = f"edges.{ename}"
+            self.name(ename, field)
+            self.mapping(spec, field, EDGE_KEYS, required=("subnet",))
+            switch = self.switch(ename, "edge", 0x100 + index, spec, field, subnets)
+            switches.append(switch)
+            for n in range(1, self.count(spec.get("clients", 1), f"{field}.clients") + 1):
+                client_no += 1
+                hosts.append(self.host(f"client{client_no}", "client", switch, n, field))
+
+        kinds = {s.name: s.kind for s in switches}
+        raw_links = self.mapping(doc.get("links") or {}, "links", set(doc.get("links") or {}))
+        links = [self.link(lname, spec, kinds) for lname, spec in raw_links.items()]
+
+        self.unique_names(switches, hosts, links)
+        topo = Topology(name=name, description=description, source=self.source,
+                        switches=tuple(switches), hosts=tuple(hosts), links=tuple(links))
+        self.interface_names(topo)
+        self.connected(topo)
+        return topo
+
+    def switch(self, name, kind, dpid, spec, field, subnets):
+        subnet = self.subnet(spec["subnet"], f"{field}.subnet")
+        for other_field, other in subnets:
+            if subnet.overlaps(other):
+                self.fail(f"{field}.subnet", f"{subnet} overlaps {other_field} ({other})",
+                          "give every site and edge its own subnet")
+        subnets.append((f"{field}.subnet", subnet))
+        location = spec.get("location", "")
+        if not isinstance(location, str):
+            self.fail(f"{field}.location", "must be text", "write a place name, e.g. Frankfurt")
+        return Switch(name=name, kind=kind, dpid=dpid, subnet=subnet,
+                      gateway=subnet.network_address + 1, location=location)
+
+    def subnet(self, value, field):
+        try:
+            net = ipaddress.IPv4Network(str(value), strict=True)
+        except ValueError as exc:
+            self.fail(field, f"{value!r} is not an IPv4 subnet ({exc})",
+                      "write e.g. 10.1.0.0/24 (network address, no host bits)")
+        if net.prefixlen > 28:
+            self.fail(field, f"{net} is too small", "use a /28 or larger")
+        return net
+
+    def count(self, value, field):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 50:
+            self.fail(field, f"{value!r} is not a count from 1 to 50", "write a whole number, e.g. 2")
+        return value
+
+    def host(self, name, role, switch, n, field):
+        if HOST_OFFSET + n >= switch.subnet.num_addresses - 1:
+            self.fail(field, f"subnet {switch.subnet} has no address for host {n}",
+                      "use a larger subnet or fewer hosts")
+        ip = switch.subnet.network_address + HOST_OFFSET + n
+        mac = "02:00:" + ":".join(f"{b:02x}" for b in ip.packed)
+        return Host(name=name, role=role, switch=switch.name,
+                    ip=ipaddress.IPv4Interface(f"{ip}/{switch.subnet.prefixlen}"), mac=mac)
+
+    def link(self, name, spec, kinds):
+        field = f"links.{name}"
+        self.name(name, field)
+        self.mapping(spec, field, LINK_KEYS, required=("between",))
+        between = spec["between"]
+        if (not isinstance(between, list) or len(between) != 2
+                or not all(isinstance(x, str) for x in between)):
+            self.fail(f"{field}.between", f"{between!r} is not two switch names",
+                      "write e.g. [dc1, dc2]")
+        a, b = between
+        for end in (a, b):
+            if end not in kinds:
+                self.fail(f"{field}.between", f"unknown site or edge {end!r}",
+                          "use one of: " + ", ".join(kinds))
+        if a == b:
+            self.fail(f"{field}.between", f"links {a} to itself", "name two different switches")
+        pair = sorted([kinds[a], kinds[b]])
+        if pair == ["edge", "edge"]:
+            self.fail(f"{field}.between", "links two client edges",
+                      "link each client edge to one or more sites")
+        kind = "dci" if pair == ["site", "site"] else "edge"
+        return Link(name=name, a=a, b=b, kind=kind,
+                    bw=self.bandwidth(spec.get("bw"), f"{field}.bw"),
+                    delay_ms=self.duration(spec.get("delay", 0), f"{field}.delay"),
+                    jitter_ms=self.duration(spec.get("jitter", 0), f"{field}.jitter"),
+                    loss=self.percent(spec.get("loss", 0), f"{field}.loss"),
+                    queue=self.queue(spec.get("queue", DEFAULT_QUEUE), f"{field}.queue"))
+
+    def bandwidth(self, value, field):
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.fail(field, f"{value!r} is not a number",
+                      "bw is in Mbit/s: write a number, e.g. 100")
+        if not 0 < value <= MAX_BW:
+            self.fail(field, f"{value} Mbit/s is out of range",
+                      f"use more than 0 and at most {MAX_BW} Mbit/s")
+        return float(value)
+
+    def duration(self, value, field):
+        """A time with a unit ('2ms', '500us', '0.1s') in ms; a bare 0 is allowed."""
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value == 0:
+            return 0.0
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            self.fail(field, f"{value} has no unit", f"write e.g. '{value}ms'")
+        text = str(value)
+        if text.strip().startswith("-"):
+            self.fail(field, f"{text!r} is negative", "use a time of 0 or more, e.g. '2ms'")
+        match = TIME_RE.match(text)
+        if not match:
+            self.fail(field, f"{text!r} is not a time", "write a number and a unit: us, ms or s, e.g. '2ms'")
+        ms = float(match.group(1)) * TIME_UNITS_MS[match.group(2)]
+        if ms > 10000:
+            self.fail(field, f"{text} is longer than 10 s", "use a delay of at most 10s")
+        return ms
+
+    def percent(self, value, field):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 100:
+            self.fail(field, f"{value!r} is not a percentage from 0 to 100",
+                      "loss is in percent: write e.g. 0.5")
+        return float(value)
+
+    def queue(self, value, field):
+        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 100000:
+            self.fail(field, f"{value!r} is not a packet count from 1 to 100000",
+                      "queue is in packets: write a whole number, e.g. 100")
+        return value
+
+    def unique_names(self, switches, hosts, links):
+        seen = {}
+        for kind, items in (("switch", switches), ("host", hosts), ("link", links)):
+            for item in items:
+                if item.name in seen:
+                    self.fail(f"{kind} {item.name}", f"name already used by a {seen[item.name]}",
+                              "give every site, edge, host and link its own name")
+                seen[item.name] = kind
+
+    def interface_names(self, topo):
+        """Every interface the builder will create must fit Linux's 15 characters."""
+        names = [(f"sites.{s.name}" if s.kind == "site" else f"edges.{s.name}", p.intf)
+                 for s in topo.switches for p in topo.ports(s.name)]
+        names += [(f"host {h.name}", h.intf) for h in topo.hosts]
+        names += [(f"links.{l.name}", f"{l.name}-eth1") for l in topo.links]
+        for field, intf in names:
+            if len(intf) > IFNAMSIZ:
+                self.fail(field, f"name too long for Linux interfaces ({intf!r} has "
+                                 f"{len(intf)} > {IFNAMSIZ} characters)",
+                          "use a shorter name (at most 10 characters is always safe)")
+
+    def connected(self, topo):
+        """Every switch must be reachable from every other over the links."""
+        adjacency = {s.name: set() for s in topo.switches}
+        for l in topo.links:
+            adjacency[l.a].add(l.b)
+            adjacency[l.b].add(l.a)
+        start = topo.switches[0].name
+        seen, todo = {start}, [start]
+        while todo:
+            for nxt in adjacency[todo.pop()] - seen:
+                seen.add(nxt)
+                todo.append(nxt)
+        missing = [s.name for s in topo.switches if s.name not in seen]
+        if missing:
+            self.fail("links", f"{', '.join(missing)} not connected to {start}",
+                      "add a link to every site and edge")
