@@ -1,0 +1,56 @@
+"""The ledger, the lock and exact teardown, on real processes the test starts itself."""
+
+import subprocess
+import sys
+
+import pytest
+
+from lab import state
+from lab.errors import LabError
+
+
+def sleeper():
+    return subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+
+
+def test_ledger_survives_reload(state_dir):
+    ledger = state.Ledger.create("dual-active")
+    ledger.add_bridge("dc1")
+    ledger.add_interfaces("dc1-eth1", "dc1-eth1", "dc1-eth2")
+    again = state.Ledger.load()
+    assert again.data["bridges"] == ["dc1"]
+    assert again.data["interfaces"] == ["dc1-eth1", "dc1-eth2"]
+    assert again.owner_alive()
+
+
+def test_teardown_stops_recorded_processes_and_removes_the_file(state_dir):
+    proc = sleeper()
+    ledger = state.Ledger.create("test")
+    ledger.add_process(proc.pid, "sleeper")
+    assert state.leftovers(ledger) == [f"process {proc.pid} (sleeper)"]
+    assert state.teardown(ledger, log=lambda m: None) == []
+    assert proc.wait(5) is not None
+    assert state.leftovers(ledger) == []
+    assert state.Ledger.load() is None
+
+
+def test_a_reused_pid_is_not_signalled(state_dir):
+    proc = sleeper()
+    try:
+        ledger = state.Ledger.create("test")
+        ledger.add_process(proc.pid, "sleeper")
+        ledger.data["processes"][0]["start_time"] -= 1        # as if the PID now belongs to another
+        state.teardown(ledger, log=lambda m: None)
+        assert proc.poll() is None
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_second_lock_is_refused_naming_the_running_lab(state_dir):
+    state.Ledger.create("dual-active")
+    with state.RunLock():
+        with pytest.raises(LabError, match="another lab is running: dual-active"):
+            state.RunLock().acquire()
+    with state.RunLock():                                      # free again once released
+        pass

@@ -1,0 +1,125 @@
+import textwrap
+
+import pytest
+
+from lab.errors import TopologyError
+from lab.topology import available_topologies, load_topology, parse_topology
+
+GOOD = """
+sites:
+  dc1: {subnet: 10.1.0.0/24, servers: 2}
+  dc2: {subnet: 10.2.0.0/24, servers: 1}
+edges:
+  edge: {subnet: 10.100.0.0/24, clients: 2}
+links:
+  dci-a: {between: [dc1, dc2], bw: 100, delay: 2ms}
+  edge-dc1: {between: [edge, dc1], delay: 500us, jitter: 0.1ms, loss: 1, queue: 50}
+"""
+
+
+def parse(text):
+    return parse_topology(textwrap.dedent(text), source="t.yaml")
+
+
+def error_of(text):
+    with pytest.raises(TopologyError) as info:
+        parse(text)
+    return info.value
+
+
+def test_good_topology_builds_hosts_addresses_and_ports():
+    topo = parse(GOOD)
+    assert [h.name for h in topo.hosts] == ["dc1-srv1", "dc1-srv2", "dc2-srv1", "client1", "client2"]
+    assert str(topo.host("dc1-srv2").ip) == "10.1.0.12/24"
+    assert topo.host("dc1-srv2").mac == "02:00:0a:01:00:0c"
+    assert str(topo.switch("dc2").gateway) == "10.2.0.1"
+    assert topo.link("dci-a").kind == "dci" and topo.link("edge-dc1").kind == "edge"
+    assert topo.link("edge-dc1").delay_ms == 0.5
+    assert topo.link("edge-dc1").jitter_ms == pytest.approx(0.1)
+    assert [p.intf for p in topo.ports("dc1")] == ["dc1-eth1", "dc1-eth2", "dc1-eth3", "dc1-eth4"]
+    assert topo.port_to("dc1", "edge-dc1").number == 4
+    assert len({s.dpid for s in topo.switches}) == 3
+
+
+def test_shipped_dual_active_has_two_diverse_dci_links_and_two_clients():
+    topo = load_topology("dual-active")
+    dci = topo.dci_links
+    assert len(dci) == 2 and {l.ends for l in dci} == {("dc1", "dc2")}
+    assert dci[0].delay_ms != dci[1].delay_ms
+    assert len(topo.clients) >= 2
+    assert all(len(topo.hosts_at(s.name)) >= 2 for s in topo.sites)
+    edge_delays = {l.b: l.delay_ms for l in topo.links if l.kind == "edge"}
+    assert edge_delays["dc1"] != edge_delays["dc2"]
+
+
+def test_every_shipped_topology_is_valid():
+    for name in available_topologies():
+        assert load_topology(name).name
+
+
+@pytest.mark.parametrize("text, field, words", [
+    ("sites: {dc1: {subnet: 10.1.0.0/24, colour: red}}", "sites.dc1.colour", "unknown key"),
+    ("sites: {dc1: {subnet: 10.1.0.0/24}}\nlinkz: {}", "linkz", "unknown key"),
+    ("sites: {dc1: {subnet: 10.1.0.0/24}, dc2: {subnet: 10.2.0.0/24}}\n"
+     "links: {l: {between: [dc1, dc2], bw: -5}}", "links.l.bw", "out of range"),
+    ("sites: {dc1: {subnet: 10.1.0.0/24}, dc2: {subnet: 10.2.0.0/24}}\n"
+     "links: {l: {between: [dc1, dc2], delay: 2}}", "links.l.delay", "no unit"),
+    ("sites: {dc1: {subnet: 10.1.0.0/24}, dc2: {subnet: 10.2.0.0/24}}\n"
+     "links: {l: {between: [dc1, dc2], delay: -2ms}}", "links.l.delay", "negative"),
+    ("sites: {dc1: {subnet: 10.1.0.0/24}, dc2: {subnet: 10.2.0.0/24}}\n"
+     "links: {l: {between: [dc1, dc2], delay: 2 parsecs}}", "links.l.delay", "not a time"),
+    ("sites: {dc1: {subnet: 10.1.0.0/24}, dc2: {subnet: 10.2.0.0/24}}\n"
+     "links: {l: {between: [dc1, dc2], loss: 120}}", "links.l.loss", "percentage"),
+    ("sites: {dc1: {subnet: 10.1.0.0/24}, dc2: {subnet: 10.2.0.0/24}}\n"
+     "links: {l: {between: [dc1, dc2], queue: 0}}", "links.l.queue", "packet count"),
+    ("sites: {dc1: {subnet: 10.1.0.0/24}}\nlinks: {l: {between: [dc1, dc9]}}",
+     "links.l.between", "unknown site"),
+    ("sites: {dc1: {subnet: 10.1.0.0/24}}\nlinks: {l: {between: [dc1, dc1]}}",
+     "links.l.between", "itself"),
+    ("sites: {dc1: {subnet: 10.1.0.0/24}, dc2: {subnet: 10.1.0.128/25}}",
+     "sites.dc2.subnet", "overlaps"),
+    ("sites: {dc1: {subnet: 10.1.0.5/24}}", "sites.dc1.subnet", "not an IPv4 subnet"),
+    ("sites: {dc1: {subnet: 10.1.0.0/24}, dc1: {subnet: 10.2.0.0/24}}", "line", "duplicate key"),
+    ("sites: {dc1: {subnet: 10.1.0.0/24}, dc2: {subnet: 10.2.0.0/24}}\n"
+     "links: {dc2: {between: [dc1, dc2]}}", "link dc2", "already used"),
+    ("sites: {datacenter1: {subnet: 10.1.0.0/24}}", "sites.datacenter1", "too long"),
+    ("sites: {dc1: {subnet: 10.1.0.0/24}, dc2: {subnet: 10.2.0.0/24}}", "links", "not connected"),
+    ("sites: {DC1: {subnet: 10.1.0.0/24}}", "sites.DC1", "bad name"),
+    ("sites: {dc1: {subnet: 10.1.0.0/28, servers: 5}}", "sites.dc1", "no address"),
+    ("sites: {dc1: {subnet: 10.1.0.0/24}}\nedges: {e1: {subnet: 10.9.0.0/24}, "
+     "e2: {subnet: 10.8.0.0/24}}\nlinks: {l: {between: [e1, e2]}}", "links.l.between",
+     "two client edges"),
+    ("", "file", "empty"),
+    ("sites: [dc1", "line", "not valid YAML"),
+])
+def test_bad_topologies_raise_one_line_naming_file_field_and_fix(text, field, words):
+    exc = error_of(text)
+    message = str(exc)
+    assert message.startswith("t.yaml: "), message
+    assert exc.field.startswith(field), message
+    assert words in message
+    assert "\n" not in message
+    assert exc.fix and exc.fix in message
+
+
+def test_unknown_topology_name_lists_the_shipped_ones():
+    with pytest.raises(TopologyError) as info:
+        load_topology("no-such-topology")
+    assert "dual-active" in str(info.value)
+
+
+def test_mininet_custom_topology_matches_the_model():
+    pytest.importorskip("mininet")
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[2] / "topologies" / "mn_topos.py"
+    spec = importlib.util.spec_from_file_location("mn_topos", path)
+    mn_topos = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mn_topos)
+    mn = mn_topos.topos["dual-active"]()
+    model = load_topology("dual-active")
+    assert sorted(mn.switches()) == sorted(s.name for s in model.switches)
+    assert sorted(mn.hosts()) == sorted(h.name for h in model.hosts)
+    info = mn.linkInfo("dc1", "dc2", "dci-b")
+    assert (info["bw"], info["delay"], info["max_queue_size"]) == (50.0, "5ms", 100)
+    assert mn.nodeInfo("client1")["defaultRoute"] == "dev client1-eth0"
