@@ -1,0 +1,110 @@
+"""dual-active for real: reachability, link fidelity, and exact teardown however the run ends."""
+
+import json
+import signal
+
+import pytest
+
+from lab.topology import load_topology
+from tests.emulation.conftest import lab_leftovers
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """One quick dual-active run shared by the assertions below."""
+    import subprocess
+    import sys
+    from tests.emulation.conftest import REPO
+    out = tmp_path_factory.mktemp("results")
+    proc = subprocess.run([sys.executable, str(REPO / "lab" / "run.py"), "dual-active", "--quick",
+                           "--out", str(out)], capture_output=True, text=True, timeout=300)
+    run_dir = next((out / "dual-active").iterdir())
+    return proc, run_dir, json.loads((run_dir / "metrics.json").read_text())
+
+
+def test_run_succeeds_and_every_host_reaches_every_other(quick_run):
+    proc, run_dir, metrics = quick_run
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    reach = metrics["reachability"]
+    assert reach["pairs"] == 30 and reach["reachable"] == 30, reach["unreachable"]
+
+
+def test_each_dci_link_rtt_is_twice_its_configured_delay(quick_run):
+    _, _, metrics = quick_run
+    topo = load_topology("dual-active")
+    rtts = {m["link"]: m for m in metrics["fidelity"] if m["metric"] == "rtt_ms"}
+    assert set(rtts) == {l.name for l in topo.links}
+    for link in topo.links:
+        m = rtts[link.name]
+        expected = 2 * link.delay_ms
+        assert m["configured"] == expected
+        assert abs(m["measured"] - expected) <= max(0.15 * expected, 1.0), m
+
+
+def test_each_link_delivers_its_configured_bandwidth(quick_run):
+    _, _, metrics = quick_run
+    topo = load_topology("dual-active")
+    tput = {m["link"]: m for m in metrics["fidelity"] if m["metric"] == "throughput_mbit"}
+    for link in topo.links:
+        assert abs(tput[link.name]["measured"] - link.bw) <= 0.15 * link.bw, tput[link.name]
+
+
+def test_results_folder_holds_parameters_platform_and_samples(quick_run):
+    proc, run_dir, _ = quick_run
+    platform = json.loads((run_dir / "platform.json").read_text())
+    assert platform["datapath"] in ("kernel", "user")
+    assert platform["delay_method"] in ("netem", "delayline")
+    assert platform["kernel"] and platform["open_vswitch"]
+    assert f"{platform['delay_label']}" in proc.stdout          # the summary says which it used
+    params = json.loads((run_dir / "params.json").read_text())
+    assert params["topology"]["name"] == "dual-active"
+    samples = (run_dir / "rtt_samples.csv").read_text().splitlines()
+    assert samples[0] == "link,seq,rtt_ms" and len(samples) > 4 * 15
+    for link in ("dci-a", "dci-b"):
+        report = json.loads((run_dir / f"iperf3-{link}.json").read_text())
+        assert report["end"]["sum_received"]["bytes"] > 0
+
+
+def test_nothing_is_left_after_a_normal_run(quick_run):
+    _, run_dir, _ = quick_run
+    assert lab_leftovers(run_dir=run_dir) == []
+
+
+@pytest.mark.parametrize("sig, when, code", [
+    (signal.SIGINT, "measuring dci link dci-a", 130),
+    (signal.SIGTERM, "building dual-active", 143),
+])
+def test_interrupted_run_leaves_nothing(lab_process, tmp_path, sig, when, code):
+    run = lab_process("dual-active", "--quick", "--out", str(tmp_path))
+    run.wait_for(when)
+    run.signal(sig)
+    rc, out, err = run.finish()
+    assert rc == code, out + err
+    assert "torn down" in err and "Traceback" not in err
+    assert lab_leftovers(run_dir=tmp_path) == []
+
+
+def test_a_second_lab_is_refused_while_one_runs(lab_process, tmp_path):
+    first = lab_process("dual-active", "--quick", "--out", str(tmp_path / "a"))
+    first.wait_for("checking all-pairs reachability")
+    second = lab_process("dual-active", "--quick", "--out", str(tmp_path / "b"))
+    rc, out, err = second.finish()
+    assert rc == 1
+    assert "another lab is running: dual-active" in err and err.count("\n") == 1
+    first.signal(signal.SIGINT)
+    assert first.finish()[0] == 130
+    assert lab_leftovers(run_dir=tmp_path) == []
+
+
+def test_clean_removes_what_a_killed_run_left(lab_process, tmp_path):
+    run = lab_process("dual-active", "--quick", "--out", str(tmp_path))
+    run.wait_for("checking all-pairs reachability")
+    run.signal(signal.SIGKILL)
+    run.finish()
+    left = lab_leftovers(run_dir=tmp_path)
+    assert any(item.startswith("bridge") for item in left)     # a crash really leaves things
+    clean = lab_process("clean")
+    rc, out, err = clean.finish()
+    assert rc == 0, out + err
+    assert "removing what this run left: dual-active" in out
+    assert lab_leftovers(run_dir=tmp_path) == []
