@@ -41,6 +41,9 @@ def run(ctx):
         unreachable = [(s, d) for s, d, ok in pairs if not ok]
         log(f"sites up and verified in {verified_s:.1f}s: "
             f"{len(pairs) - len(unreachable)}/{len(pairs)} host pairs reachable")
+        base = fidelity.base_rtt(lab)
+        if base:
+            log(f"base RTT through switch {base[0]} alone: {base[1]:.2f} ms")
         for link in sorted(topo.links, key=lambda l: (l.kind != "dci", l.name)):
             log(f"measuring {link.kind} link {link.name} ({link.a}-{link.b})")
             found, rtts = fidelity.measure_link(lab, link, pings=pings, seconds=seconds,
@@ -65,6 +68,7 @@ def run(ctx):
         "seconds_total": round(torn_down_s, 2),
         "reachability": {"pairs": len(pairs), "reachable": len(pairs) - len(unreachable),
                          "unreachable": unreachable},
+        "base_rtt_ms": {"switch": base[0], "rtt_ms": round(base[1], 3)} if base else None,
         "fidelity": [m.to_dict() for m in measurements],
         "fidelity_ok": all(m.ok for m in measurements),
         "rtt_jitter_ms": {name: round(statistics.pstdev([r for n, _, r in samples if n == name]), 3)
@@ -80,6 +84,8 @@ def run(ctx):
         f"delay by {ctx.platform.delay_label} ({ctx.platform.delay_reason})",
         f"reachability: {metrics['reachability']['reachable']}/{len(pairs)} host pairs; "
         f"up in {built_s:.1f}s, verified in {verified_s:.1f}s",
+        (f"base RTT through one switch ({base[0]}): {base[1]:.2f} ms, part of every measured RTT"
+         if base else ""),
         "",
         format_table(["link", "kind", "metric", "configured", "measured", "tolerance", "verdict",
                       "path"], rows),

@@ -9,6 +9,10 @@ job: HTB on the switch ports shapes the link before the frames reach it.
 Unlike netem, jitter never reorders frames (a frame leaves no earlier than the one before it),
 which keeps TCP measurements meaningful.
 
+Timing: a frame's clock starts at its kernel receive timestamp (SO_TIMESTAMPNS), not when
+Python gets to it, and the line wakes up early by its own measured wake-up lateness (a moving
+average), so the delay it adds is the configured one rather than that plus the scheduler's.
+
     python -m lab.delayline --a dci-a-eth0 --b dci-a-eth1 --delay-ms 2 --stats stats.json
 
 It prints ``ready`` once both interfaces are open, and writes its counters to --stats as JSON
@@ -17,17 +21,24 @@ when it stops (SIGTERM or SIGINT).
 
 import argparse
 import collections
+import ctypes
 import json
 import random
 import select
 import signal
 import socket
+import struct
 import sys
 import time
 
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4          # a frame we sent ourselves, seen again by the packet socket
 RCVBUF = 4 << 20
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
+CMSG_LEN = socket.CMSG_SPACE(16)
+PR_SET_TIMERSLACK = 29
+SEND_EARLY = 50e-6           # send a frame this close to its due time rather than sleep again
+MAX_LATENESS = 2e-3          # never aim earlier than this
 
 
 class Direction:
@@ -43,9 +54,27 @@ class Direction:
 def open_socket(intf):
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
+    sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     sock.bind((intf, ETH_P_ALL))
     sock.setblocking(False)
     return sock
+
+
+def kernel_time(ancdata, default):
+    """The frame's kernel receive time (CLOCK_REALTIME seconds) from its ancillary data."""
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= 16:
+            sec, nsec = struct.unpack("qq", data[:16])
+            return sec + nsec * 1e-9
+    return default
+
+
+def tight_timers():
+    """Ask for 1 ns timer slack (default 50 us): our sleeps end when asked."""
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_TIMERSLACK, 1, 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
 
 
 def due_time(now, delay, jitter, rng, last_due):
@@ -69,17 +98,19 @@ class DelayLine:
             self.sock_b: Direction(f"{intf_b}>{intf_a}", self.sock_b, self.sock_a),
         }
         self.running = True
+        self.lateness = 0.0          # moving average of how late a timed wake-up comes
 
     def receive(self, direction):
         """Read every waiting frame of one direction and queue it (or drop it)."""
-        now = time.monotonic()
+        fallback = time.time()
         while True:
             try:
-                frame, addr = direction.rx.recvfrom(65535)
+                frame, ancdata, _, addr = direction.rx.recvmsg(65535, CMSG_LEN)
             except BlockingIOError:
                 return
             if addr[2] == PACKET_OUTGOING:
                 continue
+            now = kernel_time(ancdata, fallback)
             direction.counters["received"] += 1
             if self.loss and self.rng.random() < self.loss:
                 direction.counters["lost"] += 1
@@ -104,21 +135,24 @@ class DelayLine:
     def run(self):
         sockets = list(self.directions)
         while self.running:
-            now = time.monotonic()
+            now = time.time()
             heads = [d.queue[0][0] for d in self.directions.values() if d.queue]
-            timeout = max(0.0, min(heads) - now) if heads else 0.5
-            try:
-                readable, _, _ = select.select(sockets, [], [], timeout)
-            except InterruptedError:
-                continue
+            target = min(heads) - self.lateness if heads else None
+            timeout = max(0.0, target - now) if heads else 0.5
+            readable, _, _ = select.select(sockets, [], [], timeout)
+            now = time.time()
+            if not readable and heads and timeout > 0:
+                late = min(max(now - target, 0.0), MAX_LATENESS)
+                self.lateness += 0.1 * (late - self.lateness)
             for sock in readable:
                 self.receive(self.directions[sock])
-            now = time.monotonic()
             for direction in self.directions.values():
-                self.send_due(direction, now)
+                self.send_due(direction, now + SEND_EARLY)
 
     def stats(self):
-        return {d.name: dict(d.counters, queued=len(d.queue)) for d in self.directions.values()}
+        stats = {d.name: dict(d.counters, queued=len(d.queue)) for d in self.directions.values()}
+        stats["wakeup_lateness_us"] = round(self.lateness * 1e6, 1)
+        return stats
 
 
 def main(argv=None):
@@ -140,6 +174,7 @@ def main(argv=None):
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    tight_timers()
     print("ready", flush=True)
     line.run()
     if args.stats:

@@ -70,6 +70,20 @@ def measure_link(lab, link, pings=40, interval=0.05, seconds=3.0, run_dir=None):
     return results, samples
 
 
+def base_rtt(lab, pings=20, interval=0.05):
+    """Median RTT between two hosts on the same switch: the emulation's own cost, no shaped link.
+
+    Returns (switch, rtt_ms) for the first switch with two hosts, or None."""
+    for switch in lab.topo.switches:
+        hosts = lab.topo.hosts_at(switch.name)
+        if len(hosts) >= 2:
+            traffic.wait_reachable(lab, hosts[0].name, hosts[1].ip.ip)
+            rtts = [r for _, r in traffic.ping(lab, hosts[0].name, hosts[1].ip.ip, pings, interval)[2]]
+            if rtts:
+                return switch.name, statistics.median(rtts)
+    return None
+
+
 def all_pairs(lab, wait=10.0):
     """Ping every host from every other host; returns [(src, dst, reachable)]."""
     hosts = lab.topo.hosts

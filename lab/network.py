@@ -15,7 +15,6 @@ run's Ledger before it is created (see lab/state.py).
 import contextlib
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 

@@ -10,34 +10,22 @@ Whatever `python` runs this file, it re-executes itself in the project's .venv (
 install.sh), so `sudo python` cannot pick up an interpreter without the lab's packages.
 """
 
-import os
 import sys
 import time
 from pathlib import Path
 
 T0 = time.monotonic()
 REPO = Path(__file__).resolve().parent.parent
-VENV = REPO / ".venv"
+sys.path.insert(0, str(REPO))
 
-
-def ensure_venv():
-    """Re-exec in .venv's Python unless already there (stdlib only: runs before any import)."""
-    if Path(sys.prefix).resolve() == VENV.resolve():
-        return
-    python = VENV / "bin" / "python"
-    if not python.exists():
-        sys.stderr.write(f"error: ActiveLab is not set up here ({python} is missing); "
-                         f"run as root: bash {REPO / 'install.sh'}\n")
-        sys.exit(2)
-    os.execv(str(python), [str(python), str(Path(__file__).resolve())] + sys.argv[1:])
-
+from lab.venv import ensure_venv  # noqa: E402  (stdlib only)
 
 if __name__ == "__main__":
     ensure_venv()
-sys.path.insert(0, str(REPO))
 
 import argparse            # noqa: E402  (after the re-exec on purpose)
 import json                # noqa: E402
+import os                  # noqa: E402
 import signal              # noqa: E402
 
 from lab import probe, state                                         # noqa: E402

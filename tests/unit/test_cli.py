@@ -59,8 +59,9 @@ def test_any_python_is_redirected_into_the_project_venv():
 
 def test_without_setup_the_message_says_to_run_the_installer(tmp_path):
     (tmp_path / "lab").mkdir()
+    for name in ("__init__.py", "venv.py", "run.py"):
+        (tmp_path / "lab" / name).write_text((REPO / "lab" / name).read_text())
     script = tmp_path / "lab" / "run.py"
-    script.write_text((REPO / "lab" / "run.py").read_text())
     proc = subprocess.run([sys.executable, str(script), "list"], capture_output=True, text=True,
                           timeout=30)
     assert proc.returncode == 2

@@ -12,11 +12,11 @@ class FakeSocket:
         self.inbox = []          # (frame, pkttype)
         self.sent = []
 
-    def recvfrom(self, size):
+    def recvmsg(self, size, ancsize):
         if not self.inbox:
             raise BlockingIOError
         frame, pkttype = self.inbox.pop(0)
-        return frame, ("if", 3, pkttype, 1, b"")
+        return frame, [], 0, ("if", 3, pkttype, 1, b"")
 
     def send(self, frame):
         self.sent.append(frame)
@@ -25,7 +25,7 @@ class FakeSocket:
 def make_line(delay_ms=2.0, jitter_ms=0.0, loss=0.0, limit=1000, seed=1):
     line = delayline.DelayLine.__new__(delayline.DelayLine)
     line.delay, line.jitter, line.loss = delay_ms / 1000, jitter_ms / 1000, loss / 100
-    line.limit, line.rng, line.running = limit, random.Random(seed), True
+    line.limit, line.rng, line.running, line.lateness = limit, random.Random(seed), True, 0.0
     a, b = FakeSocket(), FakeSocket()
     line.directions = {a: delayline.Direction("a>b", a, b), b: delayline.Direction("b>a", b, a)}
     return line, a, b
@@ -33,7 +33,7 @@ def make_line(delay_ms=2.0, jitter_ms=0.0, loss=0.0, limit=1000, seed=1):
 
 def test_frames_leave_after_the_delay_in_order(monkeypatch):
     line, a, b = make_line(delay_ms=2.0)
-    monkeypatch.setattr(delayline.time, "monotonic", lambda: 10.0)
+    monkeypatch.setattr(delayline.time, "time", lambda: 10.0)
     a.inbox = [(b"f1", 0), (b"f2", 0)]
     line.receive(line.directions[a])
     line.send_due(line.directions[a], 10.0019)
@@ -85,3 +85,10 @@ def check_jitter(rng, spacing):
     if spacing > 0.004:
         assert max(dues) - min(dues) > 0.003      # jitter really varies the delay
         assert sum(dues) / len(dues) == pytest.approx(0.005, abs=0.0002)
+
+
+def test_kernel_receive_timestamp_starts_the_clock():
+    import struct
+    anc = [(delayline.socket.SOL_SOCKET, delayline.SO_TIMESTAMPNS, struct.pack("qq", 12, 500000000))]
+    assert delayline.kernel_time(anc, 99.0) == 12.5
+    assert delayline.kernel_time([], 99.0) == 99.0
