@@ -161,26 +161,24 @@ class Platform:
         return "netem" if self.delay_method == "netem" else "userspace delay line"
 
 
+def _choose(option, requested, available, kernel_way, user_way, feature):
+    """(choice, reason) for one option: the kernel's way when asked or when auto and present."""
+    if requested == kernel_way and not available:
+        raise LabError(f"{option} {kernel_way}: this kernel has no {feature}; "
+                       f"use {option} {user_way} (or auto)")
+    if requested != "auto":
+        return requested, f"{option} {requested}"
+    if available:
+        return kernel_way, f"{feature} present"
+    return user_way, f"no {feature} in this kernel"
+
+
 def choose_platform(datapath="auto", delay_method="auto"):
     """Pick the datapath and delay method (auto: the kernel's when it has them)."""
-    kernel = has_kernel_datapath()
-    if datapath == "kernel" and not kernel:
-        raise LabError("--datapath kernel: this kernel has no openvswitch module; "
-                       "use --datapath user (or auto)")
-    if datapath == "auto":
-        datapath = "kernel" if kernel else "user"
-        dp_reason = "openvswitch kernel module present" if kernel else "no openvswitch kernel module"
-    else:
-        dp_reason = f"--datapath {datapath}"
-    netem = has_netem()
-    if delay_method == "netem" and not netem:
-        raise LabError("--delay-method netem: this kernel has no sch_netem; "
-                       "use --delay-method delayline (or auto)")
-    if delay_method == "auto":
-        delay_method = "netem" if netem else "delayline"
-        dl_reason = "sch_netem present" if netem else "no sch_netem in this kernel"
-    else:
-        dl_reason = f"--delay-method {delay_method}"
+    datapath, dp_reason = _choose("--datapath", datapath, has_kernel_datapath(), "kernel", "user",
+                                  "openvswitch kernel module")
+    delay_method, dl_reason = _choose("--delay-method", delay_method, has_netem(), "netem",
+                                      "delayline", "sch_netem")
     return Platform(datapath, dp_reason, delay_method, dl_reason)
 
 

@@ -67,3 +67,17 @@ def test_without_setup_the_message_says_to_run_the_installer(tmp_path):
     assert proc.returncode == 2
     assert "not set up" in proc.stderr and "install.sh" in proc.stderr
     assert proc.stderr.count("\n") == 1
+
+
+def test_platform_choice_follows_what_the_kernel_has(monkeypatch):
+    import pytest
+    from lab import probe
+    from lab.errors import LabError
+    monkeypatch.setattr(probe, "has_kernel_datapath", lambda: False)
+    monkeypatch.setattr(probe, "has_netem", lambda: True)
+    chosen = probe.choose_platform()
+    assert (chosen.datapath, chosen.delay_method) == ("user", "netem")
+    assert chosen.datapath_reason == "no openvswitch kernel module in this kernel"
+    assert probe.choose_platform("user", "delayline").delay_reason == "--delay-method delayline"
+    with pytest.raises(LabError, match="--datapath kernel: this kernel has no openvswitch"):
+        probe.choose_platform("kernel")
