@@ -34,7 +34,8 @@ TIME_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 DEFAULT_QUEUE = 1000            # packets, Linux's default txqueuelen
 MAX_BW = 10000                  # Mbit/s; the emulation cannot do more, and rarely that
 
-TOP_KEYS = {"name", "description", "sites", "edges", "links"}
+TOP_KEYS = {"name", "description", "sites", "edges", "links", "services"}
+SERVICE_KEYS = {"vip", "port", "servers", "primary", "description"}
 SITE_KEYS = {"subnet", "servers", "location", "description"}
 EDGE_KEYS = {"subnet", "clients", "location", "description"}
 LINK_KEYS = {"between", "bw", "delay", "jitter", "loss", "queue", "description"}
@@ -93,6 +94,19 @@ class Link:
 
 
 @dataclass(frozen=True)
+class Service:
+    """An anycast service: one VIP (on the servers' loopback) served from several sites.
+
+    port is the TCP port health checks and clients use; primary is the site a primary/backup
+    policy serves from while it is healthy."""
+    name: str
+    vip: ipaddress.IPv4Address
+    port: int
+    servers: tuple
+    primary: str
+
+
+@dataclass(frozen=True)
 class Port:
     """One switch port as the builder creates it: OpenFlow port number, interface, what is behind."""
     switch: str
@@ -110,6 +124,7 @@ class Topology:
     switches: tuple
     hosts: tuple
     links: tuple
+    services: tuple = ()
 
     def switch(self, name):
         return next(s for s in self.switches if s.name == name)
@@ -162,6 +177,9 @@ class Topology:
             "links": [{"name": l.name, "between": [l.a, l.b], "kind": l.kind, "bw_mbit": l.bw,
                        "delay_ms": l.delay_ms, "jitter_ms": l.jitter_ms, "loss_pct": l.loss,
                        "queue_pkts": l.queue} for l in self.links],
+            "services": [{"name": v.name, "vip": str(v.vip), "port": v.port,
+                          "servers": list(v.servers), "primary": v.primary}
+                         for v in self.services],
         }
 
 
@@ -305,9 +323,15 @@ class _Validator:
         raw_links = self.mapping(doc.get("links") or {}, "links", set(doc.get("links") or {}))
         links = [self.link(lname, spec, kinds) for lname, spec in raw_links.items()]
 
+        raw_services = self.mapping(doc.get("services") or {}, "services",
+                                    set(doc.get("services") or {}))
+        services = [self.service(vname, spec, switches, hosts, subnets)
+                    for vname, spec in raw_services.items()]
+
         self.unique_names(switches, hosts, links)
         topo = Topology(name=name, description=description, source=self.source,
-                        switches=tuple(switches), hosts=tuple(hosts), links=tuple(links))
+                        switches=tuple(switches), hosts=tuple(hosts), links=tuple(links),
+                        services=tuple(services))
         self.interface_names(topo)
         self.connected(topo)
         return topo
@@ -376,6 +400,36 @@ class _Validator:
                     jitter_ms=self.duration(spec.get("jitter", 0), f"{field}.jitter"),
                     loss=self.percent(spec.get("loss", 0), f"{field}.loss"),
                     queue=self.queue(spec.get("queue", DEFAULT_QUEUE), f"{field}.queue"))
+
+    def service(self, name, spec, switches, hosts, subnets):
+        field = f"services.{name}"
+        self.name(name, field)
+        self.mapping(spec, field, SERVICE_KEYS, required=("vip",))
+        try:
+            vip = ipaddress.IPv4Address(str(spec["vip"]))
+        except ValueError:
+            self.fail(f"{field}.vip", f"{spec['vip']!r} is not an IPv4 address", "write e.g. 10.200.0.10")
+        for subnet_field, subnet in subnets:
+            if vip in subnet:
+                self.fail(f"{field}.vip", f"{vip} is inside {subnet_field} ({subnet})",
+                          "give the VIP an address outside every site and edge subnet")
+        port = spec.get("port", 80)
+        if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+            self.fail(f"{field}.port", f"{port!r} is not a TCP port", "write a number from 1 to 65535")
+        server_names = [h.name for h in hosts if h.role == "server"]
+        servers = spec.get("servers", server_names)
+        if not isinstance(servers, list) or not servers:
+            self.fail(f"{field}.servers", f"{servers!r} is not a list of servers",
+                      "write e.g. [dc1-srv1, dc2-srv1], or leave it out for every server")
+        for server in servers:
+            if server not in server_names:
+                self.fail(f"{field}.servers", f"unknown server {server!r}",
+                          "use server names such as " + ", ".join(server_names[:3]))
+        sites = [s.name for s in switches if s.kind == "site"]
+        primary = spec.get("primary", sites[0])
+        if primary not in sites:
+            self.fail(f"{field}.primary", f"unknown site {primary!r}", "use one of: " + ", ".join(sites))
+        return Service(name=name, vip=vip, port=port, servers=tuple(servers), primary=primary)
 
     def bandwidth(self, value, field):
         if value is None:

@@ -123,3 +123,22 @@ def test_mininet_custom_topology_matches_the_model():
     info = mn.linkInfo("dc1", "dc2", "dci-b")
     assert (info["bw"], info["delay"], info["max_queue_size"]) == (50.0, "5ms", 100)
     assert mn.nodeInfo("client1")["defaultRoute"] == "dev client1-eth0"
+
+
+def test_services_default_to_every_server_and_the_first_site():
+    topo = parse(GOOD + "services:\n  web: {vip: 10.200.0.10}\n")
+    (web,) = topo.services
+    assert str(web.vip) == "10.200.0.10" and web.port == 80
+    assert web.servers == ("dc1-srv1", "dc1-srv2", "dc2-srv1") and web.primary == "dc1"
+
+
+@pytest.mark.parametrize("service, field, words", [
+    ("{vip: 10.1.0.50}", "services.web.vip", "inside sites.dc1.subnet"),
+    ("{vip: 10.200.0.10, servers: [client1]}", "services.web.servers", "unknown server"),
+    ("{vip: 10.200.0.10, primary: edge}", "services.web.primary", "unknown site"),
+    ("{vip: 10.200.0.10, port: 0}", "services.web.port", "not a TCP port"),
+    ("{vip: nowhere}", "services.web.vip", "not an IPv4 address"),
+])
+def test_bad_services(service, field, words):
+    exc = error_of(GOOD + f"services:\n  web: {service}\n")
+    assert exc.field == field and words in str(exc)

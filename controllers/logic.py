@@ -1,0 +1,488 @@
+"""The controller's decisions, as pure code: events and `now` in, OpenFlow messages out.
+
+Pipeline on every switch (see ofmsg for the message types)::
+
+    table 0  classify   LLDP, ARP -> controller; IPv4 to the gateway MAC -> table 1;
+                        other IPv4 (already routed upstream) -> table 2; rest dropped
+    table 1  route      per-flow VIP pins; VIP, gateway and unknown-host packets -> controller;
+                        host /32 routes: eth_src := gateway MAC, eth_dst := host MAC, TTL - 1
+    table 2  forward    by destination host MAC: the host port, or toward the host's switch
+                        (protection: a fast-failover group with a loop-free backup;
+                        restoration: a plain output the controller recomputes on events)
+
+The anycast gateway: every switch answers ARP for every lab address with the same virtual MAC
+(so nothing is flooded, across the DCI or anywhere) and routes at the first hop. Hosts are
+learned from their ARP (a moved host is found again by its gratuitous ARP). Links are learned
+by LLDP; their cost is the declared latency. VIP flows go to the nearest site with a healthy
+server and stay there while that server is healthy.
+"""
+
+import ipaddress
+import zlib
+from dataclasses import dataclass
+
+import networkx as nx
+
+from controllers import packets
+from controllers.ofmsg import (CONTROLLER, T_CLASSIFY, T_FORWARD, T_ROUTE, TABLE, Flow, Group,
+                               PacketOut)
+
+ETH_IP, ETH_ARP, ETH_LLDP = 0x0800, 0x0806, 0x88CC
+HOP_COST_MS = 0.001            # breaks latency ties toward fewer hops
+VIP_COOKIE = 0x5650_0000       # cookie of a pinned VIP flow: VIP_COOKIE + server index
+HEALTH_PORT_BASE = 47000       # source port of the health check of server i: base + i
+GLEAN_INTERVAL = 1.0           # seconds between ARP searches for the same unknown address
+
+P_LLDP, P_ARP, P_ROUTED, P_TRANSIT = 1000, 900, 100, 50
+P_VIP_FLOW, P_VIP, P_GATEWAY, P_HOST, P_GLEAN = 3000, 2000, 1500, 1000, 10
+
+
+@dataclass
+class HostEntry:
+    ip: ipaddress.IPv4Address
+    mac: str
+    dpid: int
+    port: int
+    since: float
+
+
+@dataclass
+class ServerHealth:
+    name: str
+    ip: ipaddress.IPv4Address
+    index: int
+    up: bool = None            # None until the first verdict
+    misses: int = 0
+    oks: int = 0
+    pending: int = None        # sequence number of the unanswered check
+    seq: int = 1000
+
+
+class Fabric:
+    """The whole controller state and its decisions. Every event method returns messages."""
+
+    def __init__(self, intent):
+        self.intent = intent
+        self.gw_mac = intent.gateway_mac
+        self.ports = {}            # dpid -> {port: live}
+        self.peer = {}             # (dpid, port) -> (dpid, port), from LLDP
+        self.hosts = {}            # ip -> HostEntry
+        self.installed = {}        # Flow.key() -> Flow
+        self.groups = {}           # (dpid, group_id) -> buckets
+        self.pinned = {}           # (dpid, match items) -> server name, VIP flows we installed
+        self.glean_sent = {}       # ip -> time of the last ARP search
+        self.last_lldp = None
+        self.last_health = None
+        self.health = {}
+        index = 0
+        for service in intent.services:
+            for name, ip in service.servers:
+                if name not in self.health:
+                    self.health[name] = ServerHealth(name, ip, index)
+                    index += 1
+
+    # ------------------------------------------------------------------------- switches
+
+    def switch_connected(self, dpid, ports, now):
+        """A switch (re)connected with {port: live}; its tables were just cleared."""
+        self.ports[dpid] = dict(ports)
+        self.installed = {k: f for k, f in self.installed.items() if f.dpid != dpid}
+        self.groups = {k: b for k, b in self.groups.items() if k[0] != dpid}
+        self.pinned = {k: s for k, s in self.pinned.items() if k[0] != dpid}
+        msgs = [f for f in self.base_flows(dpid)]
+        for flow in msgs:
+            self.installed[flow.key()] = flow
+        msgs += self.lldp_out(dpid)
+        return msgs + self.sync()
+
+    def switch_disconnected(self, dpid, now):
+        self.ports.pop(dpid, None)
+        self.peer = {a: b for a, b in self.peer.items() if a[0] != dpid and b[0] != dpid}
+        self.installed = {k: f for k, f in self.installed.items() if f.dpid != dpid}
+        self.groups = {k: b for k, b in self.groups.items() if k[0] != dpid}
+        return self.sync()
+
+    def port_changed(self, dpid, port, live, now):
+        """A port's liveness changed (carrier, admin state or BFD)."""
+        if dpid not in self.ports or self.ports[dpid].get(port) == live:
+            return []
+        self.ports[dpid][port] = live
+        return self.sync()
+
+    def base_flows(self, dpid):
+        to_ctl = (("output", CONTROLLER),)
+        flows = [
+            Flow(dpid, T_CLASSIFY, P_LLDP, {"eth_type": ETH_LLDP}, to_ctl),
+            Flow(dpid, T_CLASSIFY, P_ARP, {"eth_type": ETH_ARP}, to_ctl),
+            Flow(dpid, T_CLASSIFY, P_ROUTED, {"eth_type": ETH_IP, "eth_dst": self.gw_mac},
+                 goto=T_ROUTE),
+            Flow(dpid, T_CLASSIFY, P_TRANSIT, {"eth_type": ETH_IP}, goto=T_FORWARD),
+            Flow(dpid, T_CLASSIFY, 0, {}),
+            Flow(dpid, T_ROUTE, 0, {}),
+            Flow(dpid, T_FORWARD, 0, {}),
+        ]
+        for service in self.intent.services:
+            flows.append(Flow(dpid, T_ROUTE, P_VIP, {"eth_type": ETH_IP,
+                                                     "ipv4_dst": str(service.vip)}, to_ctl))
+        for gateway in sorted(self.intent.gateways):
+            flows.append(Flow(dpid, T_ROUTE, P_GATEWAY, {"eth_type": ETH_IP,
+                                                         "ipv4_dst": str(gateway)}, to_ctl))
+        for subnet in self.intent.subnets:
+            flows.append(Flow(dpid, T_ROUTE, P_GLEAN, {"eth_type": ETH_IP, "ipv4_dst": (
+                str(subnet.network_address), str(subnet.netmask))}, to_ctl))
+        return flows
+
+    # ---------------------------------------------------------------------- topology
+
+    def fabric_ports(self, dpid):
+        return {p for (d, p) in self.peer if d == dpid}
+
+    def edge_ports(self, dpid):
+        return sorted(p for p in self.ports.get(dpid, {}) if (dpid, p) not in self.peer)
+
+    def lldp_out(self, dpid):
+        return [PacketOut(dpid, port, packets.lldp_frame(dpid, port))
+                for port in sorted(self.ports.get(dpid, {}))]
+
+    def lldp_in(self, dpid, port, info, now):
+        origin = packets.lldp_origin(info)
+        if origin is None or origin == (dpid, port) or origin[0] not in self.ports:
+            return []
+        if self.peer.get((dpid, port)) == origin and self.peer.get(origin) == (dpid, port):
+            return []
+        for end in ((dpid, port), origin):          # a port has one peer: forget stale links
+            old = self.peer.pop(end, None)
+            if old is not None:
+                self.peer.pop(old, None)
+        self.peer[(dpid, port)] = origin
+        self.peer[origin] = (dpid, port)
+        for host in [h for h in self.hosts.values() if (h.dpid, h.port) in self.peer]:
+            del self.hosts[str(host.ip)]                # learned on what is really a link
+        return self.sync()
+
+    def live(self, end):
+        return self.ports.get(end[0], {}).get(end[1], False)
+
+    def graph(self):
+        """Live links between connected switches, weighted by declared latency."""
+        graph = nx.MultiGraph()
+        graph.add_nodes_from(self.ports)
+        for a, b in self.peer.items():
+            if a < b and self.live(a) and self.live(b):
+                delay = self.intent.link_delay(a, b)
+                graph.add_edge(a[0], b[0], key=(a, b), ends={a[0]: a[1], b[0]: b[1]},
+                               weight=(1.0 if delay is None else delay) + HOP_COST_MS)
+        return graph
+
+    @staticmethod
+    def _first_hop(graph, src, dst):
+        """(port, neighbour, edge key) of the shortest path's first link, or None."""
+        try:
+            path = nx.dijkstra_path(graph, src, dst, weight="weight")
+        except (nx.NetworkXNoPath, nx.NodeNotFound):
+            return None
+        neighbour = path[1]
+        key, data = min(graph[src][neighbour].items(), key=lambda kv: (kv[1]["weight"], kv[0]))
+        return data["ends"][src], neighbour, key
+
+    def transit_view(self, graph, src, dst):
+        """The graph a path from src to dst may use: client edges are stubs, never transit."""
+        edges = {s.dpid for s in self.intent.switches if s.kind == "edge"} - {src, dst}
+        return graph.subgraph([n for n in graph if n not in edges])
+
+    def routes(self, graph=None):
+        """{(switch, destination switch): (primary port, backup port or None)}.
+
+        The backup is a loop-free alternate: the neighbour it leads to must reach the
+        destination without coming back through this switch."""
+        graph = self.graph() if graph is None else graph
+        routes = {}
+        for src in graph:
+            for dst in graph:
+                if src == dst:
+                    continue
+                view = self.transit_view(graph, src, dst)
+                first = self._first_hop(view, src, dst)
+                if first is None:
+                    continue
+                port, neighbour, key = first
+                reduced = nx.MultiGraph(view)
+                reduced.remove_edge(src, neighbour, key=key)
+                backup = self._first_hop(reduced, src, dst)
+                backup_port = None
+                if backup is not None:
+                    other = backup[1]
+                    dist = nx.single_source_dijkstra_path_length(view, other, weight="weight")
+                    own = nx.dijkstra_path_length(view, src, dst, weight="weight")
+                    if other == dst or dist[dst] < dist[src] + own:
+                        backup_port = backup[0]
+                routes[(src, dst)] = (port, backup_port)
+        return routes
+
+    def distances_from(self, dpid):
+        """Path latency from a switch to every site switch it can reach (edges not transit)."""
+        graph = self.graph()
+        if dpid not in graph:
+            return {}
+        view = self.transit_view(graph, dpid, dpid)
+        return nx.single_source_dijkstra_path_length(view, dpid, weight="weight")
+
+    # ---------------------------------------------------------------------- desired state
+
+    def group_id(self, dst_dpid):
+        return 1 + [s.dpid for s in self.intent.switches].index(dst_dpid) \
+            if self.intent.switch_by_dpid(dst_dpid) else 1000 + dst_dpid
+
+    def desired(self):
+        """The host routes, forwarding flows and groups the current facts call for."""
+        flows, groups = [], {}
+        routes = self.routes()
+        protection = self.intent.mode == "protection"
+        for host in self.hosts.values():
+            route = {"eth_type": ETH_IP, "ipv4_dst": str(host.ip)}
+            rewrite = (("set", "eth_src", self.gw_mac), ("set", "eth_dst", host.mac), ("dec_ttl",))
+            for dpid in self.ports:
+                flows.append(Flow(dpid, T_ROUTE, P_HOST, route, rewrite, goto=T_FORWARD))
+                match = {"eth_dst": host.mac}
+                if dpid == host.dpid:
+                    flows.append(Flow(dpid, T_FORWARD, P_HOST, match, (("output", host.port),)))
+                    continue
+                hop = routes.get((dpid, host.dpid))
+                if hop is None:
+                    continue
+                primary, backup = hop
+                if protection:
+                    gid = self.group_id(host.dpid)
+                    buckets = ((primary, (("output", primary),)),)
+                    if backup is not None:
+                        buckets += ((backup, (("output", backup),)),)
+                    groups[(dpid, gid)] = buckets
+                    flows.append(Flow(dpid, T_FORWARD, P_HOST, match, (("group", gid),)))
+                else:
+                    flows.append(Flow(dpid, T_FORWARD, P_HOST, match, (("output", primary),)))
+        return flows, groups
+
+    def sync(self):
+        """Messages that turn what is installed into what is desired (groups before flows)."""
+        flows, groups = self.desired()
+        msgs = []
+        for key, buckets in sorted(groups.items()):
+            if self.groups.get(key) != buckets:
+                msgs.append(Group(key[0], key[1], buckets, modify=key in self.groups))
+                self.groups[key] = buckets
+        wanted = {}
+        for flow in flows:
+            wanted[flow.key()] = flow
+        for key, flow in list(self.installed.items()):
+            if flow.priority == P_HOST and flow.table != T_CLASSIFY and key not in wanted:
+                msgs.append(Flow(flow.dpid, flow.table, flow.priority, flow.match, delete=True))
+                del self.installed[key]
+        for key, flow in wanted.items():
+            if self.installed.get(key) != flow:
+                msgs.append(flow)
+                self.installed[key] = flow
+        return msgs
+
+    # ------------------------------------------------------------------------ packet-in
+
+    def packet_in(self, dpid, in_port, data, now):
+        info = packets.parse(data)
+        info["raw"] = data
+        kind = info["kind"]
+        if kind == "lldp":
+            return self.lldp_in(dpid, in_port, info, now)
+        if kind == "arp":
+            return self.arp_in(dpid, in_port, info, now)
+        if kind in ("tcp", "udp", "icmp", "ipv4"):
+            dst = ipaddress.IPv4Address(info["ip_dst"])
+            if dst in self.intent.gateways:
+                return self.to_gateway(dpid, in_port, info, data, now)
+            service = next((v for v in self.intent.services if v.vip == dst), None)
+            if service is not None:
+                return self.vip_flow(dpid, in_port, service, info, now)
+            return self.glean(dst, now)
+        return []
+
+    def in_lab(self, ip):
+        return any(ip in subnet for subnet in self.intent.subnets)
+
+    def arp_in(self, dpid, port, info, now):
+        """Learn the sender; answer every lab address with the gateway MAC (never flood)."""
+        if (dpid, port) in self.peer:
+            return []
+        src = ipaddress.IPv4Address(info["src_ip"])
+        dst = ipaddress.IPv4Address(info["dst_ip"])
+        msgs = []
+        if self.in_lab(src) and src not in self.intent.gateways:
+            msgs += self.learn(src, info["src_mac"], dpid, port, now)
+        if info["op"] == 1 and src != dst and (self.in_lab(dst) or dst in self.intent.gateways):
+            msgs.append(PacketOut(dpid, port, packets.arp_reply(self.gw_mac, dst,
+                                                                info["src_mac"], src)))
+        return msgs
+
+    def learn(self, ip, mac, dpid, port, now):
+        old = self.hosts.get(str(ip))
+        if old and (old.mac, old.dpid, old.port) == (mac, dpid, port):
+            return []
+        self.hosts[str(ip)] = HostEntry(ip, mac, dpid, port, now)
+        return self.sync()
+
+    def to_gateway(self, dpid, port, info, data, now):
+        """Echo requests to a gateway are answered; health-check answers are read."""
+        if info["kind"] == "icmp" and info["icmp_type"] == 8:
+            return [PacketOut(dpid, port, packets.icmp_echo_reply(data, self.gw_mac))]
+        if info["kind"] == "tcp":
+            return self.health_reply(dpid, port, info, now)
+        return []
+
+    def glean(self, ip, now):
+        """Traffic for a lab address we do not know: ask for it (ARP) on every edge port."""
+        if not self.in_lab(ip) or now - self.glean_sent.get(str(ip), -1e9) < GLEAN_INTERVAL:
+            return []
+        self.glean_sent[str(ip)] = now
+        gateway = self.intent.gateway_for(ip)
+        frame = packets.arp_request(self.gw_mac, gateway, ip)
+        return [PacketOut(dpid, port, frame) for dpid in sorted(self.ports)
+                for port in self.edge_ports(dpid)]
+
+    # ----------------------------------------------------------------------------- VIPs
+
+    def server_site(self, name):
+        """The site switch a server sits at now (it may have moved), or None."""
+        health = self.health[name]
+        host = self.hosts.get(str(health.ip))
+        return host.dpid if host else None
+
+    def choose_server(self, service, ingress, flow_key):
+        """The server a new flow to `service` entering at switch `ingress` should go to."""
+        healthy = [name for name, _ in service.servers
+                   if self.health[name].up and self.server_site(name) is not None]
+        if not healthy:
+            return None
+        dist = self.distances_from(ingress)
+        by_site = {}
+        for name in healthy:
+            site = self.server_site(name)
+            if site in dist:
+                by_site.setdefault(site, []).append(name)
+        if not by_site:
+            return None
+        primary = self.intent.switch_by_name(service.primary).dpid
+        if service.policy == "primary-backup" and primary in by_site:
+            site = primary
+        else:
+            site = min(by_site, key=lambda d: (dist[d], d))
+        names = sorted(by_site[site])
+        return names[zlib.crc32(repr(flow_key).encode()) % len(names)]
+
+    def vip_flow(self, dpid, port, service, info, now):
+        """Pin a new flow to a server and send its first packet on through the tables."""
+        match = {"eth_type": ETH_IP, "ipv4_src": info["ip_src"], "ipv4_dst": str(service.vip),
+                 "ip_proto": info["ip_proto"]}
+        if info["kind"] in ("tcp", "udp"):
+            match[f"{info['kind']}_src"] = info["src_port"]
+            match[f"{info['kind']}_dst"] = info["dst_port"]
+        server = self.choose_server(service, dpid, tuple(sorted(match.items())))
+        if server is None:
+            return []
+        host = self.hosts[str(self.health[server].ip)]
+        flow = Flow(dpid, T_ROUTE, P_VIP_FLOW, match,
+                    (("set", "eth_src", self.gw_mac), ("set", "eth_dst", host.mac), ("dec_ttl",)),
+                    goto=T_FORWARD, cookie=VIP_COOKIE + self.health[server].index,
+                    idle_timeout=self.intent.flow_idle_timeout)
+        self.pinned[(dpid, tuple(sorted(match.items())))] = server
+        return [flow, PacketOut(dpid, TABLE, info.get("raw", b""), in_port=port)]
+
+    def pinned_site(self, dpid, match):
+        return self.pinned.get((dpid, tuple(sorted(match.items()))))
+
+    # ------------------------------------------------------------------------- health
+
+    def health_check(self, now):
+        """One TCP SYN per server to its VIP port, sent from its subnet's gateway address."""
+        msgs = []
+        for service in self.intent.services:
+            for name, _ in service.servers:
+                health = self.health[name]
+                if health.pending is not None:
+                    msgs += self.health_verdict(health, ok=False)
+                host = self.hosts.get(str(health.ip))
+                if host is None:
+                    continue
+                health.seq += 1
+                health.pending = health.seq
+                frame = packets.tcp_segment(self.gw_mac, host.mac, self.intent.gateway_for(host.ip),
+                                            service.vip, HEALTH_PORT_BASE + health.index,
+                                            service.port, packets.TCP_SYN, seq=health.seq)
+                msgs.append(PacketOut(host.dpid, host.port, frame))
+        return msgs
+
+    def health_reply(self, dpid, port, info, now):
+        health = next((h for h in self.health.values()
+                       if info["dst_port"] == HEALTH_PORT_BASE + h.index), None)
+        if health is None or health.pending is None or info["ack"] != health.pending + 1:
+            return []
+        health.pending = None
+        syn_ack = info["flags"] & packets.TCP_SYN and info["flags"] & packets.TCP_ACK
+        msgs = self.health_verdict(health, ok=bool(syn_ack))
+        if syn_ack:                                   # close the half-open connection
+            host = self.hosts.get(str(health.ip))
+            if host:
+                msgs.append(PacketOut(host.dpid, host.port, packets.tcp_segment(
+                    self.gw_mac, host.mac, info["ip_dst"], info["ip_src"], info["dst_port"],
+                    info["src_port"], packets.TCP_RST, seq=info["ack"])))
+        return msgs
+
+    def health_verdict(self, health, ok):
+        health.pending = None
+        if ok:
+            health.oks, health.misses = health.oks + 1, 0
+            if health.up is None or (not health.up and health.oks >= self.intent.health_recover_after):
+                health.up = True
+            return []
+        health.misses, health.oks = health.misses + 1, 0
+        if health.up is not False and health.misses >= self.intent.health_fail_after:
+            health.up = False
+            return self.withdraw(health)
+        return []
+
+    def withdraw(self, health):
+        """A server is down: unpin its flows so their next packet chooses again."""
+        msgs = []
+        for (dpid, items), server in list(self.pinned.items()):
+            if server == health.name:
+                msgs.append(Flow(dpid, T_ROUTE, P_VIP_FLOW, dict(items), delete=True,
+                                 cookie=VIP_COOKIE + health.index))
+                del self.pinned[(dpid, items)]
+        return msgs
+
+    # --------------------------------------------------------------------------- timers
+
+    def tick(self, now):
+        msgs = []
+        if self.last_lldp is None or now - self.last_lldp >= self.intent.lldp_interval:
+            self.last_lldp = now
+            for dpid in sorted(self.ports):
+                msgs += self.lldp_out(dpid)
+        if self.last_health is None or now - self.last_health >= self.intent.health_interval:
+            self.last_health = now
+            msgs += self.health_check(now)
+        return msgs
+
+    def flow_removed(self, dpid, match):
+        """An idle VIP flow expired in the switch."""
+        self.pinned.pop((dpid, tuple(sorted(match.items()))), None)
+        return []
+
+    # --------------------------------------------------------------------------- status
+
+    def status(self):
+        links = sorted({tuple(sorted((a, b))) for a, b in self.peer.items()})
+        return {
+            "mode": self.intent.mode,
+            "switches": sorted(self.ports),
+            "links": [[a[0], a[1], b[0], b[1], self.live(a) and self.live(b)] for a, b in links],
+            "hosts": {ip: [h.mac, h.dpid, h.port] for ip, h in sorted(self.hosts.items())},
+            "servers": {h.name: h.up for h in self.health.values()},
+            "pinned_flows": len(self.pinned),
+        }

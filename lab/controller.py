@@ -1,0 +1,75 @@
+"""The lab's side of the controller: the intent it is given, and its process.
+
+The controller runs as its own process (``python -m controllers.main``) listening on
+127.0.0.1 only, logging into the run folder. The lab writes its intent (sites, subnets,
+gateway, VIPs, declared link latencies) and waits until it has connected every switch and
+discovered every link; everything else the controller finds out by itself.
+"""
+
+import json
+import socket
+import sys
+import time
+
+from lab.errors import LabError
+
+GATEWAY_MAC = "02:00:00:00:00:fe"
+MODES = ("protection", "restoration")
+POLICIES = ("anycast", "primary-backup")
+
+
+def intent_for(topo, mode="protection", policy="anycast", health_interval=0.5):
+    """The controller's intent for a topology, as a JSON-ready dict."""
+    dpid = {s.name: s.dpid for s in topo.switches}
+
+    def end(switch, link):
+        return [dpid[switch], topo.port_to(switch, link.name).number]
+
+    return {
+        "mode": mode,
+        "gateway_mac": GATEWAY_MAC,
+        "switches": [{"name": s.name, "dpid": s.dpid, "kind": s.kind, "subnet": str(s.subnet),
+                      "gateway": str(s.gateway)} for s in topo.switches],
+        "links": [{"name": l.name, "a": end(l.a, l), "b": end(l.b, l), "delay_ms": l.delay_ms,
+                   "kind": l.kind} for l in topo.links],
+        "services": [{"name": v.name, "vip": str(v.vip), "port": v.port, "primary": v.primary,
+                      "policy": policy,
+                      "servers": [[n, str(topo.host(n).ip.ip)] for n in v.servers]}
+                     for v in topo.services],
+        "health_interval": health_interval,
+    }
+
+
+def free_port():
+    """A free TCP port on 127.0.0.1 for the controller to listen on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def controller_argv(config, port, log, status, python=sys.executable):
+    return [python, "-m", "controllers.main", "--config", str(config), "--port", str(port),
+            "--log", str(log), "--status", str(status)]
+
+
+def read_status(path):
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def wait_status(path, condition, what, timeout=20.0, proc=None):
+    """Poll the controller's status file until condition(status) holds."""
+    deadline = time.monotonic() + timeout
+    status = None
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise LabError(f"the controller exited (code {proc.returncode}) while waiting for "
+                           f"{what}; see {path.parent / 'controller.log'}")
+        status = read_status(path)
+        if status is not None and condition(status):
+            return status
+        time.sleep(0.05)
+    raise LabError(f"the controller did not reach '{what}' within {timeout:g}s "
+                   f"(last status: {json.dumps(status)[:300]}); see {path.parent / 'controller.log'}")

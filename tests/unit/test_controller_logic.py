@@ -1,0 +1,229 @@
+"""The controller's decisions, judged by forwarding in a fake OpenFlow network (Faucet-style)."""
+
+import pytest
+
+from controllers.intent import Intent
+from controllers.logic import Fabric
+from lab.controller import GATEWAY_MAC, intent_for
+from lab.topology import load_topology
+from tests.unit.fake_openflow import FakeNetwork
+
+GW = GATEWAY_MAC
+
+
+def network(mode="protection", policy="anycast"):
+    topo = load_topology("dual-active")
+    net = FakeNetwork(topo, Intent.from_dict(intent_for(topo, mode, policy)))
+    net.start()
+    for host in topo.hosts:                      # hosts boot and ARP for their gateway
+        net.arp(host.name, topo.switch(host.switch).gateway)
+    run_health(net, 2)                           # servers answer health checks: up
+    return net
+
+
+@pytest.fixture(params=["protection", "restoration"])
+def net(request):
+    return network(request.param)
+
+
+def test_lldp_discovers_every_link(net):
+    status = net.fabric.status()
+    assert len(status["links"]) == 4 and all(link[4] for link in status["links"])
+    assert len(status["hosts"]) == 6
+
+
+def test_gateway_arp_is_answered_locally_with_the_virtual_mac_and_not_flooded(net):
+    for host in net.received:
+        net.received[host] = []
+    net.arp("dc1-srv1", "10.1.0.1")
+    replies = net.received["dc1-srv1"]
+    assert len(replies) == 1 and replies[0]["arp_op"] == 2 and replies[0]["arp_sha"] == GW
+    assert replies[0]["arp_spa"] == "10.1.0.1"
+    assert all(not pkts for host, pkts in net.received.items() if host != "dc1-srv1")
+
+
+def test_arp_for_a_remote_host_is_proxied_by_the_gateway(net):
+    net.received["dc1-srv1"] = []
+    net.arp("dc1-srv1", "10.2.0.11")
+    (reply,) = net.received["dc1-srv1"]
+    assert (reply["arp_sha"], reply["arp_spa"]) == (GW, "10.2.0.11")
+
+
+def test_routing_between_subnets_rewrites_macs_and_decrements_ttl_once(net):
+    got = net.send_ip("dc1-srv1", "10.2.0.12")
+    assert list(got) == ["dc2-srv2"]
+    pkt = got["dc2-srv2"]
+    assert pkt["eth_src"] == GW and pkt["eth_dst"] == "02:00:0a:02:00:0c"
+    assert pkt["ttl"] == 63
+
+
+def test_every_host_reaches_every_other(net):
+    hosts = [h.name for h in net.topo.hosts]
+    for src in hosts:
+        for dst in hosts:
+            if src != dst:
+                assert list(net.send_ip(src, net.topo.host(dst).ip.ip)) == [dst], (src, dst)
+
+
+def test_gateway_answers_ping(net):
+    got = net.send_ip("client1", "10.100.0.1", proto=1)
+    assert got["client1"]["icmpv4_type"] == 0 and got["client1"]["ipv4_src"] == "10.100.0.1"
+
+
+def test_paths_take_the_lowest_latency_and_backups_are_loop_free():
+    fabric = network().fabric
+    routes = fabric.routes()
+    dc1, dc2, edge = 1, 2, 0x101
+    assert routes[(dc1, dc2)] == (3, 4)              # dci-a (2 ms), backup dci-b (5 ms):
+    #                                                  the client edge is never a transit
+    assert routes[(dc2, dc1)] == (3, 4)
+    assert routes[(edge, dc1)][0] == 3               # edge-dc1 direct (1 ms)
+    assert routes[(edge, dc2)][0] == 4               # edge-dc2 direct (3 ms) beats 1 + 2 + a hop
+
+
+def test_protection_installs_fast_failover_groups_with_primary_then_backup():
+    fabric = network("protection").fabric
+    gid = fabric.group_id(2)
+    buckets = fabric.groups[(1, gid)]
+    assert [watch for watch, _ in buckets] == [3, 4]
+    assert buckets[0][1] == (("output", 3),)
+
+
+@pytest.mark.parametrize("mode", ["protection", "restoration"])
+def test_cutting_the_primary_dci_keeps_cross_site_traffic_flowing(mode):
+    net = network(mode)
+    net.set_link("dci-a", up=False)
+    assert list(net.send_ip("dc1-srv1", "10.2.0.11")) == ["dc2-srv1"]
+    assert list(net.send_ip("dc2-srv2", "10.1.0.12")) == ["dc1-srv2"]
+    net.set_link("dci-a", up=True)
+    assert net.fabric.routes()[(1, 2)][0] == 3       # back on the primary
+
+
+def test_protection_fails_over_in_the_switch_before_the_controller_reacts():
+    net = network("protection")
+    a, b = net.link_ends["dci-a"]
+    for dpid, port in (a, b):                        # ports die; the controller hears nothing yet
+        net.switches[dpid].live[port] = False
+    assert list(net.send_ip("dc1-srv1", "10.2.0.11")) == ["dc2-srv1"]
+
+
+def test_restoration_without_the_controller_loses_traffic_until_it_reacts():
+    net = network("restoration")
+    a, b = net.link_ends["dci-a"]
+    for dpid, port in (a, b):
+        net.switches[dpid].live[port] = False
+    assert net.send_ip("dc1-srv1", "10.2.0.11") == {}
+    for dpid, port in (a, b):
+        net.send(net.fabric.port_changed(dpid, port, False, net.now))
+    assert list(net.send_ip("dc1-srv1", "10.2.0.11")) == ["dc2-srv1"]
+
+
+def test_client_vip_traffic_lands_on_the_nearest_site(net):
+    for client in ("client1", "client2"):
+        got = net.send_ip(client, "10.200.0.10", proto=6, sport=40000, dport=80)
+        (server,) = got
+        assert server.startswith("dc1-"), got       # edge-dc1 is 1 ms, edge-dc2 3 ms
+        assert got[server]["ipv4_dst"] == "10.200.0.10" and got[server]["ttl"] == 63
+
+
+def test_established_flows_keep_their_site_when_costs_change(net):
+    first = list(net.send_ip("client1", "10.200.0.10", proto=6, sport=40001, dport=80))
+    net.set_link("edge-dc1", up=False)               # dc2 is nearer now
+    net.set_link("edge-dc1", up=True)                # and dc1 again
+    net.set_link("dci-a", up=False)
+    again = list(net.send_ip("client1", "10.200.0.10", proto=6, sport=40001, dport=80))
+    assert again == first
+
+
+def health_answers(net, server, up):
+    """Make `server` answer health checks (SYN-ACK) or refuse them (RST) from now on."""
+    net.service_up = getattr(net, "service_up", {})
+    net.service_up[server] = up
+
+
+def run_health(net, rounds):
+    """Advance time; servers answer the controller's SYNs as their service state says."""
+    for _ in range(rounds):
+        for host in net.received:
+            net.received[host] = []
+        net.tick(0.5)
+        for server, pkts in list(net.received.items()):
+            for pkt in pkts:
+                if pkt.get("tcp_flags") == 0x02 and pkt["ipv4_dst"] == "10.200.0.10":
+                    up = getattr(net, "service_up", {}).get(server, True)
+                    reply = {"eth_src": net.topo.host(server).mac, "eth_dst": GW,
+                             "eth_type": 0x0800, "ipv4_src": "10.200.0.10",
+                             "ipv4_dst": pkt["ipv4_src"], "ip_proto": 6, "ttl": 64,
+                             "tcp_src": pkt["tcp_dst"], "tcp_dst": pkt["tcp_src"],
+                             "tcp_flags": 0x12 if up else 0x14, "tcp_seq": 1,
+                             "tcp_ack": pkt["tcp_seq"] + 1}
+                    net.host_sends(server, reply)
+
+
+def test_health_checks_mark_servers_up(net):
+    assert all(net.fabric.status()["servers"].values())
+
+
+def test_a_site_whose_servers_fail_is_withdrawn_and_its_clients_move(net):
+    run_health(net, 2)
+    before = list(net.send_ip("client1", "10.200.0.10", proto=6, sport=40002, dport=80))
+    assert before[0].startswith("dc1-")
+    for server in ("dc1-srv1", "dc1-srv2"):
+        health_answers(net, server, False)
+    run_health(net, 3)                               # fail_after = 3
+    assert net.fabric.status()["servers"]["dc1-srv1"] is False
+    after = list(net.send_ip("client1", "10.200.0.10", proto=6, sport=40002, dport=80))
+    assert after[0].startswith("dc2-"), after        # the same flow moved: its site failed
+    for server in ("dc1-srv1", "dc1-srv2"):
+        health_answers(net, server, True)
+    run_health(net, 2)                               # recover_after = 2
+    new = list(net.send_ip("client1", "10.200.0.10", proto=6, sport=40003, dport=80))
+    assert new[0].startswith("dc1-")
+    kept = list(net.send_ip("client1", "10.200.0.10", proto=6, sport=40002, dport=80))
+    assert kept == after                             # no failback of an established flow
+
+
+def test_primary_backup_serves_from_the_primary_until_it_fails():
+    net = network(policy="primary-backup")
+    run_health(net, 2)
+    # client traffic enters at the edge, dc1 is primary
+    assert list(net.send_ip("client2", "10.200.0.10", proto=6, sport=41000, dport=80))[0].startswith("dc1-")
+    # even from dc2's own servers the primary serves
+    assert list(net.send_ip("dc2-srv1", "10.200.0.10", proto=6, sport=41001, dport=80))[0].startswith("dc1-")
+    for server in ("dc1-srv1", "dc1-srv2"):
+        health_answers(net, server, False)
+    run_health(net, 3)
+    assert list(net.send_ip("client2", "10.200.0.10", proto=6, sport=41002, dport=80))[0].startswith("dc2-")
+
+
+def test_a_moved_host_is_reachable_again_after_its_gratuitous_arp(net):
+    assert list(net.send_ip("client1", "10.1.0.11")) == ["dc1-srv1"]
+    net.move_host("dc1-srv1", "dc2", 6)
+    assert net.send_ip("client1", "10.1.0.11") == {}          # gone until it speaks
+    net.arp("dc1-srv1", None, gratuitous=True)
+    got = net.send_ip("client1", "10.1.0.11")
+    assert list(got) == ["dc1-srv1"] and got["dc1-srv1"]["eth_src"] == GW
+    assert net.fabric.hosts["10.1.0.11"].dpid == 2
+
+
+def test_unknown_address_in_a_lab_subnet_is_searched_for_with_arp():
+    net = network()
+    del net.fabric.hosts["10.2.0.12"]
+    net.send(net.fabric.sync())
+    for host in net.received:
+        net.received[host] = []
+    net.send_ip("dc1-srv1", "10.2.0.12")
+    asked = [h for h, pkts in net.received.items()
+             if any(p.get("arp_tpa") == "10.2.0.12" for p in pkts)]
+    assert set(asked) == {h.name for h in net.topo.hosts}     # every edge port, once
+    net.arp("dc2-srv2", "10.2.0.1")                            # it answers / speaks
+    assert list(net.send_ip("dc1-srv1", "10.2.0.12")) == ["dc2-srv2"]
+
+
+def test_fabric_is_pure():
+    """Decisions take `now` and return messages: no sockets, no clock, no files."""
+    import controllers.logic as logic
+    source = open(logic.__file__).read()
+    for forbidden in ("import socket", "import time", "open(", "os_ken.controller"):
+        assert forbidden not in source
+    assert Fabric
