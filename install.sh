@@ -13,7 +13,7 @@ fi
 
 APT_PACKAGES=(
   mininet openvswitch-switch iperf3 nftables conntrack conntrackd ethtool iputils-ping
-  tcpdump iproute2 procps util-linux kmod python3 python3-venv python3-pip python3-yaml
+  iputils-arping tcpdump iproute2 procps util-linux kmod python3 python3-venv python3-pip python3-yaml
   python-is-python3
 )
 

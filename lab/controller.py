@@ -73,3 +73,30 @@ def wait_status(path, condition, what, timeout=20.0, proc=None):
         time.sleep(0.05)
     raise LabError(f"the controller did not reach '{what}' within {timeout:g}s "
                    f"(last status: {json.dumps(status)[:300]}); see {path.parent / 'controller.log'}")
+
+
+def bfd_cmd(intf, interval_ms):
+    """Enable BFD on a switch port: detection after 3 missed intervals (RFC 5880 multiplier)."""
+    return ["ovs-vsctl", "set", "interface", intf, "bfd:enable=true",
+            f"bfd:min_tx={interval_ms}", f"bfd:min_rx={interval_ms}", "bfd:decay_min_rx=0"]
+
+
+def set_controller_cmd(bridge, port):
+    """Point a bridge at the controller on 127.0.0.1 (reconnect within 1 s, not OVS's 8 s)."""
+    return ["ovs-vsctl", "--", "--id=@c", "create", "Controller",
+            f"target=\"tcp:127.0.0.1:{port}\"", "max_backoff=1000",
+            "--", "set", "Bridge", bridge, "controller=@c"]
+
+
+def all_up(topo, status):
+    """Every switch connected and every link discovered and live."""
+    return (status is not None
+            and sorted(status["connected"]) == sorted(s.dpid for s in topo.switches)
+            and len(status["links"]) == len(topo.links) and all(l[4] for l in status["links"]))
+
+
+def all_learned(topo, status):
+    """Every host located and every VIP server answering its health check."""
+    wanted = {n for v in topo.services for n in v.servers}
+    return (len(status["hosts"]) >= len(topo.hosts)
+            and all(status["servers"].get(n) for n in wanted))

@@ -75,3 +75,30 @@ def path(topo, tree, src, dst):
         dst, name = previous[dst]
         hops.append(name)
     return list(reversed(hops))
+
+
+def latencies(topo, src):
+    """One-way path latency (ms) from switch `src` to every switch, with client edges as stubs
+    (never transit), as the controller routes. Dijkstra over the topology's links."""
+    stubs = {s.name for s in topo.switches if s.kind == "edge"} - {src}
+    dist, todo = {src: 0.0}, [src]
+    while todo:
+        node = min(todo, key=dist.get)
+        todo.remove(node)
+        if node in stubs:
+            continue
+        for link in topo.links:
+            if node in link.ends:
+                other = link.b if link.a == node else link.a
+                cost = dist[node] + link.delay_ms
+                if cost < dist.get(other, float("inf")):
+                    dist[other] = cost
+                    todo.append(other)
+    return dist
+
+
+def nearest_site(topo, switch, candidates):
+    """The candidate site nearest to `switch` by path latency (ties: by name)."""
+    dist = latencies(topo, switch)
+    reachable = [c for c in candidates if c in dist]
+    return min(reachable, key=lambda c: (dist[c], c)) if reachable else None

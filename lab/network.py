@@ -13,12 +13,14 @@ run's Ledger before it is created (see lab/state.py).
 """
 
 import contextlib
+import json
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
-from lab import fabric, sh, shaping, state
+from lab import controller, fabric, sh, shaping, state, traffic
 from lab.errors import LabError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -44,6 +46,11 @@ class LabNetwork:
         self.delaylines = {}          # link name -> Popen
         self.processes = []           # Popen handles of everything else we started
         self.tree = frozenset()
+        self.controller = None        # Popen of the controller, once attached
+        self.status_path = self.run_dir / "controller-status.json"
+        self.extra_ports = {}         # switch -> port numbers added after the build (moves)
+        self.services = {}            # (server, port) -> Popen of its service
+        self.moved = {}               # host -> the switch it was moved to
 
     # ------------------------------------------------------------------------------ build
 
@@ -177,6 +184,127 @@ class LabNetwork:
         self.tree = tree
         return tree
 
+    # ----------------------------------------------------------------------- controller
+
+    def attach_controller(self, intent, bfd_ms=100, timeout=30.0):
+        """Hand the switches to the controller and wait until it has the whole network.
+
+        Starts the controller process (127.0.0.1 only), enables BFD on every inter-switch
+        port, points the bridges at it, routes hosts via the anycast gateway, starts the VIP
+        service on the servers, and waits until every switch, link, host and VIP server is
+        known to the controller. Returns seconds from the controller's start to ready.
+        """
+        config = self.run_dir / "controller-intent.json"
+        config.write_text(json.dumps(intent, indent=1))
+        port = controller.free_port()
+        self.status_path.unlink(missing_ok=True)
+        start = time.monotonic()
+        self.controller = self.popen_root(
+            controller.controller_argv(config, port, self.run_dir / "controller.log",
+                                       self.status_path), "controller")
+        traffic.wait_root_listening(port, proc=self.controller)
+        for link in self.topo.links:
+            for end in link.ends:
+                sh.run(controller.bfd_cmd(self.topo.port_to(end, link.name).intf, bfd_ms))
+        for switch in self.topo.switches:
+            sh.run(controller.set_controller_cmd(switch.name, port))
+        self.route_via_gateway()
+        self.start_services()
+        controller.wait_status(self.status_path, lambda s: controller.all_up(self.topo, s),
+                               "every switch connected and every link live", timeout, self.controller)
+        for host in self.topo.hosts:              # hosts speak: ARP for and ping their gateway
+            gateway = self.topo.switch(host.switch).gateway
+            if traffic.wait_reachable(self, host.name, gateway, timeout=5) is None:
+                raise LabError(f"{host.name} cannot reach its gateway {gateway} through the "
+                               f"controller; see {self.run_dir / 'controller.log'}")
+        controller.wait_status(self.status_path, lambda s: controller.all_learned(self.topo, s),
+                               "every host located and every VIP server healthy", timeout,
+                               self.controller)
+        return time.monotonic() - start
+
+    def route_via_gateway(self):
+        """Hosts now route through the anycast gateway (no more on-link subnets, fresh ARP)."""
+        for host in self.topo.hosts:
+            own = self.topo.switch(host.switch)
+            for subnet in (s.subnet for s in self.topo.switches if s.subnet != own.subnet):
+                self.node_run(host.name, ["ip", "route", "del", str(subnet)], check=False)
+            self.node_run(host.name, ["ip", "neigh", "flush", "dev", host.intf])
+            self.node_run(host.name, ["ip", "route", "replace", "default", "via", str(own.gateway),
+                                      "dev", host.intf])
+
+    def start_services(self):
+        """The VIP on each server's loopback, and the service answering with the server's name."""
+        ports = {}
+        for service in self.topo.services:
+            for name in service.servers:
+                self.node_run(name, ["ip", "addr", "replace", f"{service.vip}/32", "dev", "lo"])
+                ports.setdefault(name, set()).add(service.port)
+        for name, numbers in sorted(ports.items()):
+            for number in sorted(numbers):
+                self.start_service(name, number)
+
+    def start_service(self, name, port):
+        proc = self.popen(name, [sys.executable, "-m", "lab.service", "serve", "--name", name,
+                                 "--port", str(port)], f"service {name}:{port}",
+                          stdout=subprocess.PIPE)
+        if proc.stdout.readline().strip() != "ready":
+            raise LabError(f"the service on {name} port {port} did not start")
+        self.services[(name, port)] = proc
+        return proc
+
+    def stop_service(self, name, port):
+        """Stop a server's service (the server stays up): its health checks start failing."""
+        self.stop_process(self.services.pop((name, port)))
+
+    def controller_status(self):
+        return controller.read_status(self.status_path)
+
+    # -------------------------------------------------------------------------- faults
+
+    def set_link(self, name, up):
+        """Cut (both switch ports down) or restore a link."""
+        link = self.topo.link(name)
+        for end in link.ends:
+            sh.run(["ip", "link", "set", self.topo.port_to(end, name).intf,
+                    "up" if up else "down"])
+
+    def move_host(self, name, to_switch):
+        """Re-link host `name` to switch `to_switch` on a new port; it keeps its IP and MAC.
+
+        The host sends a gratuitous ARP once linked. Returns {port, t_unlinked, t_linked}
+        (monotonic seconds: when the old link went, and when the gratuitous ARP was sent)."""
+        from mininet.link import Link
+        host = self.topo.host(name)
+        t_unlinked = time.monotonic()
+        node, old = self.nodes[name], self.nodes[self.current_switch(name)]
+        intf = node.intf(host.intf)
+        old_intf = intf.link.intf2 if intf.link.intf1 is intf else intf.link.intf1
+        old.detach(old_intf)
+        self.net.delLinkBetween(node, old)
+        switch = self.nodes[to_switch]
+        number = len(self.topo.ports(to_switch)) + len(self.extra_ports.get(to_switch, [])) + 1
+        self.extra_ports.setdefault(to_switch, []).append(number)
+        port_intf = f"{to_switch}-eth{number}"
+        self.ledger.add_interfaces(port_intf)
+        self.net.addLink(node, switch, cls=Link, port1=0, port2=number, intfName1=host.intf,
+                         intfName2=port_intf)
+        switch.attach(port_intf)
+        self.moved[name] = to_switch
+        gateway = self.topo.switch(host.switch).gateway
+        for argv in ([["ip", "link", "set", host.intf, "address", host.mac],
+                      ["ip", "addr", "replace", str(host.ip), "dev", host.intf],
+                      ["ip", "link", "set", host.intf, "up"],
+                      ["ip", "route", "replace", "default", "via", str(gateway), "dev", host.intf]]
+                     + (shaping.offload_cmds(host.intf) if self.platform.datapath == "user" else [])):
+            self.node_run(name, argv)
+        # arping sends at once but lingers a second for replies: do not wait for it
+        self.popen(name, ["arping", "-U", "-c", "1", "-I", host.intf, str(host.ip.ip)],
+                   f"gratuitous arp of {name}")
+        return {"port": number, "t_unlinked": t_unlinked, "t_linked": time.monotonic()}
+
+    def current_switch(self, name):
+        return self.moved.get(name, self.topo.host(name).switch)
+
     # ------------------------------------------------------------------------ processes
 
     def node_pid(self, name):
@@ -195,6 +323,15 @@ class LabNetwork:
         kwargs.setdefault("stderr", subprocess.DEVNULL)
         cmd = ["mnexec", "-da", str(self.node_pid(name))] + [str(a) for a in argv]
         proc = subprocess.Popen(cmd, cwd=REPO_ROOT, text=True, **kwargs)
+        self.ledger.add_process(proc.pid, what)
+        self.processes.append(proc)
+        return proc
+
+    def popen_root(self, argv, what, **kwargs):
+        """Start argv in the root namespace (the controller), recorded for teardown."""
+        kwargs.setdefault("stdout", subprocess.DEVNULL)
+        kwargs.setdefault("stderr", subprocess.DEVNULL)
+        proc = subprocess.Popen([str(a) for a in argv], cwd=REPO_ROOT, text=True, **kwargs)
         self.ledger.add_process(proc.pid, what)
         self.processes.append(proc)
         return proc

@@ -8,6 +8,7 @@ import json
 import re
 import time
 
+from lab import sh
 from lab.errors import LabError
 
 RTT_RE = re.compile(r"icmp_seq=(\d+) ttl=\d+ time=([\d.]+) ms")
@@ -84,6 +85,19 @@ def wait_listening(lab, host, port, timeout=5.0):
             return
         time.sleep(0.02)
     raise LabError(f"iperf3 server in {host} did not listen on port {port} within {timeout:g}s")
+
+
+def wait_root_listening(port, timeout=15.0, proc=None):
+    """Poll until something listens on 127.0.0.1:port in the root namespace."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise LabError(f"the process meant to listen on port {port} exited "
+                           f"(code {proc.returncode})")
+        if sh.run(["ss", "-Hltn", f"sport = :{port}"], check=False).stdout.strip():
+            return
+        time.sleep(0.05)
+    raise LabError(f"nothing listens on 127.0.0.1:{port} after {timeout:g}s")
 
 
 def iperf3(lab, src, dst_host, dst_ip, seconds=3, port=IPERF_PORT, save_to=None):

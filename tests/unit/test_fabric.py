@@ -67,3 +67,12 @@ def test_blocked_ports_are_both_ends_of_links_outside_the_tree(topo):
     outside = [l for l in topo.links if l.name not in tree]
     assert sum(len(p) for p in blocked.values()) == 2 * len(outside)
     assert topo.port_to("dc1", "dci-a").number in blocked["dc1"]
+
+
+def test_latencies_never_transit_a_client_edge(topo):
+    from_dc1 = fabric.latencies(topo, "dc1")
+    assert from_dc1["dc2"] == 2.0 and from_dc1["edge"] == 1.0
+    from_edge = fabric.latencies(topo, "edge")
+    assert from_edge == {"edge": 0.0, "dc1": 1.0, "dc2": 3.0}
+    assert fabric.nearest_site(topo, "edge", ["dc1", "dc2"]) == "dc1"
+    assert fabric.nearest_site(topo, "edge", ["dc2"]) == "dc2"

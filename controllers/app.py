@@ -1,0 +1,203 @@
+"""The thin os-ken adapter: OpenFlow events in, Fabric decisions out, as OpenFlow 1.3 messages.
+
+Everything it decides comes from controllers.logic.Fabric; this module only translates events,
+sends the messages, keeps time, and writes a status file the lab reads (switches, links, hosts,
+server health, and how long each reaction took).
+"""
+
+import json
+import logging
+import os
+import time
+
+from os_ken.base import app_manager
+from os_ken.controller import ofp_event
+from os_ken.controller.handler import (CONFIG_DISPATCHER, DEAD_DISPATCHER, MAIN_DISPATCHER,
+                                       set_ev_cls)
+from os_ken.lib import hub
+from os_ken.ofproto import ofproto_v1_3
+
+from controllers.intent import Intent
+from controllers.logic import Fabric
+from controllers.ofmsg import CONTROLLER, TABLE, Flow, Group, PacketOut
+
+LOG = logging.getLogger("activelab")
+TICK = 0.05                 # seconds between timer runs (LLDP, health checks, status file)
+MAX_REACTIONS = 200
+
+
+class ActiveLabController(app_manager.OSKenApp):
+    OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.intent = Intent.load(self.CONF.activelab_config)
+        self.status_path = self.CONF.activelab_status
+        self.fabric = Fabric(self.intent)
+        self.datapaths = {}
+        self.reactions = []
+        self.started = time.time()
+        self.last_status = None
+        LOG.info("intent: mode %s, %d switches, %d links, %d services", self.intent.mode,
+                 len(self.intent.switches), len(self.intent.links), len(self.intent.services))
+        self.timer = hub.spawn(self.run_timer)
+
+    # ---------------------------------------------------------------- sending decisions
+
+    def send(self, msgs):
+        for msg in msgs:
+            dp = self.datapaths.get(msg.dpid)
+            if dp is None:
+                continue
+            dp.send_msg(self.translate(dp, msg))
+        return len(msgs)
+
+    def react(self, event, details, msgs, t_event):
+        """Send and, for events that change forwarding, record how long the reaction took."""
+        count = self.send(msgs)
+        if count and event:
+            t_done = time.time()
+            reaction = dict(details, event=event, t_event=t_event, t_done=t_done,
+                            ms=round((t_done - t_event) * 1000, 3), messages=count)
+            self.reactions = (self.reactions + [reaction])[-MAX_REACTIONS:]
+            LOG.info("reaction %s %s: %d messages in %.3f ms", event, details, count,
+                     reaction["ms"])
+
+    def actions(self, dp, actions):
+        ofp, parser = dp.ofproto, dp.ofproto_parser
+        out = []
+        for action in actions:
+            if action[0] == "output":
+                if action[1] == CONTROLLER:
+                    out.append(parser.OFPActionOutput(ofp.OFPP_CONTROLLER, ofp.OFPCML_NO_BUFFER))
+                else:
+                    out.append(parser.OFPActionOutput(action[1]))
+            elif action[0] == "group":
+                out.append(parser.OFPActionGroup(action[1]))
+            elif action[0] == "set":
+                out.append(parser.OFPActionSetField(**{action[1]: action[2]}))
+            elif action[0] == "dec_ttl":
+                out.append(parser.OFPActionDecNwTtl())
+        return out
+
+    def translate(self, dp, msg):
+        ofp, parser = dp.ofproto, dp.ofproto_parser
+        if isinstance(msg, Flow):
+            match = parser.OFPMatch(**msg.match)
+            if msg.delete:
+                return parser.OFPFlowMod(dp, table_id=msg.table, priority=msg.priority,
+                                         command=ofp.OFPFC_DELETE_STRICT, match=match,
+                                         out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY)
+            inst = []
+            if msg.actions:
+                inst.append(parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS,
+                                                         self.actions(dp, msg.actions)))
+            if msg.goto is not None:
+                inst.append(parser.OFPInstructionGotoTable(msg.goto))
+            return parser.OFPFlowMod(dp, cookie=msg.cookie, table_id=msg.table,
+                                     priority=msg.priority, match=match, instructions=inst,
+                                     idle_timeout=msg.idle_timeout,
+                                     flags=ofp.OFPFF_SEND_FLOW_REM if msg.idle_timeout else 0)
+        if isinstance(msg, Group):
+            buckets = [parser.OFPBucket(watch_port=watch, watch_group=ofp.OFPG_ANY,
+                                        actions=self.actions(dp, actions))
+                       for watch, actions in msg.buckets]
+            return parser.OFPGroupMod(dp, command=ofp.OFPGC_MODIFY if msg.modify else ofp.OFPGC_ADD,
+                                      type_=ofp.OFPGT_FF, group_id=msg.group_id, buckets=buckets)
+        if isinstance(msg, PacketOut):
+            port = ofp.OFPP_TABLE if msg.port == TABLE else msg.port
+            in_port = ofp.OFPP_CONTROLLER if msg.in_port == CONTROLLER else msg.in_port
+            return parser.OFPPacketOut(dp, buffer_id=ofp.OFP_NO_BUFFER, in_port=in_port,
+                                       actions=[parser.OFPActionOutput(port)], data=msg.data)
+        raise TypeError(f"unknown message {msg!r}")
+
+    # ------------------------------------------------------------------------- events
+
+    @staticmethod
+    def live(dp, port):
+        return bool(port.state & dp.ofproto.OFPPS_LIVE) and not (
+            port.config & dp.ofproto.OFPPC_PORT_DOWN)
+
+    @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
+    def switch_features(self, ev):
+        """A switch connects: start from empty tables (no flows, no groups)."""
+        dp = ev.msg.datapath
+        ofp, parser = dp.ofproto, dp.ofproto_parser
+        dp.send_msg(parser.OFPFlowMod(dp, command=ofp.OFPFC_DELETE, table_id=ofp.OFPTT_ALL,
+                                      out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
+                                      match=parser.OFPMatch()))
+        dp.send_msg(parser.OFPGroupMod(dp, command=ofp.OFPGC_DELETE, group_id=ofp.OFPG_ALL))
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
+    def state_change(self, ev):
+        dp, now = ev.datapath, time.time()
+        if ev.state == MAIN_DISPATCHER:
+            self.datapaths[dp.id] = dp
+            ports = {no: self.live(dp, p) for no, p in dp.ports.items() if no <= dp.ofproto.OFPP_MAX}
+            LOG.info("switch %016x connected, ports %s", dp.id, sorted(ports))
+            self.send(self.fabric.switch_connected(dp.id, ports, now))
+        elif dp.id in self.datapaths:
+            LOG.info("switch %016x disconnected", dp.id)
+            del self.datapaths[dp.id]
+            self.react("switch_down", {"dpid": dp.id}, self.fabric.switch_disconnected(dp.id, now), now)
+
+    @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
+    def port_status(self, ev):
+        now = time.time()
+        msg, dp = ev.msg, ev.msg.datapath
+        port = msg.desc
+        if port.port_no > dp.ofproto.OFPP_MAX:
+            return
+        live = msg.reason != dp.ofproto.OFPPR_DELETE and self.live(dp, port)
+        LOG.info("port %016x:%d %s (state %#x)", dp.id, port.port_no, "live" if live else "down",
+                 port.state)
+        self.react(f"port_{'up' if live else 'down'}", {"dpid": dp.id, "port": port.port_no},
+                   self.fabric.port_changed(dp.id, port.port_no, live, now), now)
+
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    def packet_in(self, ev):
+        now = time.time()
+        msg = ev.msg
+        in_port = msg.match["in_port"]
+        hosts_before = {ip: (h.dpid, h.port) for ip, h in self.fabric.hosts.items()}
+        msgs = self.fabric.packet_in(msg.datapath.id, in_port, msg.data, now)
+        moved = [ip for ip, h in self.fabric.hosts.items()
+                 if ip in hosts_before and hosts_before[ip] != (h.dpid, h.port)]
+        event = "host_moved" if moved else None
+        self.react(event, {"hosts": moved}, msgs, now)
+        for ip in moved:
+            h = self.fabric.hosts[ip]
+            LOG.info("host %s moved to %016x:%d", ip, h.dpid, h.port)
+
+    @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
+    def flow_removed(self, ev):
+        msg = ev.msg
+        match = {k: v for k, v in msg.match.items()}
+        self.send(self.fabric.flow_removed(msg.datapath.id, match))
+
+    # -------------------------------------------------------------------------- timer
+
+    def run_timer(self):
+        while True:
+            now = time.time()
+            before = {n: h.up for n, h in self.fabric.health.items()}
+            msgs = self.fabric.tick(now)
+            changed = {n: h.up for n, h in self.fabric.health.items() if before[n] != h.up}
+            for name, up in changed.items():
+                LOG.info("server %s %s", name, "healthy" if up else "failed health checks")
+            self.react("server_down" if any(v is False for v in changed.values()) else None,
+                       {"servers": sorted(changed)}, msgs, now)
+            self.write_status()
+            hub.sleep(TICK)
+
+    def write_status(self):
+        status = dict(self.fabric.status(), pid=os.getpid(), started=self.started,
+                      connected=sorted(self.datapaths), reactions=self.reactions)
+        text = json.dumps(status)
+        if text == self.last_status:
+            return
+        tmp = f"{self.status_path}.tmp"
+        with open(tmp, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, self.status_path)
+        self.last_status = text

@@ -1,0 +1,66 @@
+"""A tiny anycast service run on each VIP server, and its client.
+
+The server answers on one port, TCP and UDP, with its own name, so a client can tell which
+site served it:
+
+    python -m lab.service serve --name dc1-srv1 --port 80
+    python -m lab.service query --ip 10.200.0.10 --port 80      # prints e.g. dc1-srv1
+"""
+
+import argparse
+import socket
+import socketserver
+import sys
+import threading
+
+
+def serve(name, port):
+    reply = f"{name}\n".encode()
+
+    class Tcp(socketserver.BaseRequestHandler):
+        def handle(self):
+            self.request.sendall(reply)
+
+    class Udp(socketserver.BaseRequestHandler):
+        def handle(self):
+            data, sock = self.request
+            sock.sendto(reply.rstrip() + b" " + data, self.client_address)
+
+    socketserver.ThreadingTCPServer.allow_reuse_address = True
+    tcp = socketserver.ThreadingTCPServer(("0.0.0.0", port), Tcp)
+    udp = socketserver.UDPServer(("0.0.0.0", port), Udp)
+    threading.Thread(target=udp.serve_forever, daemon=True).start()
+    print("ready", flush=True)
+    tcp.serve_forever()
+
+
+def query(ip, port, timeout=2.0):
+    """The name of the server that answers on ip:port (TCP), or '' when none does."""
+    try:
+        with socket.create_connection((ip, port), timeout=timeout) as sock:
+            return sock.recv(256).decode().strip()
+    except OSError:
+        return ""
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m lab.service")
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve")
+    s.add_argument("--name", required=True)
+    s.add_argument("--port", type=int, default=80)
+    q = sub.add_parser("query")
+    q.add_argument("--ip", required=True)
+    q.add_argument("--port", type=int, default=80)
+    q.add_argument("--timeout", type=float, default=2.0)
+    args = parser.parse_args(argv)
+    if args.command == "serve":
+        serve(args.name, args.port)
+        return 0
+    answer = query(args.ip, args.port, args.timeout)
+    print(answer)
+    return 0 if answer else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""The controller on real switches: anycast gateway, VIPs, failover in both modes, mobility."""
+
+import sys
+import time
+
+import pytest
+
+from lab import fabric, probe, traffic
+from lab.controller import intent_for
+from lab.experiment import Progress
+from lab.network import running_lab
+from lab.topology import load_topology
+
+
+@pytest.fixture(scope="module", params=["protection", "restoration"])
+def lab(request, tmp_path_factory):
+    topo = load_topology("dual-active")
+    platform = probe.choose_platform()
+    run_dir = tmp_path_factory.mktemp(f"controller-{request.param}")
+    with running_lab(topo, platform, run_dir, "test-controller", log=Progress(quiet=True)) as lab:
+        lab.ready_s = lab.attach_controller(intent_for(topo, request.param))
+        lab.mode = request.param
+        yield lab
+
+
+def vip_answer(lab, client, service):
+    return lab.node_run(client, [sys.executable, "-m", "lab.service", "query",
+                                 "--ip", str(service.vip), "--port", str(service.port)],
+                        check=False).stdout.strip()
+
+
+def wait_links_live(lab, timeout=15):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = lab.controller_status()
+        if status and all(link[4] for link in status["links"]):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"links not live again: {lab.controller_status()['links']}")
+
+
+def test_every_host_reaches_every_other_through_the_anycast_gateway(lab):
+    hosts = lab.topo.hosts
+    for src in hosts:
+        for dst in hosts:
+            if src is not dst:
+                sent, received, _ = traffic.ping(lab, src.name, dst.ip.ip, count=1, wait=2)
+                assert received == 1, f"{src.name} -> {dst.name}"
+
+
+def test_gateway_is_the_same_virtual_mac_at_every_site(lab):
+    macs = set()
+    for host in lab.topo.hosts:
+        gateway = lab.topo.switch(host.switch).gateway
+        traffic.ping(lab, host.name, gateway, count=1)
+        neigh = lab.node_run(host.name, ["ip", "neigh", "show", str(gateway)]).stdout.split()
+        macs.add(neigh[neigh.index("lladdr") + 1])
+    assert macs == {"02:00:00:00:00:fe"}
+
+
+def test_routed_ttl_is_decremented_once(lab):
+    out = lab.node_run("dc1-srv1", ["ping", "-c", "1", "-W", "2", "10.2.0.11"]).stdout
+    assert "ttl=63" in out
+
+
+def test_client_vip_traffic_lands_on_the_nearest_site(lab):
+    (service,) = lab.topo.services
+    for client in lab.topo.clients:
+        expected = fabric.nearest_site(lab.topo, client.switch,
+                                       [lab.topo.host(s).switch for s in service.servers])
+        answer = vip_answer(lab, client.name, service)
+        assert answer in service.servers, answer
+        assert lab.topo.host(answer).switch == expected, (client.name, answer)
+
+
+def test_cutting_the_primary_dci_keeps_cross_site_traffic_flowing(lab):
+    src, dst = lab.topo.host("dc1-srv1"), lab.topo.host("dc2-srv1")
+    before = [r for _, r in traffic.ping(lab, src.name, dst.ip.ip, 5, 0.05)[2]]
+    assert max(before) < 8                           # dci-a: 4 ms RTT
+    stream = lab.popen(src.name, traffic.ping_argv(dst.ip.ip, 60, 0.02, 1), "ping stream",
+                       stdout=__import__("subprocess").PIPE)
+    time.sleep(0.4)
+    lab.set_link("dci-a", up=False)
+    out, _ = stream.communicate(timeout=30)
+    sent, received, samples = traffic.parse_ping(out)
+    after = [r for _, r in traffic.ping(lab, src.name, dst.ip.ip, 5, 0.05)[2]]
+    lab.set_link("dci-a", up=True)
+    wait_links_live(lab)
+    lost = sent - received
+    print(f"{lab.mode}: {lost} of {sent} pings lost at 20 ms spacing during the dci-a cut")
+    assert sent == 60 and lost <= 5, out
+    assert len(after) == 5 and min(after) > 9       # now over dci-b: 10 ms RTT
+    reactions = [r for r in lab.controller_status()["reactions"] if r["event"] == "port_down"]
+    assert reactions, "the controller never saw the ports go down"
+
+
+def test_stopping_a_sites_vip_servers_moves_its_clients(lab):
+    (service,) = lab.topo.services
+    client = lab.topo.clients[0]
+    first = vip_answer(lab, client.name, service)
+    site = lab.topo.host(first).switch
+    stopped = [s for s in service.servers if lab.topo.host(s).switch == site]
+    for server in stopped:
+        lab.stop_service(server, service.port)
+    start = time.monotonic()
+    answer = first
+    while lab.topo.host(answer or first).switch == site and time.monotonic() - start < 10:
+        answer = vip_answer(lab, client.name, service) or answer
+        time.sleep(0.1)
+    moved_s = time.monotonic() - start
+    print(f"{lab.mode}: clients moved from {site} after {moved_s:.2f}s")
+    assert answer and lab.topo.host(answer).switch != site, answer
+    for server in stopped:
+        lab.start_service(server, service.port)
+    deadline = time.monotonic() + 10
+    while not all(lab.controller_status()["servers"].values()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert all(lab.controller_status()["servers"].values())
+
+
+def test_a_migrated_server_is_reachable_again_with_the_same_ip(lab):
+    host = lab.topo.host("dc1-srv2")
+    client = "client1"
+    assert traffic.ping(lab, client, host.ip.ip, 1)[1] == 1
+    moved = lab.move_host(host.name, "dc2")
+    downtime = traffic.wait_reachable(lab, client, host.ip.ip, timeout=10)
+    assert downtime is not None
+    print(f"{lab.mode}: {host.name} moved to dc2 port {moved['port']}; unreachable for "
+          f"{(moved['t_linked'] - moved['t_unlinked']) + downtime:.3f}s "
+          f"(re-link {moved['t_linked'] - moved['t_unlinked']:.3f}s)")
+    rtts = [r for _, r in traffic.ping(lab, client, host.ip.ip, 5, 0.05)[2]]
+    assert min(rtts) > 5.5                           # via edge-dc2 (3 ms) now, not edge-dc1
+    status = lab.controller_status()
+    assert status["hosts"][str(host.ip.ip)][1] == lab.topo.switch("dc2").dpid
+    assert lab.node_run(host.name, ["ip", "-4", "-br", "addr", "show", host.intf]).stdout.split()[2] \
+        == str(host.ip)
