@@ -29,6 +29,7 @@ import os                  # noqa: E402
 import signal              # noqa: E402
 
 from lab import probe, state                                         # noqa: E402
+from lab.controller import MODES, POLICIES                            # noqa: E402
 from lab.errors import LabError                                      # noqa: E402
 from lab.experiment import Progress, RunContext                      # noqa: E402
 from lab.results import format_table, hand_to_invoking_user, new_run_dir, write_json  # noqa: E402
@@ -62,6 +63,18 @@ def positive_float(text):
     return value
 
 
+def add_controller_arguments(parser):
+    parser.add_argument("--mode", choices=MODES, default="protection",
+                        help="failover: protection (fast-failover groups, BFD) or restoration "
+                             "(the controller recomputes on events)")
+    parser.add_argument("--vip-policy", choices=POLICIES, default="anycast",
+                        help="anycast (nearest healthy site) or primary-backup (primary site "
+                             "until it fails)")
+    parser.add_argument("--bfd-ms", type=positive_int, default=100, metavar="MS",
+                        help="BFD transmit/receive interval on inter-switch links, ms "
+                             "(detection after 3 missed)")
+
+
 def build_parser():
     parser = OneLineParser(prog="lab/run.py", description="ActiveLab: emulate and measure "
                            "distributed active/active data centers.")
@@ -71,6 +84,14 @@ def build_parser():
     doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
     sub.add_parser("list", help="list experiments and topologies")
     sub.add_parser("clean", help="remove what a crashed run left behind (from its state file)")
+    cli = sub.add_parser("cli", help="the Mininet CLI on a running lab with the controller")
+    cli.add_argument("topology", nargs="?", default="dual-active", metavar="TOPOLOGY",
+                     help=f"topology name or YAML file (shipped: {', '.join(available_topologies())})")
+    cli.add_argument("--datapath", choices=("auto", "kernel", "user"), default="auto",
+                     help="Open vSwitch datapath (auto: kernel when the module exists)")
+    cli.add_argument("--delay-method", choices=("auto", "netem", "delayline"), default="auto",
+                     help="delay/loss emulation (auto: netem when the kernel has it)")
+    add_controller_arguments(cli)
     for name, module in EXPERIMENTS.items():
         exp = sub.add_parser(name, help=module.DESCRIPTION, description=module.__doc__)
         exp.add_argument("--topology", default=module.TOPOLOGY, metavar="NAME|FILE",
@@ -84,6 +105,7 @@ def build_parser():
                          help="Open vSwitch datapath (auto: kernel when the module exists)")
         exp.add_argument("--delay-method", choices=("auto", "netem", "delayline"), default="auto",
                          help="delay/loss emulation (auto: netem when the kernel has it)")
+        add_controller_arguments(exp)
         module.add_arguments(exp)
     return parser
 
@@ -145,14 +167,32 @@ def cmd_clean(args):
         lock.release()
 
 
-def cmd_experiment(args):
-    module = EXPERIMENTS[args.command]
-    topo = load_topology(args.topology)          # validate before touching the machine
+def prepare(args):
+    """Validate the topology, check the machine, choose the platform: before building anything."""
+    topo = load_topology(args.topology)
     require_root()
     if not probe.ovs_running():
         raise LabError("Open vSwitch is not running; start it: "
                        f"{probe.OVS_CTL} start --system-id=random (or run bash install.sh)")
-    platform = probe.choose_platform(args.datapath, args.delay_method)
+    return topo, probe.choose_platform(args.datapath, args.delay_method)
+
+
+def cmd_cli(args):
+    from lab.interactive import run_cli
+    topo, platform = prepare(args)
+    run_dir = new_run_dir("cli", None)
+    ctx = RunContext(experiment="cli", topo=topo, platform=platform, run_dir=run_dir,
+                     options=vars(args), log=Progress(T0))
+    try:
+        run_cli(ctx)
+    finally:
+        hand_to_invoking_user(run_dir)
+    return 0
+
+
+def cmd_experiment(args):
+    module = EXPERIMENTS[args.command]
+    topo, platform = prepare(args)
     run_dir = new_run_dir(module.NAME, args.out)
     log = Progress(T0)
     options = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
@@ -181,7 +221,7 @@ def main(argv=None):
         raise Terminated()
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    commands = {"doctor": cmd_doctor, "list": cmd_list, "clean": cmd_clean}
+    commands = {"doctor": cmd_doctor, "list": cmd_list, "clean": cmd_clean, "cli": cmd_cli}
     try:
         return commands.get(args.command, cmd_experiment)(args)
     except LabError as exc:

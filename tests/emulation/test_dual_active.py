@@ -108,3 +108,27 @@ def test_clean_removes_what_a_killed_run_left(lab_process, tmp_path):
     assert rc == 0, out + err
     assert "removing what this run left: dual-active" in out
     assert lab_leftovers(run_dir=tmp_path) == []
+
+
+def test_controller_phase_routes_every_pair_and_places_vip_traffic_nearest(quick_run):
+    _, _, metrics = quick_run
+    ctl = metrics["controller"]
+    assert ctl["mode"] == "protection" and ctl["seconds_to_ready"] > 0
+    assert ctl["reachability"]["reachable"] == ctl["reachability"]["pairs"] == 30
+    assert ctl["links_discovered"] == 4 and ctl["hosts_located"] == 6
+    assert ctl["vip_placement"] and all(p["ok"] and p["site"] == "dc1" for p in ctl["vip_placement"])
+
+
+def test_interactive_cli_runs_commands_and_cleans_up(lab_process, tmp_path):
+    import subprocess
+    import sys
+    from tests.emulation.conftest import REPO
+    proc = subprocess.run([sys.executable, str(REPO / "lab" / "run.py"), "cli", "dual-active"],
+                          input="pingall\nvip\nclient2 ping -c1 10.2.0.12\n", capture_output=True,
+                          text=True, timeout=120)
+    out = proc.stdout + proc.stderr                  # Mininet prints command output on stderr
+    assert proc.returncode == 0, out
+    assert "0% dropped (30/30 received)" in out
+    assert "client1 -> web 10.200.0.10:80: dc1-srv" in out
+    assert "1 received" in out
+    assert lab_leftovers() == []
