@@ -375,6 +375,12 @@ class Fabric:
         names = sorted(by_site[site])
         return names[zlib.crc32(repr(flow_key).encode()) % len(names)]
 
+    @staticmethod
+    def affinity_key(match):
+        """What picks the server within a site: the client address, so every connection of a
+        client (iperf3's control and data, a browser's parallel ones) reaches the same server."""
+        return match["ipv4_src"]
+
     def vip_flow(self, dpid, port, service, info, now):
         """Pin a new flow to a server and send its first packet on through the tables."""
         match = {"eth_type": ETH_IP, "ipv4_src": info["ip_src"], "ipv4_dst": str(service.vip),
@@ -382,7 +388,7 @@ class Fabric:
         if info["kind"] in ("tcp", "udp"):
             match[f"{info['kind']}_src"] = info["src_port"]
             match[f"{info['kind']}_dst"] = info["dst_port"]
-        server = self.choose_server(service, dpid, tuple(sorted(match.items())))
+        server = self.choose_server(service, dpid, self.affinity_key(match))
         if server is None:
             return []
         host = self.hosts[str(self.health[server].ip)]
@@ -408,6 +414,7 @@ class Fabric:
                     msgs += self.health_verdict(health, ok=False)
                 host = self.hosts.get(str(health.ip))
                 if host is None:
+                    msgs += self.glean(health.ip, now)      # e.g. after a controller restart
                     continue
                 health.seq += 1
                 health.pending = health.seq

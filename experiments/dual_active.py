@@ -6,25 +6,48 @@ against its configuration: the fidelity table.
 Phase 2 (controller): hand the switches to the os-ken controller (anycast gateway, anycast
 VIPs, failover routing in --mode protection or restoration), check all-pairs reachability
 through the gateway and which site serves each client's VIP traffic.
+Phase 3 (faults): probe streams from every client to every VIP and east-west between the
+sites (1000 packets/s each), iperf3 replication traffic on the DCI and client traffic to the
+VIP, and the fault timeline (default: cut the primary DCI link and heal it, gray-fail it and
+recover, power a site off and on). Per fault: which streams lost traffic, outage, loss,
+convergence, throughput before/during/after, and each site's share of client traffic.
 """
 
 import statistics
+import time
 
-from lab import fabric, fidelity, traffic
-from lab.controller import intent_for
+from lab import fabric, fidelity, metrics as m_, plots, traffic
+from lab.controller import GATEWAY_MAC, intent_for
+from lab.errors import LabError
 from lab.experiment import Summary
+from lab.faults import inject, parse_faults
 from lab.results import format_table, write_csv, write_json
+from lab.streams import IperfTimeline, ProbeSet
 
 NAME = "dual-active"
 TOPOLOGY = "dual-active"
-DESCRIPTION = "two active sites: link fidelity, anycast gateway, anycast VIP placement"
+DESCRIPTION = "two active sites: fidelity, anycast gateway and VIPs, failover under faults"
+FAULTS = ("3s cut dci-a; 6s heal dci-a; 10s gray dci-a; 13s ungray dci-a; "
+          "17s power-off dc1; 21s power-on dc1")
+DURATION = 26.0
+QUICK_FAULTS = "2s cut dci-a; 4s heal dci-a; 7s gray dci-a; 9s ungray dci-a"
+QUICK_DURATION = 12.0
 
 
 def add_arguments(parser):
     parser.add_argument("--pings", type=int, default=None, metavar="N",
                         help="pings per link for the RTT check (default 40, --quick 20)")
     parser.add_argument("--iperf-seconds", type=float, default=None, metavar="S",
-                        help="iperf3 seconds per link (default 4, --quick 2)")
+                        help="iperf3 seconds per link (default 2, --quick 1)")
+    parser.add_argument("--probe-rate", type=float, default=1000.0, metavar="PPS",
+                        help="probe packets per second per stream (default 1000)")
+    parser.add_argument("--duration", type=float, default=None, metavar="S",
+                        help=f"seconds of traffic for the fault timeline (default {DURATION:g}, "
+                             f"--quick {QUICK_DURATION:g})")
+    parser.add_argument("--faults", default=None, metavar="TIMELINE",
+                        help=f"fault timeline, e.g. '3s cut dci-a; 6s heal dci-a' (default: "
+                             f"{FAULTS}); actions: cut heal gray ungray power-off power-on "
+                             "server-down server-up controller-stop controller-start")
 
 
 def fidelity_phase(ctx, lab, pings, seconds):
@@ -79,11 +102,131 @@ def controller_phase(ctx, lab):
     return ready_s, pairs, placements
 
 
+def traffic_phase(ctx, lab, faults, duration, rate):
+    """Probe streams and iperf3 through the fault timeline; raw samples into the run folder."""
+    log, topo, run_dir = ctx.log, ctx.topo, ctx.run_dir
+    probes = ProbeSet(lab, run_dir, GATEWAY_MAC, rate=rate)
+    for service in topo.services:
+        for client in topo.clients:
+            probes.add(f"{client.name}>{service.name}", client.name, service.vip)
+    sites = topo.sites
+    for a, b in zip(sites, sites[1:] + sites[:1]) if len(sites) > 1 else []:
+        src, dst = topo.hosts_at(a.name)[0], topo.hosts_at(b.name)[-1]
+        probes.add(f"{src.name}>{dst.name}", src.name, dst.ip.ip)
+    probes.start_receivers([h.name for h in topo.servers])
+    iperfs = []
+    dci = min((l.bw for l in topo.dci_links if l.bw), default=100)
+    if len(sites) > 1:
+        src, dst = topo.hosts_at(sites[0].name)[0], topo.hosts_at(sites[1].name)[-1]
+        iperfs.append(IperfTimeline(lab, run_dir, "replication", src.name, [dst.name],
+                                    dst.ip.ip, round(0.2 * dci, 1), 5201))
+    if topo.services and topo.clients:
+        service = topo.services[0]
+        iperfs.append(IperfTimeline(lab, run_dir, f"{topo.clients[0].name}>{service.name}",
+                                    topo.clients[0].name, list(service.servers), service.vip,
+                                    10, 5202))
+    log(f"traffic: {len(probes.streams)} probe streams at {rate:g}/s, "
+        f"{len(iperfs)} iperf3 flows, {duration:g}s, {len(faults)} faults")
+    for flow in iperfs:
+        flow.start(duration)
+    t0 = probes.start(duration)
+    done, next_progress = [], t0 + 1
+    for fault in faults:
+        while time.time() < t0 + fault.at:
+            if time.time() >= next_progress:
+                log(f"  t={time.time() - t0:4.1f}s live loss {100 * probes.live_loss(time.time()):.1f}%")
+                next_progress += 1
+            time.sleep(min(0.01, max(0.0, t0 + fault.at - time.time())))
+        t = time.time()
+        inject(lab, fault)
+        done.append((fault, t))
+        log(f"  t={t - t0:4.1f}s fault: {fault}")
+    while time.time() < t0 + duration:
+        if time.time() >= next_progress:
+            log(f"  t={time.time() - t0:4.1f}s live loss {100 * probes.live_loss(time.time()):.1f}%")
+            next_progress += 1
+        time.sleep(0.05)
+    rows, summaries = probes.collect()
+    throughput = {flow.name: flow.collect()[0] for flow in iperfs}
+    return probes, t0, done, rows, summaries, throughput
+
+
+def analyse(ctx, probes, t0, duration, done, rows, summaries, throughput):
+    """Per-stream totals and per-fault impact from the raw samples."""
+    topo = ctx.topo
+    by_stream = {}
+    for row in rows:
+        by_stream.setdefault(row[0], []).append(row)
+    stats = [m_.stream_stats(s.stream, s.name, by_stream.get(s.stream, []), summaries[s.stream])
+             for s in probes.streams]
+    site_of = {h.name: h.switch for h in topo.hosts}
+    client_streams = {s.stream for s in probes.streams if s.src in {c.name for c in topo.clients}}
+    client_rows = [r for r in rows if r[0] in client_streams]
+    replication = throughput.get("replication", [])
+    impacts, shares = [], []
+    first = done[0][1] if done else t0 + duration
+    shares.append({"phase": "before faults", "share": m_.site_share(client_rows, site_of,
+                                                                     t0 + 0.5, first)})
+    down = set()                     # hosts powered off or down: their own streams cannot recover
+    host_ip = {str(h.ip.ip): h.name for h in topo.hosts}
+
+    def endpoint_in(stream, hosts):
+        return stream.src in hosts or host_ip.get(stream.dst_ip) in hosts
+
+    for i, (fault, t) in enumerate(done):
+        was_down = set(down)
+        if fault.action in ("power-off", "power-on"):
+            hosts = {h.name for h in topo.hosts if h.switch == fault.target}
+            down = down | hosts if fault.action == "power-off" else down - hosts
+        elif fault.action in ("server-down", "server-up"):
+            down = down | {fault.target} if fault.action == "server-down" else down - {fault.target}
+        t_end = done[i + 1][1] if i + 1 < len(done) else t0 + duration
+        per_stream = {}
+        for s in probes.streams:
+            impact = m_.fault_impact(by_stream.get(s.stream, []), t, t_end,
+                                     summaries[s.stream]["start"], summaries[s.stream]["target_rate"])
+            impact["endpoint_down"] = endpoint_in(s, down)
+            if endpoint_in(s, was_down) and not impact["endpoint_down"]:
+                # back from the dead: the outage that matters starts at the repair
+                impact["outage_ms"] = impact["convergence_ms"]
+            per_stream[s.name] = impact
+        judged = {n: imp for n, imp in per_stream.items() if not imp["endpoint_down"]}
+        affected = [n for n, imp in judged.items() if imp["lost"] or not imp["recovered"]]
+        outages = [judged[n]["outage_ms"] for n in affected]
+        impacts.append({
+            "fault": str(fault), "at_s": fault.at, "t": t,
+            "affected": affected,
+            "endpoint_down": sorted(n for n, imp in per_stream.items() if imp["endpoint_down"]),
+            # the worst outage of the streams that lost traffic; without loss, the longest
+            # delivery gap any stream saw (the datapath's own hiccup)
+            "outage_ms": (None if any(o is None for o in outages) else max(outages)) if affected
+            else max((imp["outage_ms"] or 0) for imp in judged.values()) if judged else None,
+            "lost": sum(imp["lost"] or 0 for imp in judged.values()),
+            "convergence_ms": max((imp["convergence_ms"] or 0) for imp in judged.values())
+            if judged else None,
+            "recovered": all(imp["recovered"] for imp in judged.values()),
+            "streams": per_stream,
+            "replication_mbit": {"before": m_.mean_rate(replication, t - 1.5, t),
+                                 "during": m_.mean_rate(replication, t, t + 1.5),
+                                 "after": m_.mean_rate(replication, t + 1.5, t_end)},
+        })
+        shares.append({"phase": f"after {fault}", "share": m_.site_share(client_rows, site_of,
+                                                                         t + 0.5, t_end)})
+    return stats, impacts, shares
+
+
 def run(ctx):
     quick = ctx.options.get("quick")
-    pings = ctx.options.get("pings") or (20 if quick else 40)
-    seconds = ctx.options.get("iperf_seconds") or (2.0 if quick else 4.0)
+    pings = ctx.options.get("pings") or (10 if quick else 20)
+    seconds = ctx.options.get("iperf_seconds") or (1.0 if quick else 2.0)
+    duration = ctx.options.get("duration") or (QUICK_DURATION if quick else DURATION)
+    rate = ctx.options.get("probe_rate") or 1000.0
     log, topo, run_dir = ctx.log, ctx.topo, ctx.run_dir
+    faults = parse_faults(ctx.options.get("faults") or (QUICK_FAULTS if quick else FAULTS), topo)
+    late = [f for f in faults if f.at >= duration]
+    if late:
+        raise LabError(f"--faults: {late[0]} at {late[0].at:g}s is after the traffic ends "
+                       f"({duration:g}s); use a longer --duration")
 
     log(f"building {topo.name}: {len(topo.switches)} switches, {len(topo.hosts)} hosts, "
         f"{len(topo.links)} links ({ctx.platform.datapath_label} datapath, "
@@ -92,9 +235,12 @@ def run(ctx):
         built_s = log.elapsed()
         pairs, verified_s, base, measurements, samples = fidelity_phase(ctx, lab, pings, seconds)
         ready_s, routed_pairs, placements = controller_phase(ctx, lab)
+        probes, t0, done, rows, summaries, throughput = traffic_phase(ctx, lab, faults,
+                                                                      duration, rate)
         status = lab.controller_status()
         log("tearing down")
     torn_down_s = log.elapsed()
+    stats, impacts, shares = analyse(ctx, probes, t0, duration, done, rows, summaries, throughput)
 
     unreachable = [(s, d) for s, d, ok in pairs if not ok]
     unrouted = [(s, d) for s, d, ok in routed_pairs if not ok]
@@ -129,7 +275,20 @@ def run(ctx):
             "hosts_located": len(status["hosts"]) if status else 0,
         },
     }
+    write_csv(run_dir / "probes.csv", ["stream", "seq", "sent", "received", "host"],
+              sorted(rows, key=lambda r: (r[0], r[1])))
+    write_json(run_dir / "streams.json", [dict(vars(s), rate=rate) for s in probes.streams])
+    write_csv(run_dir / "faults.csv", ["at_s", "fault", "t"], [(f.at, str(f), t) for f, t in done])
+    write_csv(run_dir / "throughput.csv", ["name", "t", "mbit"],
+              [(name, t, mbit) for name, tl in throughput.items() for t, mbit in tl])
+    metrics["topology"] = topo.name
+    metrics["timeline"] = {"t0": t0, "duration_s": duration, "probe_rate": rate,
+                           "trustworthy": all(s.trustworthy for s in stats)}
+    metrics["streams"] = [s.to_dict() for s in stats]
+    metrics["faults"] = impacts
+    metrics["site_share"] = shares
     write_json(run_dir / "metrics.json", metrics)
+    plots.plot_run(run_dir)
 
     rows = [(m.link, topo.link(m.link).kind, "RTT ms" if m.metric == "rtt_ms" else "TCP Mbit/s",
              f"{m.configured:g}", _num(m.measured), f"±{m.tolerance:.2g}",
@@ -150,6 +309,19 @@ def run(ctx):
         f"controller ({ctx.options['mode']}): ready in {ready_s:.1f}s; through the anycast "
         f"gateway {len(routed_pairs) - len(unrouted)}/{len(routed_pairs)} host pairs reachable",
         format_table(["client", "service", "served by", "site", "expected", "verdict"], vip_rows),
+        "",
+        f"probe streams ({rate:g}/s each): "
+        + ", ".join(f"{s.name} {s.loss_pct:g}% lost, {s.reordered} reordered"
+                    + ("" if s.trustworthy else f" (UNTRUSTWORTHY: sent {s.achieved_rate:g}/s)")
+                    for s in stats),
+        format_table(["t s", "fault", "affected streams", "outage ms", "lost", "converged ms",
+                      "DCI Mbit/s before/during/after", "client share after"],
+                     [(f"{i['at_s']:g}", i["fault"], ", ".join(i["affected"]) or "none",
+                       _num(i["outage_ms"]), i["lost"], _num(i["convergence_ms"]),
+                       "/".join(_num(i["replication_mbit"][k]) for k in ("before", "during", "after")),
+                       " ".join(f"{site} {100 * v:.0f}%" for site, v in sh["share"].items()))
+                      for i, sh in zip(impacts, shares[1:])]),
+        f"plots: {run_dir / 'delivery.png'}, throughput.png, site_share.png",
     ])
     problems = [f"{s} cannot reach {d}" for s, d in unreachable]
     problems += [f"{s} cannot reach {d} through the gateway" for s, d in unrouted]
@@ -157,7 +329,11 @@ def run(ctx):
                  f"{p['expected_site']}" for p in placements if not p["ok"]]
     problems += [f"link {m.link}: {m.metric} off ({_num(m.measured)} vs {m.configured:g} "
                  f"±{m.tolerance:.2g})" for m in measurements if not m.ok]
-    ok = not unreachable and not unrouted and all(p["ok"] for p in placements)
+    problems += [f"fault {i['fault']}: traffic did not recover" for i in impacts if not i["recovered"]]
+    problems += [f"stream {s.name}: sent {s.achieved_rate:g}/s of {s.target_rate:g}/s, its "
+                 "figures are untrustworthy" for s in stats if not s.trustworthy]
+    ok = (not unreachable and not unrouted and all(p["ok"] for p in placements)
+          and all(i["recovered"] for i in impacts))
     return Summary(text, ok=ok, problems=problems)
 
 

@@ -16,7 +16,8 @@ average), so the delay it adds is the configured one rather than that plus the s
     python -m lab.delayline --a dci-a-eth0 --b dci-a-eth1 --delay-ms 2 --stats stats.json
 
 It prints ``ready`` once both interfaces are open, and writes its counters to --stats as JSON
-when it stops (SIGTERM or SIGINT).
+when it stops (SIGTERM or SIGINT). SIGUSR1 makes it a gray failure (the link stays up, every
+frame is dropped); SIGUSR2 ends that.
 """
 
 import argparse
@@ -98,6 +99,7 @@ class DelayLine:
             self.sock_b: Direction(f"{intf_b}>{intf_a}", self.sock_b, self.sock_a),
         }
         self.running = True
+        self.gray = False            # drop everything (a gray failure) while True
         self.lateness = 0.0          # moving average of how late a timed wake-up comes
 
     def receive(self, direction):
@@ -112,6 +114,9 @@ class DelayLine:
                 continue
             now = kernel_time(ancdata, fallback)
             direction.counters["received"] += 1
+            if self.gray:
+                direction.counters["grayed"] += 1
+                continue
             if self.loss and self.rng.random() < self.loss:
                 direction.counters["lost"] += 1
                 continue
@@ -174,6 +179,8 @@ def main(argv=None):
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGUSR1, lambda s, f: setattr(line, "gray", True))
+    signal.signal(signal.SIGUSR2, lambda s, f: setattr(line, "gray", False))
     tight_timers()
     print("ready", flush=True)
     line.run()

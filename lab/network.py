@@ -13,6 +13,7 @@ run's Ledger before it is created (see lab/state.py).
 """
 
 import contextlib
+import dataclasses
 import json
 import signal
 import subprocess
@@ -199,9 +200,9 @@ class LabNetwork:
         port = controller.free_port()
         self.status_path.unlink(missing_ok=True)
         start = time.monotonic()
-        self.controller = self.popen_root(
-            controller.controller_argv(config, port, self.run_dir / "controller.log",
-                                       self.status_path), "controller")
+        self.controller_cmd = controller.controller_argv(
+            config, port, self.run_dir / "controller.log", self.status_path)
+        self.controller = self.popen_root(self.controller_cmd, "controller")
         traffic.wait_root_listening(port, proc=self.controller)
         for link in self.topo.links:
             for end in link.ends:
@@ -267,6 +268,48 @@ class LabNetwork:
         for end in link.ends:
             sh.run(["ip", "link", "set", self.topo.port_to(end, name).intf,
                     "up" if up else "down"])
+
+    def gray_link(self, name, on):
+        """A gray failure: the link stays up (no carrier loss) but drops every frame."""
+        link = self.topo.link(name)
+        if name in self.delaylines:
+            self.delaylines[name].send_signal(signal.SIGUSR1 if on else signal.SIGUSR2)
+        elif self.platform.delay_method == "netem":
+            shaped = dataclasses.replace(link, loss=100.0) if on else link
+            for end in link.ends:
+                first, *rest = shaping.egress_cmds(self.topo.port_to(end, name).intf, shaped, "netem")
+                sh.run(first, check=False)
+                for argv in rest:
+                    sh.run(argv)
+        else:
+            raise LabError(f"link {name} has no delay element to gray (the userspace delay line "
+                           "runs only on links with delay, jitter or loss); give it a delay")
+
+    def power_site(self, name, on):
+        """Power a site off or on: every port of its switch and every host interface in it."""
+        state_word = "up" if on else "down"
+        for host in self.topo.hosts:
+            if self.current_switch(host.name) == name:
+                self.node_run(host.name, ["ip", "link", "set", host.intf, state_word])
+        for port in self.topo.ports(name):
+            sh.run(["ip", "link", "set", port.intf, state_word])
+        for number in self.extra_ports.get(name, []):
+            sh.run(["ip", "link", "set", f"{name}-eth{number}", state_word])
+
+    def host_link(self, name, up):
+        """A server (or client) goes down or comes back: its interface."""
+        self.node_run(name, ["ip", "link", "set", self.topo.host(name).intf, "up" if up else "down"])
+
+    def stop_controller(self):
+        """Stop the controller process (the switches keep their flows: fail mode secure)."""
+        if self.controller is not None:
+            self.stop_process(self.controller)
+            self.controller = None
+
+    def start_controller(self):
+        """Start a new controller process with the same intent and port."""
+        if self.controller is None:
+            self.controller = self.popen_root(self.controller_cmd, "controller")
 
     def move_host(self, name, to_switch):
         """Re-link host `name` to switch `to_switch` on a new port; it keeps its IP and MAC.

@@ -33,7 +33,7 @@ from lab.controller import MODES, POLICIES                            # noqa: E4
 from lab.errors import LabError                                      # noqa: E402
 from lab.experiment import Progress, RunContext                      # noqa: E402
 from lab.results import format_table, hand_to_invoking_user, new_run_dir, write_json  # noqa: E402
-from lab.topology import available_topologies, load_topology         # noqa: E402
+from lab.topology import available_topologies, load_topology, with_dci  # noqa: E402
 from experiments import EXPERIMENTS                                  # noqa: E402
 
 
@@ -84,6 +84,12 @@ def build_parser():
     doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
     sub.add_parser("list", help="list experiments and topologies")
     sub.add_parser("clean", help="remove what a crashed run left behind (from its state file)")
+    plot = sub.add_parser("plot", help="redraw a run folder's plots from its raw CSV files")
+    plot.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    compare = sub.add_parser("compare", help="draw runs side by side (outage per fault)")
+    compare.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
+    compare.add_argument("--out", type=Path, default=None, metavar="PNG",
+                         help="where to write the figure (default: compare.png in the first run)")
     cli = sub.add_parser("cli", help="the Mininet CLI on a running lab with the controller")
     cli.add_argument("topology", nargs="?", default="dual-active", metavar="TOPOLOGY",
                      help=f"topology name or YAML file (shipped: {', '.join(available_topologies())})")
@@ -100,6 +106,10 @@ def build_parser():
         exp.add_argument("--out", type=Path, default=None, metavar="DIR",
                          help="results root folder (default results/)")
         exp.add_argument("--quick", action="store_true", help="short variant (what CI runs)")
+        exp.add_argument("--dci-delay", default=None, metavar="TIME",
+                         help="override every DCI link's one-way delay, with a unit (e.g. 10ms)")
+        exp.add_argument("--dci-bw", type=positive_float, default=None, metavar="MBIT",
+                         help="override every DCI link's bandwidth, Mbit/s")
         exp.add_argument("--seed", type=int, default=1, help="random seed (jitter, loss)")
         exp.add_argument("--datapath", choices=("auto", "kernel", "user"), default="auto",
                          help="Open vSwitch datapath (auto: kernel when the module exists)")
@@ -167,9 +177,25 @@ def cmd_clean(args):
         lock.release()
 
 
+def cmd_plot(args):
+    from lab import plots
+    for path in plots.plot_run(args.run_dir):
+        print(path)
+    return 0
+
+
+def cmd_compare(args):
+    from lab import plots
+    out = args.out or args.run_dirs[0] / "compare.png"
+    print(plots.compare(args.run_dirs, out))
+    return 0
+
+
 def prepare(args):
     """Validate the topology, check the machine, choose the platform: before building anything."""
     topo = load_topology(args.topology)
+    if getattr(args, "dci_delay", None) or getattr(args, "dci_bw", None):
+        topo = with_dci(topo, delay=args.dci_delay, bw=args.dci_bw)
     require_root()
     if not probe.ovs_running():
         raise LabError("Open vSwitch is not running; start it: "
@@ -221,7 +247,8 @@ def main(argv=None):
         raise Terminated()
 
     signal.signal(signal.SIGTERM, on_sigterm)
-    commands = {"doctor": cmd_doctor, "list": cmd_list, "clean": cmd_clean, "cli": cmd_cli}
+    commands = {"doctor": cmd_doctor, "list": cmd_list, "clean": cmd_clean, "cli": cmd_cli,
+                "plot": cmd_plot, "compare": cmd_compare}
     try:
         return commands.get(args.command, cmd_experiment)(args)
     except LabError as exc:

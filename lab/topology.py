@@ -183,6 +183,21 @@ class Topology:
         }
 
 
+def with_dci(topo, delay=None, bw=None):
+    """The topology with every DCI link's delay (a time with a unit) and/or bw overridden.
+
+    Raises TopologyError naming the option, as for a bad topology file."""
+    import dataclasses
+    check = _Validator("command line", topo.name)
+    changes = {}
+    if delay is not None:
+        changes["delay_ms"] = check.duration(delay, "--dci-delay")
+    if bw is not None:
+        changes["bw"] = check.bandwidth(bw, "--dci-bw")
+    links = tuple(dataclasses.replace(l, **changes) if l.kind == "dci" else l for l in topo.links)
+    return dataclasses.replace(topo, links=links)
+
+
 # ----------------------------------------------------------------------------------- loading
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -449,6 +464,8 @@ class _Validator:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             self.fail(field, f"{value} has no unit", f"write e.g. '{value}ms'")
         text = str(value)
+        if re.fullmatch(r"\s*\d+(\.\d+)?\s*", text):
+            self.fail(field, f"{text.strip()} has no unit", f"write e.g. '{text.strip()}ms'")
         if text.strip().startswith("-"):
             self.fail(field, f"{text!r} is negative", "use a time of 0 or more, e.g. '2ms'")
         match = TIME_RE.match(text)

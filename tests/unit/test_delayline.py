@@ -26,6 +26,7 @@ def make_line(delay_ms=2.0, jitter_ms=0.0, loss=0.0, limit=1000, seed=1):
     line = delayline.DelayLine.__new__(delayline.DelayLine)
     line.delay, line.jitter, line.loss = delay_ms / 1000, jitter_ms / 1000, loss / 100
     line.limit, line.rng, line.running, line.lateness = limit, random.Random(seed), True, 0.0
+    line.gray = False
     a, b = FakeSocket(), FakeSocket()
     line.directions = {a: delayline.Direction("a>b", a, b), b: delayline.Direction("b>a", b, a)}
     return line, a, b
@@ -92,3 +93,15 @@ def test_kernel_receive_timestamp_starts_the_clock():
     anc = [(delayline.socket.SOL_SOCKET, delayline.SO_TIMESTAMPNS, struct.pack("qq", 12, 500000000))]
     assert delayline.kernel_time(anc, 99.0) == 12.5
     assert delayline.kernel_time([], 99.0) == 99.0
+
+
+def test_gray_failure_drops_everything_until_it_ends():
+    line, a, b = make_line()
+    line.gray = True
+    a.inbox = [(b"x", 0)] * 10
+    line.receive(line.directions[a])
+    assert not line.directions[a].queue and line.directions[a].counters["grayed"] == 10
+    line.gray = False
+    a.inbox = [(b"y", 0)]
+    line.receive(line.directions[a])
+    assert len(line.directions[a].queue) == 1

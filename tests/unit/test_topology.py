@@ -142,3 +142,28 @@ def test_services_default_to_every_server_and_the_first_site():
 def test_bad_services(service, field, words):
     exc = error_of(GOOD + f"services:\n  web: {service}\n")
     assert exc.field == field and words in str(exc)
+
+
+def test_fault_timelines_parse_in_time_order():
+    from lab.faults import Fault, parse_faults
+    topo = load_topology("dual-active")
+    faults = parse_faults("10s power-off dc1; 3s cut dci-a;6.5s heal dci-a ; 12s controller-stop",
+                          topo)
+    assert faults == (Fault(3.0, "cut", "dci-a"), Fault(6.5, "heal", "dci-a"),
+                      Fault(10.0, "power-off", "dc1"), Fault(12.0, "controller-stop"))
+    assert str(faults[0]) == "cut dci-a"
+
+
+@pytest.mark.parametrize("text, words", [
+    ("3 cut dci-a", "not a fault"),
+    ("3s explode dci-a", "unknown action 'explode'"),
+    ("3s cut dci-z", "cut needs a link of dual-active: one of dci-a"),
+    ("3s power-off edge", "power-off needs a site"),
+    ("3s controller-stop dc1", "takes no target"),
+])
+def test_bad_fault_timelines_are_one_line_errors(text, words):
+    from lab.errors import LabError
+    from lab.faults import parse_faults
+    with pytest.raises(LabError) as info:
+        parse_faults(text, load_topology("dual-active"))
+    assert words in str(info.value) and str(info.value).startswith("--faults: ")

@@ -1,0 +1,74 @@
+"""Fault timelines as data: "3s cut dci-a; 6s heal dci-a; 10s power-off dc1".
+
+Each entry is a time after the traffic starts and an action with its target. The lab breaks
+something and measures; it never tells the controller what it broke.
+
+| action | target | what happens |
+|---|---|---|
+| cut / heal | link | both switch ports of the link go down / up (carrier loss, seen at once) |
+| gray / ungray | link | the link stays up but drops everything (only BFD can tell) / works again |
+| power-off / power-on | site | every port of the site's switch and every host interface go down / up |
+| server-down / server-up | host | the host's interface goes down / up |
+| controller-stop / controller-start | - | the controller process stops / a new one starts |
+"""
+
+import re
+from dataclasses import dataclass
+
+from lab.errors import LabError
+
+ACTIONS = {"cut": "link", "heal": "link", "gray": "link", "ungray": "link",
+           "power-off": "site", "power-on": "site", "server-down": "host", "server-up": "host",
+           "controller-stop": None, "controller-start": None}
+ENTRY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*s\s+([a-z-]+)(?:\s+([a-z0-9-]+))?\s*$")
+
+
+@dataclass(frozen=True)
+class Fault:
+    at: float            # seconds after the traffic starts
+    action: str
+    target: str = None
+
+    def __str__(self):
+        return f"{self.action} {self.target}" if self.target else self.action
+
+
+def parse_faults(text, topo, option="--faults"):
+    """The faults of a timeline, in time order. Raises LabError naming the bad entry."""
+    faults = []
+    for entry in filter(str.strip, text.split(";")):
+        match = ENTRY_RE.match(entry)
+        if not match:
+            raise LabError(f"{option}: {entry.strip()!r} is not a fault; write e.g. "
+                           "'3s cut dci-a' (time in s, action, target)")
+        at, action, target = float(match.group(1)), match.group(2), match.group(3)
+        if action not in ACTIONS:
+            raise LabError(f"{option}: {entry.strip()!r}: unknown action {action!r}; use one of "
+                           + ", ".join(ACTIONS))
+        kind = ACTIONS[action]
+        names = {"link": [l.name for l in topo.links], "site": [s.name for s in topo.sites],
+                 "host": [h.name for h in topo.hosts]}.get(kind, [])
+        if kind and target not in names:
+            raise LabError(f"{option}: {entry.strip()!r}: {action} needs a {kind} of "
+                           f"{topo.name}: one of {', '.join(names)}")
+        if not kind and target:
+            raise LabError(f"{option}: {entry.strip()!r}: {action} takes no target")
+        faults.append(Fault(at, action, target))
+    return tuple(sorted(faults, key=lambda f: f.at))
+
+
+def inject(lab, fault):
+    """Carry out one fault on a running LabNetwork."""
+    action, target = fault.action, fault.target
+    if action in ("cut", "heal"):
+        lab.set_link(target, up=action == "heal")
+    elif action in ("gray", "ungray"):
+        lab.gray_link(target, on=action == "gray")
+    elif action in ("power-off", "power-on"):
+        lab.power_site(target, on=action == "power-on")
+    elif action in ("server-down", "server-up"):
+        lab.host_link(target, up=action == "server-up")
+    elif action == "controller-stop":
+        lab.stop_controller()
+    elif action == "controller-start":
+        lab.start_controller()

@@ -1,0 +1,164 @@
+"""Plots from a run folder's raw files (headless matplotlib, PNG). Rerunnable on old runs:
+
+    python lab/run.py plot results/dual-active/<run-id>
+    python lab/run.py compare results/dual-active/<run-a> results/dual-active/<run-b>
+
+delivery.png   per stream: probes delivered per 10 ms, with the faults marked (the slide)
+throughput.png iperf3 timelines (replication on the DCI, client traffic)
+site_share.png share of client VIP traffic each site served, before and after each fault
+compare.png    outage per fault, runs side by side (e.g. protection vs restoration)
+"""
+
+import csv
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from lab.errors import LabError  # noqa: E402
+
+BIN = 0.025                     # delivery plot bins, s
+
+
+def _read_csv(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def load_run(run_dir):
+    """The raw material of a timeline run: streams, probes, faults, throughput, metrics."""
+    run_dir = Path(run_dir)
+    needed = ["streams.json", "probes.csv", "faults.csv", "metrics.json"]
+    missing = [n for n in needed if not (run_dir / n).exists()]
+    if missing:
+        raise LabError(f"{run_dir}: not a timeline run folder (missing {', '.join(missing)}); "
+                       "give a folder written by lab/run.py dual-active")
+    return {
+        "dir": run_dir,
+        "streams": json.loads((run_dir / "streams.json").read_text()),
+        "probes": _read_csv(run_dir / "probes.csv"),
+        "faults": _read_csv(run_dir / "faults.csv"),
+        "throughput": _read_csv(run_dir / "throughput.csv") if (run_dir / "throughput.csv").exists() else [],
+        "metrics": json.loads((run_dir / "metrics.json").read_text()),
+        "params": json.loads((run_dir / "params.json").read_text()) if (run_dir / "params.json").exists() else {},
+    }
+
+
+def _mark_faults(ax, faults, t0, label=True):
+    for fault in faults:
+        t = float(fault["t"]) - t0
+        ax.axvline(t, color="tab:red", linestyle="--", linewidth=0.8)
+        if label:
+            ax.annotate(fault["fault"], (t, 1.0), xycoords=("data", "axes fraction"),
+                        rotation=90, va="top", ha="right", fontsize=7, color="tab:red")
+
+
+def delivery(run, out):
+    streams, t0 = run["streams"], run["metrics"]["timeline"]["t0"]
+    fig, axes = plt.subplots(len(streams), 1, figsize=(10, 1.6 * len(streams) + 1),
+                             sharex=True, squeeze=False)
+    end = run["metrics"]["timeline"]["duration_s"]
+    bins = int(end / BIN) + 1
+    for ax, stream in zip(axes[:, 0], streams):
+        counts = [0] * bins
+        for row in run["probes"]:
+            if int(row["stream"]) == stream["stream"]:
+                i = int((float(row["sent"]) - t0) / BIN)
+                if 0 <= i < bins:
+                    counts[i] += 1
+        xs = [i * BIN for i in range(bins)]
+        ax.fill_between(xs, [c / BIN for c in counts], step="post", color="tab:blue", alpha=0.7)
+        ax.set_ylabel("pkt/s", fontsize=8)
+        ax.set_title(stream["name"], fontsize=9, loc="left")
+        ax.set_ylim(0, stream.get("rate", 1000) * 1.3)
+        _mark_faults(ax, run["faults"], t0, label=ax is axes[0, 0])
+    axes[-1, 0].set_xlabel("seconds since traffic start (by send time)")
+    fig.suptitle(f"Probe delivery — {_title(run)}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def throughput(run, out):
+    t0 = run["metrics"]["timeline"]["t0"]
+    fig, ax = plt.subplots(figsize=(10, 3.5))
+    names = sorted({r["name"] for r in run["throughput"]})
+    for name in names:
+        rows = [r for r in run["throughput"] if r["name"] == name]
+        ax.step([float(r["t"]) - t0 for r in rows], [float(r["mbit"]) for r in rows],
+                where="post", label=name)
+    _mark_faults(ax, run["faults"], t0)
+    ax.set_xlabel("seconds since traffic start")
+    ax.set_ylabel("Mbit/s")
+    if names:
+        ax.legend(fontsize=8, loc="lower left")
+    ax.set_title(f"Throughput (iperf3, 0.5 s intervals) — {_title(run)}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def site_share(run, out):
+    phases = run["metrics"].get("site_share", [])
+    sites = sorted({s for p in phases for s in p["share"]})
+    fig, ax = plt.subplots(figsize=(max(6, 1.3 * len(phases) + 2), 3.5))
+    bottom = [0.0] * len(phases)
+    for site in sites:
+        values = [p["share"].get(site, 0.0) * 100 for p in phases]
+        ax.bar(range(len(phases)), values, bottom=bottom, label=site)
+        bottom = [b + v for b, v in zip(bottom, values)]
+    ax.set_xticks(range(len(phases)))
+    ax.set_xticklabels([p["phase"] for p in phases], rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("% of client VIP probes")
+    ax.set_ylim(0, 100)
+    if sites:
+        ax.legend(fontsize=8)
+    ax.set_title(f"Per-site load share — {_title(run)}", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def _title(run):
+    options = run["params"].get("options", {})
+    return f"{run['metrics'].get('topology', '')} {options.get('mode', '')}".strip()
+
+
+def plot_run(run_dir):
+    """Redraw every plot of a run folder from its raw files; returns the PNG paths."""
+    run = load_run(run_dir)
+    paths = [run["dir"] / n for n in ("delivery.png", "throughput.png", "site_share.png")]
+    delivery(run, paths[0])
+    throughput(run, paths[1])
+    site_share(run, paths[2])
+    return paths
+
+
+def compare(run_dirs, out):
+    """Outage per fault of several runs side by side."""
+    runs = [load_run(d) for d in run_dirs]
+    faults = []
+    for run in runs:
+        for f in run["metrics"]["faults"]:
+            if f["fault"] not in faults:
+                faults.append(f["fault"])
+    width = 0.8 / len(runs)
+    fig, ax = plt.subplots(figsize=(max(6, 1.5 * len(faults) + 2), 4))
+    for i, run in enumerate(runs):
+        by_fault = {f["fault"]: f["outage_ms"] or 0 for f in run["metrics"]["faults"]}
+        label = f"{run['dir'].name} {run['params'].get('options', {}).get('mode', '')}"
+        ax.bar([j + i * width for j in range(len(faults))],
+               [by_fault.get(f, 0) for f in faults], width, label=label)
+    ax.set_xticks([j + width * (len(runs) - 1) / 2 for j in range(len(faults))])
+    ax.set_xticklabels(faults, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("worst outage, ms")
+    ax.set_yscale("symlog", linthresh=10)
+    ax.legend(fontsize=8)
+    ax.set_title("Outage per fault", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

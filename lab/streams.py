@@ -1,0 +1,148 @@
+"""Running probe streams and iperf3 timelines inside a lab, and collecting their raw samples.
+
+A ProbeSet starts one receiver per destination host (lab/probestream.py receive) and one
+paced sender per stream; an IperfTimeline runs iperf3 with -J and 0.5 s intervals. Both
+write raw files into the run folder; collect() returns the samples.
+"""
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from lab import traffic
+from lab.errors import LabError
+
+PROBE_PORT = 7000
+
+
+@dataclass
+class Stream:
+    stream: int
+    name: str
+    src: str
+    dst_ip: str
+
+
+class ProbeSet:
+    def __init__(self, lab, run_dir, gateway_mac, rate=1000.0, port=PROBE_PORT):
+        self.lab, self.run_dir, self.gateway_mac = lab, run_dir, gateway_mac
+        self.rate, self.port = rate, port
+        self.streams, self.receivers, self.senders = [], {}, []
+        self.start_time = None
+        self.dir = run_dir / "probes"
+        self.dir.mkdir(exist_ok=True)
+
+    def add(self, name, src, dst_ip):
+        self.streams.append(Stream(len(self.streams) + 1, name, src, str(dst_ip)))
+
+    def start_receivers(self, hosts):
+        for host in hosts:
+            out = self.dir / f"rx-{host}.csv"
+            proc = self.lab.popen(host, [sys.executable, "-m", "lab.probestream", "receive",
+                                         "--port", str(self.port), "--host", host, "--out", out],
+                                  f"probe receiver in {host}", stdout=subprocess.PIPE)
+            self.receivers[host] = (proc, out)
+        for host, (proc, _) in self.receivers.items():
+            if proc.stdout.readline().strip() != "ready":
+                raise LabError(f"the probe receiver in {host} did not start")
+
+    def start(self, duration):
+        """Start every sender; returns the common start time (CLOCK_REALTIME)."""
+        for s in self.streams:
+            host = self.lab.topo.host(s.src)
+            argv = [sys.executable, "-m", "lab.probestream", "send", "--intf", host.intf,
+                    "--src-mac", host.mac, "--dst-mac", self.gateway_mac,
+                    "--src-ip", str(host.ip.ip), "--dst-ip", s.dst_ip, "--port", str(self.port),
+                    "--stream", str(s.stream), "--rate", f"{self.rate:g}",
+                    "--duration", f"{duration:g}", "--summary", self.dir / f"tx-{s.stream}.json"]
+            self.senders.append(self.lab.popen(s.src, argv, f"probe sender {s.name}",
+                                               stdout=subprocess.PIPE))
+        for proc in self.senders:
+            if proc.stdout.readline().strip() != "ready":
+                raise LabError("a probe sender did not start")
+        self.start_time = time.time()
+        return self.start_time
+
+    def received_so_far(self):
+        """Probes received so far (all streams), from the receivers' files."""
+        total = 0
+        for _, out in self.receivers.values():
+            try:
+                with open(out) as fh:
+                    total += sum(1 for _ in fh) - 1
+            except OSError:
+                pass
+        return max(total, 0)
+
+    def live_loss(self, now, lag=0.6):
+        """Share of probes missing so far (allowing `lag` s for flushing and delay)."""
+        expected = self.rate * len(self.streams) * max(now - self.start_time - lag, 0)
+        return max(0.0, 1 - self.received_so_far() / expected) if expected > 100 else 0.0
+
+    def collect(self, timeout=30):
+        """Wait for the senders, stop the receivers; return (rows, summaries by stream)."""
+        for proc in self.senders:
+            proc.wait(timeout)
+        time.sleep(0.3)                              # the last probes are still in flight
+        for proc, _ in self.receivers.values():
+            self.lab.stop_process(proc)
+        rows = []
+        for _, out in self.receivers.values():
+            with open(out, newline="") as fh:
+                for row in csv.DictReader(fh):
+                    rows.append((int(row["stream"]), int(row["seq"]), float(row["sent"]),
+                                 float(row["received"]), row["host"]))
+        summaries = {}
+        for s in self.streams:
+            summaries[s.stream] = json.loads((self.dir / f"tx-{s.stream}.json").read_text())
+        return rows, summaries
+
+
+class IperfTimeline:
+    """iperf3 -J at a fixed rate for the whole timeline: throughput every 0.5 s."""
+
+    def __init__(self, lab, run_dir, name, src, dst_hosts, dst_ip, mbit, port):
+        self.lab, self.run_dir, self.name = lab, run_dir, name
+        self.src, self.dst_hosts, self.dst_ip = src, dst_hosts, dst_ip
+        self.mbit, self.port = mbit, port
+        self.servers, self.client = [], None
+
+    def start(self, duration):
+        for host in self.dst_hosts:
+            self.servers.append(self.lab.popen(host, ["iperf3", "-s", "-p", str(self.port)],
+                                               f"iperf3 server in {host}"))
+        for host in self.dst_hosts:
+            traffic.wait_listening(self.lab, host, self.port)
+        argv = traffic.iperf3_client_argv(self.dst_ip, duration, self.port, omit=0) + [
+            "-b", f"{self.mbit:g}M"]
+        self.t_launch = time.time()      # iperf3's own start stamp has whole seconds only
+        self.client = self.lab.popen(self.src, argv, f"iperf3 {self.name}", stdout=subprocess.PIPE)
+
+    def collect(self, timeout=3):
+        """(timeline [(absolute start s, Mbit/s)], raw JSON text).
+
+        A flow that stalled (its path was down) is still running: SIGINT makes iperf3 end the
+        test and print its JSON report of what it measured."""
+        try:
+            out, _ = self.client.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.client.send_signal(signal.SIGINT)
+            try:
+                out, _ = self.client.communicate(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.lab.stop_process(self.client)
+                out = ""
+        for proc in self.servers:
+            self.lab.stop_process(proc)
+        (self.run_dir / f"iperf3-{self.name}.json").write_text(out or "")
+        try:
+            report = json.loads(out)
+        except ValueError:
+            return [], out
+        timeline = [(self.t_launch + iv["sum"]["start"], iv["sum"]["bits_per_second"] / 1e6)
+                    for iv in report.get("intervals", [])]
+        return timeline, out

@@ -1,0 +1,86 @@
+"""Metrics on synthetic probe samples with known gaps, reordering and duplicates."""
+
+import pytest
+
+from lab import metrics
+
+RATE, DELAY = 1000, 0.002          # 1 ms spacing, 2 ms one way
+
+
+def stream(n=3000, lost=(), host="dc1-srv1", swap=(), dup=()):
+    """Rows of one stream sent from t=0 at RATE; `lost` seqs vanish, `swap` pairs arrive swapped."""
+    rows = []
+    for seq in range(n):
+        if seq in lost:
+            continue
+        sent = seq / RATE
+        rows.append((1, seq, sent, sent + DELAY, host))
+    for a, b in swap:
+        ra, rb = rows[a], rows[b]
+        rows[a], rows[b] = (1, ra[1], ra[2], rb[3], host), (1, rb[1], rb[2], ra[3], host)
+    rows += [rows[i] for i in dup]
+    return rows
+
+
+def summary(sent=3000, achieved=1000.0):
+    return {"sent": sent, "target_rate": RATE, "achieved_rate": achieved}
+
+
+def test_a_50_ms_gap_is_a_51_ms_outage_with_50_lost():
+    rows = stream(lost=range(1000, 1050))
+    impact = metrics.fault_impact(rows, t_fault=0.9995, t_end=2.0)
+    assert impact["lost"] == 50
+    assert impact["outage_ms"] == pytest.approx(51, abs=0.01)
+    assert impact["convergence_ms"] == pytest.approx(1050 + 2 - 999.5, abs=0.01)
+    assert impact["recovered"]
+
+
+def test_no_loss_is_a_one_interval_outage():
+    impact = metrics.fault_impact(stream(), t_fault=1.0005, t_end=2.0)
+    assert impact["lost"] == 0 and impact["outage_ms"] == pytest.approx(1, abs=0.01)
+    assert impact["outage_ms"] > 0
+
+
+def test_delivery_that_never_resumes_is_not_recovered():
+    impact = metrics.fault_impact(stream(lost=range(1500, 3000)), t_fault=1.4995, t_end=3.0)
+    assert impact == {"outage_ms": None, "lost": None, "convergence_ms": None, "recovered": False}
+
+
+def test_stream_stats_count_loss_reordering_and_duplicates():
+    rows = stream(lost=range(10, 20), swap=[(100, 101), (200, 205)], dup=[5, 6, 7])
+    stats = metrics.stream_stats(1, "client1>web", rows, summary())
+    assert (stats.sent, stats.received, stats.lost) == (3000, 2990, 10)
+    assert stats.loss_pct == pytest.approx(0.333, abs=0.001)
+    assert stats.duplicates == 3
+    # RFC 4737: a packet is reordered when it arrives after one with a higher seq. The adjacent
+    # swap reorders 1; moving a packet 5 places ahead makes the 5 it overtook late.
+    assert stats.reordered == 1 + 5
+    assert stats.trustworthy
+
+
+def test_a_stream_below_90_percent_of_its_rate_is_untrustworthy():
+    assert not metrics.stream_stats(1, "s", stream(), summary(achieved=850.0)).trustworthy
+    assert metrics.stream_stats(1, "s", stream(), summary(achieved=905.0)).trustworthy
+
+
+def test_site_share_by_receiving_host():
+    rows = stream(n=1000, host="dc1-srv1") + [(2, s, s / RATE, s / RATE + DELAY, "dc2-srv1")
+                                                for s in range(500, 1000)]
+    share = metrics.site_share(rows, {"dc1-srv1": "dc1", "dc2-srv1": "dc2"}, 0.0, 0.5)
+    assert share == {"dc1": 1.0}
+    share = metrics.site_share(rows, {"dc1-srv1": "dc1", "dc2-srv1": "dc2"}, 0.6, 0.9)
+    assert share == {"dc1": 0.5, "dc2": 0.5}
+
+
+def test_mean_rate_of_a_window():
+    timeline = [(0.0, 10.0), (0.5, 20.0), (1.0, 0.0), (1.5, 30.0)]
+    assert metrics.mean_rate(timeline, 0.0, 1.0) == 15.0
+    assert metrics.mean_rate(timeline, 5.0, 6.0) is None
+
+
+def test_probes_a_dead_sender_never_sent_are_not_counted_after_it_comes_back():
+    # sender powered off from 1.0 s to 2.0 s (its probes failed to send); back at 2.0 s
+    rows = stream(lost=range(1000, 2030))
+    impact = metrics.fault_impact(rows, t_fault=2.0, t_end=3.0, t_start=0.0, rate=RATE)
+    assert impact["lost"] == 30
+    assert impact["convergence_ms"] == pytest.approx(30 + 2, abs=0.01)
