@@ -33,16 +33,6 @@ def cpu_percent(pid, seconds):
     return 100.0 * (cpu_seconds(pid) - start) / seconds
 
 
-def wait_live(lab, timeout=20):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = lab.controller_status()
-        if status and all(link[4] for link in status["links"]):
-            return
-        time.sleep(0.05)
-    raise RuntimeError("links did not come back")
-
-
 def main():
     ensure_venv()
     from lab import probe, sh
@@ -74,7 +64,7 @@ def main():
                 new = lab.controller_status()["reactions"][seen:]
                 reactions += [r["ms"] for r in new if r["event"] == "port_down"]
                 lab.set_link("dci-a", up=True)
-                wait_live(lab)
+                lab.wait_links_live()
             rows.append((mode, f"{ready:.2f}", len(reactions),
                          f"{statistics.median(reactions):.2f}" if reactions else "-",
                          f"{max(reactions):.2f}" if reactions else "-"))

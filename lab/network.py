@@ -260,6 +260,11 @@ class LabNetwork:
     def controller_status(self):
         return controller.read_status(self.status_path)
 
+    def wait_links_live(self, timeout=20.0):
+        """Wait until the controller sees every link live again (after a repair BFD needs ~2 s)."""
+        return controller.wait_status(self.status_path, lambda s: controller.all_up(self.topo, s),
+                                      "every link live", timeout, self.controller)
+
     # -------------------------------------------------------------------------- faults
 
     def set_link(self, name, up):

@@ -1,6 +1,6 @@
 """The controller on real switches: anycast gateway, VIPs, failover in both modes, mobility."""
 
-import sys
+import subprocess
 import time
 
 import pytest
@@ -24,19 +24,7 @@ def lab(request, tmp_path_factory):
 
 
 def vip_answer(lab, client, service):
-    return lab.node_run(client, [sys.executable, "-m", "lab.service", "query",
-                                 "--ip", str(service.vip), "--port", str(service.port)],
-                        check=False).stdout.strip()
-
-
-def wait_links_live(lab, timeout=15):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        status = lab.controller_status()
-        if status and all(link[4] for link in status["links"]):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"links not live again: {lab.controller_status()['links']}")
+    return traffic.vip_answer(lab, client, service.vip, service.port)
 
 
 def test_every_host_reaches_every_other_through_the_anycast_gateway(lab):
@@ -78,14 +66,14 @@ def test_cutting_the_primary_dci_keeps_cross_site_traffic_flowing(lab):
     before = [r for _, r in traffic.ping(lab, src.name, dst.ip.ip, 5, 0.05)[2]]
     assert max(before) < 8                           # dci-a: 4 ms RTT
     stream = lab.popen(src.name, traffic.ping_argv(dst.ip.ip, 60, 0.02, 1), "ping stream",
-                       stdout=__import__("subprocess").PIPE)
+                       stdout=subprocess.PIPE)
     time.sleep(0.4)
     lab.set_link("dci-a", up=False)
     out, _ = stream.communicate(timeout=30)
     sent, received, samples = traffic.parse_ping(out)
     after = [r for _, r in traffic.ping(lab, src.name, dst.ip.ip, 5, 0.05)[2]]
     lab.set_link("dci-a", up=True)
-    wait_links_live(lab)
+    lab.wait_links_live()
     lost = sent - received
     print(f"{lab.mode}: {lost} of {sent} pings lost at 20 ms spacing during the dci-a cut")
     assert sent == 60 and lost <= 5, out
