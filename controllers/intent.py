@@ -51,6 +51,9 @@ class Intent:
     health_recover_after: int = 2        # answered checks before it is up again
     lldp_interval: float = 1.0
     flow_idle_timeout: int = 30          # seconds an idle VIP flow keeps its site
+    routing: str = "shortest"            # shortest | hot-potato (enter and leave the sites
+    #                                      at the nearest exit: the source of asymmetric paths)
+    symmetric: bool = False              # pin each client session's return path to its entry
 
     def switch_by_dpid(self, dpid):
         return next((s for s in self.switches if s.dpid == dpid), None)
@@ -91,7 +94,7 @@ class Intent:
                          for v in doc.get("services", []))
         options = {k: doc[k] for k in ("health_interval", "health_fail_after",
                                        "health_recover_after", "lldp_interval",
-                                       "flow_idle_timeout") if k in doc}
+                                       "flow_idle_timeout", "routing", "symmetric") if k in doc}
         return cls(mode=doc.get("mode", "protection"),
                    gateway_mac=doc.get("gateway_mac", GATEWAY_MAC),
                    switches=switches, links=links, services=services, **options)

@@ -34,7 +34,8 @@ HEALTH_PORT_BASE = 47000       # source port of the health check of server i: ba
 GLEAN_INTERVAL = 1.0           # seconds between ARP searches for the same unknown address
 
 P_LLDP, P_ARP, P_ROUTED, P_TRANSIT = 1000, 900, 100, 50
-P_VIP_FLOW, P_VIP, P_GATEWAY, P_HOST, P_GLEAN = 3000, 2000, 1500, 1000, 10
+P_VIP_FLOW, P_VIP, P_GATEWAY, P_SESSION, P_HOST, P_GLEAN = 3000, 2000, 1500, 1200, 1000, 10
+SESSION_COOKIE = 0x5345_0000   # cookie of a pinned session (symmetric return path)
 
 
 @dataclass
@@ -127,6 +128,10 @@ class Fabric:
         for gateway in sorted(self.intent.gateways):
             flows.append(Flow(dpid, T_ROUTE, P_GATEWAY, {"eth_type": ETH_IP,
                                                          "ipv4_dst": str(gateway)}, to_ctl))
+        switch = self.intent.switch_by_dpid(dpid)
+        if self.intent.symmetric and switch is not None and switch.kind == "edge":
+            flows.append(Flow(dpid, T_ROUTE, P_SESSION, {"eth_type": ETH_IP, "ipv4_src": (
+                str(switch.subnet.network_address), str(switch.subnet.netmask))}, to_ctl))
         for subnet in self.intent.subnets:
             flows.append(Flow(dpid, T_ROUTE, P_GLEAN, {"eth_type": ETH_IP, "ipv4_dst": (
                 str(subnet.network_address), str(subnet.netmask))}, to_ctl))
@@ -202,7 +207,7 @@ class Fabric:
                 if src == dst:
                     continue
                 view = self.transit_view(graph, src, dst)
-                first = self._first_hop(view, src, dst)
+                first = self.hot_potato_hop(view, src, dst) or self._first_hop(view, src, dst)
                 if first is None:
                     continue
                 port, neighbour, key = first
@@ -218,6 +223,30 @@ class Fabric:
                         backup_port = backup[0]
                 routes[(src, dst)] = (port, backup_port)
         return routes
+
+    def kind(self, dpid):
+        switch = self.intent.switch_by_dpid(dpid)
+        return switch.kind if switch else None
+
+    def hot_potato_hop(self, graph, src, dst):
+        """With hot-potato routing, the first hop across the client-edge/site boundary: a site
+        leaves by its own link to the edge; an edge enters the sites at its nearest site.
+        None when the rule does not apply (then: shortest path)."""
+        if self.intent.routing != "hot-potato" or src not in graph:
+            return None
+        kinds = (self.kind(src), self.kind(dst))
+        if kinds == ("site", "edge"):
+            candidates = [n for n in graph[src] if n == dst]
+        elif kinds == ("edge", "site"):
+            candidates = [n for n in graph[src] if self.kind(n) == "site"]
+        else:
+            return None
+        hops = [(data["weight"], key, n, data["ends"][src]) for n in candidates
+                for key, data in graph[src][n].items()]
+        if not hops:
+            return None
+        _, key, neighbour, port = min(hops)
+        return port, neighbour, key
 
     def distances_from(self, dpid):
         """Path latency from a switch to every site switch it can reach (edges not transit)."""
@@ -300,6 +329,8 @@ class Fabric:
             service = next((v for v in self.intent.services if v.vip == dst), None)
             if service is not None:
                 return self.vip_flow(dpid, in_port, service, info, now)
+            if self.intent.symmetric and self.kind(dpid) == "edge" and str(dst) in self.hosts:
+                return self.session_flow(dpid, in_port, info)
             return self.glean(dst, now)
         return []
 
@@ -383,11 +414,7 @@ class Fabric:
 
     def vip_flow(self, dpid, port, service, info, now):
         """Pin a new flow to a server and send its first packet on through the tables."""
-        match = {"eth_type": ETH_IP, "ipv4_src": info["ip_src"], "ipv4_dst": str(service.vip),
-                 "ip_proto": info["ip_proto"]}
-        if info["kind"] in ("tcp", "udp"):
-            match[f"{info['kind']}_src"] = info["src_port"]
-            match[f"{info['kind']}_dst"] = info["dst_port"]
+        match = self.flow_match(info, service.vip)
         server = self.choose_server(service, dpid, self.affinity_key(match))
         if server is None:
             return []
@@ -397,7 +424,58 @@ class Fabric:
                     goto=T_FORWARD, cookie=VIP_COOKIE + self.health[server].index,
                     idle_timeout=self.intent.flow_idle_timeout)
         self.pinned[(dpid, tuple(sorted(match.items())))] = server
-        return [flow, PacketOut(dpid, TABLE, info.get("raw", b""), in_port=port)]
+        msgs = [flow]
+        if self.intent.symmetric:
+            msgs += self.return_pin(dpid, match, host)
+        return msgs + [PacketOut(dpid, TABLE, info.get("raw", b""), in_port=port)]
+
+    @staticmethod
+    def flow_match(info, dst):
+        match = {"eth_type": ETH_IP, "ipv4_src": info["ip_src"], "ipv4_dst": str(dst),
+                 "ip_proto": info["ip_proto"]}
+        if info["kind"] in ("tcp", "udp"):
+            match[f"{info['kind']}_src"] = info["src_port"]
+            match[f"{info['kind']}_dst"] = info["dst_port"]
+        return match
+
+    def session_flow(self, dpid, port, info):
+        """Symmetric remedy: pin a new client session here and its return path to its entry."""
+        host = self.hosts[info["ip_dst"]]
+        match = self.flow_match(info, info["ip_dst"])
+        flow = Flow(dpid, T_ROUTE, P_VIP_FLOW, match,
+                    (("set", "eth_src", self.gw_mac), ("set", "eth_dst", host.mac), ("dec_ttl",)),
+                    goto=T_FORWARD, cookie=SESSION_COOKIE,
+                    idle_timeout=self.intent.flow_idle_timeout)
+        return [flow] + self.return_pin(dpid, match, host) + [
+            PacketOut(dpid, TABLE, info.get("raw", b""), in_port=port)]
+
+    def return_pin(self, ingress, match, server):
+        """At the server's switch, send the session's replies back toward the site it entered
+        by (the site whose firewall saw its first packet), not out of the nearest exit."""
+        routes = self.routes()
+        hop = routes.get((ingress, server.dpid))
+        if hop is None:
+            return []
+        entry = self.peer.get((ingress, hop[0]), (server.dpid, None))[0]
+        client = self.hosts.get(match["ipv4_src"])
+        if client is None:
+            return []
+        if entry == server.dpid:
+            out = routes.get((server.dpid, ingress))
+        else:
+            out = routes.get((server.dpid, entry))
+        if out is None:
+            return []
+        reverse = {"eth_type": ETH_IP, "ipv4_src": match["ipv4_dst"],
+                   "ipv4_dst": match["ipv4_src"], "ip_proto": match["ip_proto"]}
+        for proto in ("tcp", "udp"):
+            if f"{proto}_src" in match:
+                reverse[f"{proto}_src"] = match[f"{proto}_dst"]
+                reverse[f"{proto}_dst"] = match[f"{proto}_src"]
+        return [Flow(server.dpid, T_ROUTE, P_VIP_FLOW, reverse,
+                     (("set", "eth_src", self.gw_mac), ("set", "eth_dst", client.mac),
+                      ("dec_ttl",), ("output", out[0])),
+                     cookie=SESSION_COOKIE, idle_timeout=self.intent.flow_idle_timeout)]
 
     def pinned_site(self, dpid, match):
         return self.pinned.get((dpid, tuple(sorted(match.items()))))

@@ -18,8 +18,17 @@ MODES = ("protection", "restoration")
 POLICIES = ("anycast", "primary-backup")
 
 
-def intent_for(topo, mode="protection", policy="anycast", health_interval=0.5):
-    """The controller's intent for a topology, as a JSON-ready dict."""
+ROUTINGS = ("shortest", "hot-potato")
+
+
+def intent_for(topo, mode="protection", policy="anycast", health_interval=0.5,
+               routing="shortest", symmetric=False):
+    """The controller's intent for a topology, as a JSON-ready dict.
+
+    routing 'hot-potato' makes traffic enter the sites at the client edge's nearest site and
+    leave each site by its own edge link (a common multi-site design, and the source of
+    asymmetric paths through stateful firewalls); symmetric pins each client session's return
+    path to the site (and firewall) it entered by."""
     dpid = {s.name: s.dpid for s in topo.switches}
 
     def end(switch, link):
@@ -37,6 +46,8 @@ def intent_for(topo, mode="protection", policy="anycast", health_interval=0.5):
                       "servers": [[n, str(topo.host(n).ip.ip)] for n in v.servers]}
                      for v in topo.services],
         "health_interval": health_interval,
+        "routing": routing,
+        "symmetric": symmetric,
     }
 
 

@@ -40,9 +40,11 @@ def judge(link, metric, configured, measured, detail=""):
 
 
 def endpoints(topo, link):
-    """A host behind each end of `link` (the first one of each switch)."""
+    """A host behind each end of `link` (the first one of each switch), the site end first on
+    a firewalled link (a site may open connections out; clients only to allowed ports)."""
+    a, b = (link.b, link.a) if link.firewall == link.b else (link.a, link.b)
     try:
-        return topo.hosts_at(link.a)[0], topo.hosts_at(link.b)[0]
+        return topo.hosts_at(a)[0], topo.hosts_at(b)[0]
     except IndexError:
         raise LabError(f"{topo.source}: links.{link.name}: a switch at its ends has no hosts to "
                        "measure from; give every site servers and every edge clients") from None

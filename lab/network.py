@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from lab import controller, fabric, sh, shaping, state, traffic
+from lab import controller, fabric, firewall, sh, shaping, state, traffic
 from lab.errors import LabError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -101,34 +101,65 @@ class LabNetwork:
             node = net.addHost(link.name, cls=Node, ip=None)
             ledger.add_process(node.pid, f"link node {link.name}", group=True)
             self.nodes[link.name] = node
+        for name, link in topo.firewalls:
+            node = net.addHost(name, cls=Node, ip=None)
+            ledger.add_process(node.pid, f"firewall {name}", group=True)
+            self.nodes[name] = node
 
         for host in topo.hosts:
             port = topo.port_to(host.switch, host.name)
             ledger.add_interfaces(host.intf, port.intf)
             net.addLink(self.nodes[host.name], self.nodes[host.switch], cls=Link,
                         port1=0, port2=port.number, intfName1=host.intf, intfName2=port.intf)
-        delayed = {l.name for l in self.delay_node_links()}
         for link in topo.links:
-            pa, pb = topo.port_to(link.a, link.name), topo.port_to(link.b, link.name)
-            if link.name in delayed:
-                mid = self.nodes[link.name]
-                ia, ib = f"{link.name}-eth0", f"{link.name}-eth1"
-                ledger.add_interfaces(pa.intf, ia, ib, pb.intf)
-                net.addLink(self.nodes[link.a], mid, cls=Link, port1=pa.number, port2=0,
-                            intfName1=pa.intf, intfName2=ia)
-                net.addLink(mid, self.nodes[link.b], cls=Link, port1=1, port2=pb.number,
-                            intfName1=ib, intfName2=pb.intf)
-            else:
-                ledger.add_interfaces(pa.intf, pb.intf)
-                net.addLink(self.nodes[link.a], self.nodes[link.b], cls=Link,
-                            port1=pa.number, port2=pb.number, intfName1=pa.intf, intfName2=pb.intf)
+            self.build_link(link)
 
         net.build()
         net.start()
+        self.start_firewalls()
         self.configure_hosts()
         self.start_delaylines()
         self.shape_links()
         self.use_links(())
+
+    def middle_nodes(self, link):
+        """Nodes a link passes through from end a to end b: firewall and/or delay line."""
+        middles = [link.firewall_node] if link.firewall == link.a else []
+        if link.name in {l.name for l in self.delay_node_links()}:
+            middles.append(link.name)
+        if link.firewall == link.b:
+            middles.append(link.firewall_node)
+        return middles
+
+    def build_link(self, link):
+        """Veth pairs from switch a through the link's middle nodes (eth0 toward a, eth1
+        toward b) to switch b; every interface recorded before it is created."""
+        from mininet.link import Link
+        pa, pb = self.topo.port_to(link.a, link.name), self.topo.port_to(link.b, link.name)
+        prev = (self.nodes[link.a], pa.intf, pa.number)
+        hops = [(self.nodes[m], f"{m}-eth0", 0, f"{m}-eth1", 1) for m in self.middle_nodes(link)]
+        for node, intf_in, port_in, intf_out, port_out in hops:
+            self.ledger.add_interfaces(prev[1], intf_in)
+            self.net.addLink(prev[0], node, cls=Link, port1=prev[2], port2=port_in,
+                             intfName1=prev[1], intfName2=intf_in)
+            prev = (node, intf_out, port_out)
+        self.ledger.add_interfaces(prev[1], pb.intf)
+        self.net.addLink(prev[0], self.nodes[link.b], cls=Link, port1=prev[2], port2=pb.number,
+                         intfName1=prev[1], intfName2=pb.intf)
+
+    def start_firewalls(self):
+        """Each firewall node: a bridge through nftables + conntrack, with the topology's policy."""
+        rules = firewall.ruleset(self.topo) if self.topo.firewalls else ""
+        for name, link in self.topo.firewalls:
+            for argv in firewall.node_setup_cmds(f"{name}-eth0", f"{name}-eth1"):
+                self.node_run(name, argv)
+            self.node_run(name, ["nft", "-f", "-"], stdin=rules)
+
+    def firewall_counters(self, name):
+        """{allowed_new, denied, invalid: packets} of a firewall node."""
+        out = self.node_run(name, ["nft", "-j", "list", "counters", "table", "inet",
+                                   firewall.TABLE]).stdout
+        return firewall.parse_counters(out)
 
     def configure_hosts(self):
         """Quiet, correct hosts: no IPv6 chatter, checksums done in software for the userspace
@@ -361,9 +392,10 @@ class LabNetwork:
         except KeyError:
             raise LabError(f"no node named {name} in topology {self.topo.name}") from None
 
-    def node_run(self, name, argv, timeout=30, check=True):
+    def node_run(self, name, argv, timeout=30, check=True, stdin=None):
         """Run argv inside node `name`'s namespace and wait; returns CompletedProcess."""
-        return sh.run(in_node(self.node_pid(name), argv), timeout=timeout, check=check)
+        return sh.run(in_node(self.node_pid(name), argv), timeout=timeout, check=check,
+                      stdin=stdin)
 
     def popen(self, name, argv, what, **kwargs):
         """Start argv inside node `name` (own session), recorded for teardown; returns Popen."""

@@ -19,6 +19,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import yaml
 
@@ -34,11 +35,12 @@ TIME_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 DEFAULT_QUEUE = 1000            # packets, Linux's default txqueuelen
 MAX_BW = 10000                  # Mbit/s; the emulation cannot do more, and rarely that
 
-TOP_KEYS = {"name", "description", "sites", "edges", "links", "services"}
+TOP_KEYS = {"name", "description", "sites", "edges", "links", "services", "firewall"}
+FIREWALL_KEYS = {"tcp", "udp", "icmp", "description"}
 SERVICE_KEYS = {"vip", "port", "servers", "primary", "description"}
 SITE_KEYS = {"subnet", "servers", "location", "description"}
 EDGE_KEYS = {"subnet", "clients", "location", "description"}
-LINK_KEYS = {"between", "bw", "delay", "jitter", "loss", "queue", "description"}
+LINK_KEYS = {"between", "bw", "delay", "jitter", "loss", "queue", "firewall", "description"}
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,12 @@ class Link:
     jitter_ms: float = 0.0
     loss: float = 0.0
     queue: int = DEFAULT_QUEUE
+    firewall: str = None     # the site end whose stateful firewall sits on this link, if any
+
+    @property
+    def firewall_node(self):
+        """Name of the firewall node on this link (None without one)."""
+        return f"{self.firewall}-fw" if self.firewall else None
 
     @property
     def impaired(self):
@@ -107,6 +115,16 @@ class Service:
 
 
 @dataclass(frozen=True)
+class FirewallPolicy:
+    """What the sites' firewalls let clients open: TCP and UDP ports, ICMP echo. Everything
+    else from the client side is dropped and counted; replies and the sites' own outbound
+    connections pass (stateful)."""
+    tcp: tuple = ()
+    udp: tuple = ()
+    icmp: bool = True
+
+
+@dataclass(frozen=True)
 class Port:
     """One switch port as the builder creates it: OpenFlow port number, interface, what is behind."""
     switch: str
@@ -125,6 +143,12 @@ class Topology:
     hosts: tuple
     links: tuple
     services: tuple = ()
+    firewall: FirewallPolicy = None
+
+    @property
+    def firewalls(self):
+        """(firewall node name, link) for every firewalled link."""
+        return tuple((l.firewall_node, l) for l in self.links if l.firewall)
 
     def switch(self, name):
         return next(s for s in self.switches if s.name == name)
@@ -177,6 +201,9 @@ class Topology:
             "links": [{"name": l.name, "between": [l.a, l.b], "kind": l.kind, "bw_mbit": l.bw,
                        "delay_ms": l.delay_ms, "jitter_ms": l.jitter_ms, "loss_pct": l.loss,
                        "queue_pkts": l.queue} for l in self.links],
+            "firewall": None if self.firewall is None else {
+                "tcp": list(self.firewall.tcp), "udp": list(self.firewall.udp),
+                "icmp": self.firewall.icmp, "on": [n for n, _ in self.firewalls]},
             "services": [{"name": v.name, "vip": str(v.vip), "port": v.port,
                           "servers": list(v.servers), "primary": v.primary}
                          for v in self.services],
@@ -343,10 +370,11 @@ class _Validator:
         services = [self.service(vname, spec, switches, hosts, subnets)
                     for vname, spec in raw_services.items()]
 
+        policy = self.firewall_policy(doc.get("firewall"), links)
         self.unique_names(switches, hosts, links)
         topo = Topology(name=name, description=description, source=self.source,
                         switches=tuple(switches), hosts=tuple(hosts), links=tuple(links),
-                        services=tuple(services))
+                        services=tuple(services), firewall=policy)
         self.interface_names(topo)
         self.connected(topo)
         return topo
@@ -409,7 +437,15 @@ class _Validator:
             self.fail(f"{field}.between", "links two client edges",
                       "link each client edge to one or more sites")
         kind = "dci" if pair == ["site", "site"] else "edge"
-        return Link(name=name, a=a, b=b, kind=kind,
+        firewall = spec.get("firewall", False)
+        if not isinstance(firewall, bool):
+            self.fail(f"{field}.firewall", f"{firewall!r} is not true or false",
+                      "write firewall: true to put the site's firewall on this link")
+        if firewall and kind != "edge":
+            self.fail(f"{field}.firewall", "only a client-edge link can carry a site's firewall",
+                      "put firewall: true on the link from the client edge to the site")
+        site = (a if kinds[a] == "site" else b) if firewall else None
+        return Link(name=name, a=a, b=b, kind=kind, firewall=site,
                     bw=self.bandwidth(spec.get("bw"), f"{field}.bw"),
                     delay_ms=self.duration(spec.get("delay", 0), f"{field}.delay"),
                     jitter_ms=self.duration(spec.get("jitter", 0), f"{field}.jitter"),
@@ -445,6 +481,35 @@ class _Validator:
         if primary not in sites:
             self.fail(f"{field}.primary", f"unknown site {primary!r}", "use one of: " + ", ".join(sites))
         return Service(name=name, vip=vip, port=port, servers=tuple(servers), primary=primary)
+
+    def firewall_policy(self, spec, links):
+        firewalled = [l for l in links if l.firewall]
+        sites = [l.firewall for l in firewalled]
+        for site in set(sites):
+            if sites.count(site) > 1:
+                self.fail("links", f"site {site} has more than one firewalled link",
+                          "put firewall: true on one client-edge link per site")
+        if spec is None:
+            if firewalled:
+                self.fail("firewall", "links have firewall: true but there is no policy",
+                          "add a firewall: section, e.g. firewall: {tcp: [80, 443]}")
+            return None
+        self.mapping(spec, "firewall", FIREWALL_KEYS)
+        ports = {}
+        for proto in ("tcp", "udp"):
+            values = spec.get(proto, [])
+            if not isinstance(values, list) or not all(
+                    isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 65535 for p in values):
+                self.fail(f"firewall.{proto}", f"{values!r} is not a list of ports",
+                          f"write e.g. {proto}: [80, 443]")
+            ports[proto] = tuple(values)
+        icmp = spec.get("icmp", True)
+        if not isinstance(icmp, bool):
+            self.fail("firewall.icmp", f"{icmp!r} is not true or false", "write icmp: true")
+        if not firewalled:
+            self.fail("firewall", "a policy but no firewalled link",
+                      "put firewall: true on a client-edge link of each site")
+        return FirewallPolicy(tcp=ports["tcp"], udp=ports["udp"], icmp=icmp)
 
     def bandwidth(self, value, field):
         if value is None:
@@ -490,7 +555,9 @@ class _Validator:
 
     def unique_names(self, switches, hosts, links):
         seen = {}
-        for kind, items in (("switch", switches), ("host", hosts), ("link", links)):
+        fws = [SimpleNamespace(name=l.firewall_node) for l in links if l.firewall]
+        for kind, items in (("switch", switches), ("host", hosts), ("link", links),
+                            ("firewall", fws)):
             for item in items:
                 if item.name in seen:
                     self.fail(f"{kind} {item.name}", f"name already used by a {seen[item.name]}",
@@ -503,6 +570,7 @@ class _Validator:
                  for s in topo.switches for p in topo.ports(s.name)]
         names += [(f"host {h.name}", h.intf) for h in topo.hosts]
         names += [(f"links.{l.name}", f"{l.name}-eth1") for l in topo.links]
+        names += [(f"links.{l.name}.firewall", f"{n}-eth1") for n, l in topo.firewalls]
         for field, intf in names:
             if len(intf) > IFNAMSIZ:
                 self.fail(field, f"name too long for Linux interfaces ({intf!r} has "

@@ -144,6 +144,7 @@ class FakeNetwork:
         self.link_ends = {}          # link name -> ((dpid, port), (dpid, port))
         self.host_at = {}            # host name -> (dpid, port)
         self.received = {}           # host name -> [packets]
+        self.trail = []              # (dpid, port) every switch-to-switch hop left by
         dpid = {s.name: s.dpid for s in topo.switches}
         for switch in topo.switches:
             self.switches[switch.dpid] = FakeSwitch(switch.dpid,
@@ -187,6 +188,7 @@ class FakeNetwork:
             if peer is not None:
                 if not self.switches[peer[0]].live.get(peer[1], False):
                     continue
+                self.trail.append((dpid, port))
                 nxt = self.switches[peer[0]]
                 pkt["_in_port"] = peer[1]
                 msgs += self.forward(peer[0], nxt.process(pkt, peer[1]), hops + 1)
@@ -236,8 +238,14 @@ class FakeNetwork:
             pkt.update(icmpv4_type=8)
         return pkt
 
+    def links_taken(self):
+        """Names of the links the last packet crossed, in order."""
+        names = {end: name for name, ends in self.link_ends.items() for end in ends}
+        return [names[hop] for hop in self.trail]
+
     def send_ip(self, src, dst_ip, **kw):
         """Send one IP packet from host src; return {host: packet} of who received it."""
+        self.trail = []
         for host in self.received:
             self.received[host] = []
         self.host_sends(src, self.ip_packet(src, dst_ip, **kw))

@@ -11,9 +11,10 @@ from tests.unit.fake_openflow import FakeNetwork
 GW = GATEWAY_MAC
 
 
-def network(mode="protection", policy="anycast"):
+def network(mode="protection", policy="anycast", routing="shortest", symmetric=False):
     topo = load_topology("dual-active")
-    net = FakeNetwork(topo, Intent.from_dict(intent_for(topo, mode, policy)))
+    net = FakeNetwork(topo, Intent.from_dict(intent_for(topo, mode, policy, routing=routing,
+                                                        symmetric=symmetric)))
     net.start()
     for host in topo.hosts:                      # hosts boot and ARP for their gateway
         net.arp(host.name, topo.switch(host.switch).gateway)
@@ -227,3 +228,38 @@ def test_fabric_is_pure():
     for forbidden in ("import socket", "import time", "open(", "os_ken.controller"):
         assert forbidden not in source
     assert Fabric
+
+
+def reply(net, server, client, sport, dport):
+    """The server's reply to a client's TCP session (ports swapped)."""
+    return net.send_ip(server, net.topo.host(client).ip.ip, proto=6, sport=dport, dport=sport,
+                       flags=0x12)
+
+
+@pytest.mark.parametrize("mode", ["protection", "restoration"])
+def test_hot_potato_routing_makes_sessions_to_the_far_site_asymmetric(mode):
+    net = network(mode, routing="hot-potato")
+    assert list(net.send_ip("client1", "10.2.0.11", proto=6, sport=42000, dport=80)) == ["dc2-srv1"]
+    assert net.links_taken() == ["edge-dc1", "dci-a"]          # in by the nearest site, dc1
+    assert list(reply(net, "dc2-srv1", "client1", 42000, 80)) == ["client1"]
+    assert net.links_taken() == ["edge-dc2"]                   # out by dc2's own exit
+
+
+@pytest.mark.parametrize("mode", ["protection", "restoration"])
+def test_symmetric_remedy_returns_each_session_through_its_entry_site(mode):
+    net = network(mode, routing="hot-potato", symmetric=True)
+    assert list(net.send_ip("client1", "10.2.0.11", proto=6, sport=42001, dport=80)) == ["dc2-srv1"]
+    assert net.links_taken() == ["edge-dc1", "dci-a"]
+    got = reply(net, "dc2-srv1", "client1", 42001, 80)
+    assert list(got) == ["client1"] and got["client1"]["ttl"] == 63
+    assert net.links_taken() == ["dci-a", "edge-dc1"]          # back the way it came
+    # VIP sessions too
+    assert list(net.send_ip("client2", "10.200.0.10", proto=6, sport=42002, dport=80))[0].startswith("dc1-")
+
+
+def test_shortest_routing_is_symmetric_without_any_remedy():
+    net = network()
+    net.send_ip("client1", "10.2.0.11", proto=6, sport=42003, dport=80)
+    forward = net.links_taken()
+    reply(net, "dc2-srv1", "client1", 42003, 80)
+    assert net.links_taken() == list(reversed(forward))

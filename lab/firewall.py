@@ -1,0 +1,84 @@
+"""The sites' stateful firewalls as data: nftables rulesets and the node's settings.
+
+A firewall is a transparent bridge in its own namespace on a site's client-edge link
+(``edge ... [dc1-fw] ... dc1``). Bridged IPv4 goes through the inet family's forward hook
+(br_netfilter), so conntrack sees every session that crosses it. LLDP is forwarded (the
+controller still discovers the link through it) and BFD passes statelessly.
+"""
+
+BRIDGE = "fw-br"
+TABLE = "activelab_fw"
+LLDP_FORWARD_MASK = "0x4000"        # bridge group_fwd_mask bit for 01:80:c2:00:00:0e
+BFD_PORTS = (3784, 4784)
+
+
+def protected_addresses(topo):
+    """What the firewalls protect: every site subnet and every service VIP."""
+    return [str(s.subnet) for s in topo.sites] + [f"{v.vip}/32" for v in topo.services]
+
+
+def client_addresses(topo):
+    return [str(s.subnet) for s in topo.switches if s.kind == "edge"]
+
+
+def ruleset(topo):
+    """The nftables ruleset (text for `nft -f -`) of the sites' firewalls."""
+    policy = topo.firewall
+    lines = [
+        f"table inet {TABLE} {{",
+        f"  set protected {{ type ipv4_addr; flags interval; elements = {{ "
+        f"{', '.join(protected_addresses(topo))} }} }}",
+        f"  set clients {{ type ipv4_addr; flags interval; elements = {{ "
+        f"{', '.join(client_addresses(topo))} }} }}",
+        "  counter allowed_new { }",
+        "  counter denied { }",
+        "  counter invalid { }",
+        "  chain forward {",
+        "    type filter hook forward priority filter; policy drop;",
+        f"    udp dport {{ {', '.join(map(str, BFD_PORTS))} }} accept comment \"BFD between the switches\"",
+        "    ct state established,related accept",
+        "    ct state invalid counter name invalid drop comment \"no state for it: dropped\"",
+        "    ip saddr @protected ct state new counter name allowed_new accept "
+        "comment \"the sites open connections out\"",
+    ]
+    if policy.tcp:
+        lines.append(f"    ip saddr @clients ip daddr @protected tcp flags & (syn | ack) == syn "
+                     f"tcp dport {{ {', '.join(map(str, policy.tcp))} }} ct state new "
+                     "counter name allowed_new accept")
+    if policy.udp:
+        lines.append(f"    ip saddr @clients ip daddr @protected udp dport "
+                     f"{{ {', '.join(map(str, policy.udp))} }} counter name allowed_new accept")
+    if policy.icmp:
+        lines.append("    ip saddr @clients ip daddr @protected icmp type echo-request "
+                     "ct state new counter name allowed_new accept")
+    lines += ["    counter name denied drop comment \"not in the policy\"", "  }", "}", ""]
+    return "\n".join(lines)
+
+
+def node_setup_cmds(intf_a, intf_b, strict=True):
+    """Commands (run inside the firewall's namespace) that make it a firewalling bridge.
+
+    strict: conntrack does not pick up TCP sessions mid-stream (nf_conntrack_tcp_loose=0), so a
+    firewall that did not see a session's start drops it, as a real stateful firewall does."""
+    return [
+        ["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"],
+        ["ip", "link", "add", BRIDGE, "type", "bridge", "group_fwd_mask", LLDP_FORWARD_MASK],
+        ["ip", "link", "set", intf_a, "master", BRIDGE],
+        ["ip", "link", "set", intf_b, "master", BRIDGE],
+        ["ip", "link", "set", intf_a, "up"],
+        ["ip", "link", "set", intf_b, "up"],
+        ["ip", "link", "set", BRIDGE, "up"],
+        ["sysctl", "-q", "-w", "net.bridge.bridge-nf-call-iptables=1"],
+        ["sysctl", "-q", "-w", f"net.netfilter.nf_conntrack_tcp_loose={0 if strict else 1}"],
+    ]
+
+
+def parse_counters(nft_json):
+    """{counter name: packets} from `nft -j list counters`."""
+    import json
+    out = {}
+    for item in json.loads(nft_json).get("nftables", []):
+        counter = item.get("counter")
+        if counter:
+            out[counter["name"]] = counter["packets"]
+    return out
