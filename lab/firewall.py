@@ -82,3 +82,57 @@ def parse_counters(nft_json):
         if counter:
             out[counter["name"]] = counter["packets"]
     return out
+
+
+SYNC_NET = "169.254.77.{}"           # the firewalls' sync link (dedicated veth), /30
+SYNC_PORT = 3780
+
+
+def sync_intf(name):
+    return f"{name}-sync"
+
+
+def conntrackd_conf(name, index, peer_index, run_dir):
+    """conntrackd.conf for firewall `name`: FT-FW over the sync link, states written straight
+    into the kernel table (DisableExternalCache), so either firewall can carry any session."""
+    own, peer = SYNC_NET.format(index), SYNC_NET.format(peer_index)
+    return f"""Sync {{
+    Mode FTFW {{
+        DisableExternalCache On
+        ResendQueueSize 131072
+    }}
+    UDP {{
+        IPv4_address {own}
+        IPv4_Destination_Address {peer}
+        Port {SYNC_PORT}
+        Interface {sync_intf(name)}
+        SndSocketBuffer 1249280
+        RcvSocketBuffer 1249280
+        Checksum on
+    }}
+}}
+General {{
+    HashSize 8192
+    HashLimit 65536
+    LogFile {run_dir}/conntrackd-{name}.log
+    Syslog off
+    LockFile {run_dir}/conntrackd-{name}.lock
+    UNIX {{
+        Path {run_dir}/conntrackd-{name}.ctl
+    }}
+    NetlinkBufferSize 2097152
+    NetlinkBufferSizeMaxGrowth 8388608
+    Filter From Userspace {{
+        Protocol Accept {{
+            TCP
+            UDP
+            ICMP
+        }}
+        Address Ignore {{
+            IPv4_address 127.0.0.1
+            IPv4_address {own}
+            IPv4_address {peer}
+        }}
+    }}
+}}
+"""

@@ -113,6 +113,11 @@ class LabNetwork:
                         port1=0, port2=port.number, intfName1=host.intf, intfName2=port.intf)
         for link in topo.links:
             self.build_link(link)
+        if len(topo.firewalls) == 2:                 # a sync link for conntrackd
+            (fw1, _), (fw2, _) = topo.firewalls
+            ledger.add_interfaces(firewall.sync_intf(fw1), firewall.sync_intf(fw2))
+            net.addLink(self.nodes[fw1], self.nodes[fw2], cls=Link, port1=2, port2=2,
+                        intfName1=firewall.sync_intf(fw1), intfName2=firewall.sync_intf(fw2))
 
         net.build()
         net.start()
@@ -150,10 +155,25 @@ class LabNetwork:
     def start_firewalls(self):
         """Each firewall node: a bridge through nftables + conntrack, with the topology's policy."""
         rules = firewall.ruleset(self.topo) if self.topo.firewalls else ""
-        for name, link in self.topo.firewalls:
+        for index, (name, link) in enumerate(self.topo.firewalls, start=1):
             for argv in firewall.node_setup_cmds(f"{name}-eth0", f"{name}-eth1"):
                 self.node_run(name, argv)
             self.node_run(name, ["nft", "-f", "-"], stdin=rules)
+            if len(self.topo.firewalls) == 2:
+                self.node_run(name, ["ip", "addr", "add", firewall.SYNC_NET.format(index) + "/30",
+                                     "dev", firewall.sync_intf(name)])
+                self.node_run(name, ["ip", "link", "set", firewall.sync_intf(name), "up"])
+
+    def start_session_sync(self):
+        """conntrackd (FT-FW) on both firewalls: each learns the other's sessions."""
+        fws = self.topo.firewalls
+        if len(fws) != 2:
+            raise LabError(f"session sync needs exactly two firewalls; {self.topo.name} has "
+                           f"{len(fws)}")
+        for index, (name, _) in enumerate(fws, start=1):
+            conf = self.run_dir / f"conntrackd-{name}.conf"
+            conf.write_text(firewall.conntrackd_conf(name, index, 3 - index, self.run_dir))
+            self.popen(name, ["conntrackd", "-C", conf], f"conntrackd in {name}")
 
     def firewall_counters(self, name):
         """{allowed_new, denied, invalid: packets} of a firewall node."""

@@ -197,6 +197,7 @@ def prepare(args):
     if getattr(args, "dci_delay", None) or getattr(args, "dci_bw", None):
         topo = with_dci(topo, delay=args.dci_delay, bw=args.dci_bw)
     require_root()
+    state.RunLock().acquire().release()      # another lab running: say so before writing anything
     if not probe.ovs_running():
         raise LabError("Open vSwitch is not running; start it: "
                        f"{probe.OVS_CTL} start --system-id=random (or run bash install.sh)")

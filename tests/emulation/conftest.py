@@ -96,8 +96,10 @@ def lab_leftovers(topology="dual-active", run_dir=None):
     names = [p.intf for s in topo.switches for p in topo.ports(s.name)]
     names += [s.name for s in topo.switches]
     names += [f"{l.name}-eth{n}" for l in topo.links for n in (0, 1)]
+    names += [f"{fw}-eth{n}" for fw, _ in topo.firewalls for n in (0, 1)]
     left += [f"interface {n}" for n in names if state.interface_exists(n)]
-    shells = {f"mininet:{n}" for n in [h.name for h in topo.hosts] + [l.name for l in topo.links]}
+    shells = {f"mininet:{n}" for n in [h.name for h in topo.hosts] + [l.name for l in topo.links]
+              + [fw for fw, _ in topo.firewalls]}
     for proc_dir in Path("/proc").glob("[0-9]*"):
         try:
             args = (proc_dir / "cmdline").read_bytes().replace(b"\0", b" ").decode()

@@ -1,0 +1,205 @@
+"""firewall: stateful firewalls per site, asymmetric paths, and what each remedy saves.
+
+Runs dual-active-fw (a transparent nftables + conntrack firewall on each site's client-edge
+link) with hot-potato routing: traffic enters the sites at the client edge's nearest site (dc1)
+and leaves each site by its own exit. Once per remedy:
+
+  none       the firewalls as they are
+  symmetric  the controller pins each session's return path to the site it entered by
+  sync       conntrackd (FT-FW) replicates sessions between the two firewalls
+
+Phase 1, asymmetric paths: every client opens long-lived TCP sessions to a server in dc2; they
+enter through dc1-fw, the replies leave through dc2-fw. Phase 2, failover: every client opens
+sessions to a server in dc1 (symmetric through dc1-fw), then the link edge-dc1 is cut and the
+sessions must continue through dc2-fw. Per remedy: sessions established, surviving failover,
+firewall drops, and (sync) how far behind the second firewall learns a session.
+"""
+
+import dataclasses
+import json
+import re
+import statistics
+import subprocess
+import sys
+import time
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from lab.controller import intent_for  # noqa: E402
+from lab.errors import LabError  # noqa: E402
+from lab.experiment import Summary  # noqa: E402
+from lab.results import format_table, write_json  # noqa: E402
+
+NAME = "firewall"
+TOPOLOGY = "dual-active-fw"
+DESCRIPTION = "stateful firewalls per site: asymmetric paths, failover, remedies side by side"
+REMEDIES = ("none", "symmetric", "sync")
+SESSION_PORT = 443
+EVENT_RE = re.compile(r"^\[(\d+\.\d+)\]\s+\[NEW\] tcp .*?src=(\S+) dst=(\S+) sport=(\d+) dport=(\d+)")
+
+
+def add_arguments(parser):
+    parser.add_argument("--remedies", default=",".join(REMEDIES), metavar="LIST",
+                        help=f"remedies to run, comma-separated (default {','.join(REMEDIES)})")
+    parser.add_argument("--sessions", type=int, default=None, metavar="N",
+                        help="TCP sessions per client per phase (default 10, --quick 3)")
+
+
+def sessions_argv(dst, count, duration, out):
+    return [sys.executable, "-m", "lab.sessions", "run", "--dst", str(dst), "--port",
+            str(SESSION_PORT), "--count", str(count), "--duration", f"{duration:g}",
+            "--connect-timeout", "1.5", "--out", str(out)]
+
+
+def run_sessions(lab, run_dir, phase, dst, count, duration, during=None):
+    """Every client opens `count` sessions to dst; `during()` runs once they are set up.
+
+    Returns {client: the lab.sessions report}."""
+    procs = {}
+    for client in lab.topo.clients:
+        out = run_dir / f"sessions-{phase}-{client.name}.json"
+        procs[client.name] = (lab.popen(client.name, sessions_argv(dst, count, duration, out),
+                                        f"sessions {phase} {client.name}",
+                                        stdout=subprocess.PIPE), out)
+    for proc, _ in procs.values():
+        if proc.stdout.readline().strip() != "ready":
+            raise LabError(f"the session client of phase {phase} did not start")
+    if during:
+        during()
+    reports = {}
+    for name, (proc, out) in procs.items():
+        proc.wait(duration + 15)
+        reports[name] = json.loads(out.read_text())
+    return reports
+
+
+def count(reports, key):
+    return sum(1 for r in reports.values() for s in r["sessions"] if key(s))
+
+
+def sync_lags(events_a, events_b):
+    """ms from a session's NEW event on one firewall to the same on the other."""
+    def parse(text):
+        found = {}
+        for line in text.splitlines():
+            match = EVENT_RE.match(line)
+            if match:
+                found.setdefault(match.groups()[1:], float(match.group(1)))
+        return found
+    a, b = parse(events_a), parse(events_b)
+    return [round(1000 * (b[k] - a[k]), 3) for k in a if k in b and b[k] >= a[k]]
+
+
+def one_remedy(ctx, remedy, n):
+    run_dir = ctx.run_dir / remedy
+    run_dir.mkdir()
+    sub = dataclasses.replace(ctx, run_dir=run_dir)
+    topo, log = ctx.topo, ctx.log
+    (fw1, link1), (fw2, _) = topo.firewalls
+    near = topo.hosts_at(link1.firewall)[0]
+    far = next(h for h in topo.servers if h.switch != link1.firewall)
+    result = {"remedy": remedy}
+    with sub.open_lab() as lab:
+        lab.attach_controller(intent_for(topo, ctx.options["mode"], routing="hot-potato",
+                                         symmetric=remedy == "symmetric"),
+                              bfd_ms=ctx.options["bfd_ms"])
+        if remedy == "sync":
+            lab.start_session_sync()
+        for server in topo.servers:
+            proc = lab.popen(server.name, [sys.executable, "-m", "lab.sessions", "serve",
+                                           "--port", str(SESSION_PORT)],
+                             f"session server {server.name}", stdout=subprocess.PIPE)
+            proc.stdout.readline()
+        events = {fw: run_dir / f"conntrack-events-{fw}.txt" for fw in (fw1, fw2)}
+        listeners = [lab.popen(fw, ["conntrack", "-E", "-e", "NEW", "-p", "tcp", "-o", "timestamp"],
+                               f"conntrack events {fw}", stdout=open(path, "w"))
+                     for fw, path in events.items()]
+        time.sleep(0.2)
+        log(f"[{remedy}] phase 1: {n} sessions per client to {far.name} (in by {fw1}, "
+            f"replies out by {fw2})")
+        asym = run_sessions(lab, run_dir, "asymmetric", far.ip.ip, n, 2.0)
+        for proc in listeners:
+            lab.stop_process(proc)
+        established = count(asym, lambda s: s["established"])
+        connect = [s["connect_s"] for r in asym.values() for s in r["sessions"] if s["established"]]
+        result["asymmetric"] = {"attempted": n * len(topo.clients), "established": established,
+                                "alive_at_end": count(asym, lambda s: s["established"] and not s["died"]),
+                                "connect_ms_p50": round(1000 * statistics.median(connect), 2)
+                                if connect else None}
+        result["sync_lag_ms"] = sync_lags(events[fw1].read_text(), events[fw2].read_text())
+        log(f"[{remedy}]   established {established}/{n * len(topo.clients)}")
+
+        cut = {}
+
+        def fail_over():
+            time.sleep(1.0)
+            cut["t"] = time.time()
+            lab.set_link(link1.name, up=False)
+            log(f"[{remedy}]   cut {link1.name}: sessions must continue through {fw2}")
+
+        log(f"[{remedy}] phase 2: {n} sessions per client to {near.name} through {fw1}, "
+            f"then {link1.name} fails")
+        fail = run_sessions(lab, run_dir, "failover", near.ip.ip, n, 5.0, during=fail_over)
+        est = count(fail, lambda s: s["established"])
+        survived = count(fail, lambda s: s["established"] and not s["died"])
+        result["failover"] = {"attempted": n * len(topo.clients), "established": est,
+                              "survived": survived,
+                              "reasons": sorted({s["reason"] for r in fail.values()
+                                                 for s in r["sessions"] if s["reason"]})}
+        log(f"[{remedy}]   survived {survived}/{est}")
+        result["counters"] = {fw: lab.firewall_counters(fw) for fw in (fw1, fw2)}
+    return result
+
+
+def plot(results, out):
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    labels = [r["remedy"] for r in results]
+    asym = [100 * r["asymmetric"]["established"] / r["asymmetric"]["attempted"] for r in results]
+    fail = [100 * r["failover"]["survived"] / max(r["failover"]["established"], 1) for r in results]
+    xs = range(len(results))
+    ax.bar([x - 0.2 for x in xs], asym, 0.4, label="established over an asymmetric path")
+    ax.bar([x + 0.2 for x in xs], fail, 0.4, label="survived the failover to the other firewall")
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels(labels)
+    ax.set_ylabel("% of sessions")
+    ax.set_ylim(0, 105)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
+    ax.set_title("Stateful firewalls in an active/active design, per remedy", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def run(ctx):
+    topo = ctx.topo
+    if len(topo.firewalls) != 2:
+        raise LabError(f"--topology {topo.name}: the firewall experiment needs two firewalled "
+                       "sites; use dual-active-fw")
+    remedies = [r.strip() for r in ctx.options.get("remedies", ",".join(REMEDIES)).split(",")]
+    bad = [r for r in remedies if r not in REMEDIES]
+    if bad:
+        raise LabError(f"--remedies: unknown remedy {bad[0]!r}; use some of {', '.join(REMEDIES)}")
+    n = ctx.options.get("sessions") or (3 if ctx.options.get("quick") else 10)
+    results = [one_remedy(ctx, remedy, n) for remedy in remedies]
+    write_json(ctx.run_dir / "metrics.json", {"topology": topo.name, "sessions_per_client": n,
+                                              "remedies": results})
+    plot(results, ctx.run_dir / "firewall.png")
+    rows = []
+    for r in results:
+        lags = r["sync_lag_ms"]
+        rows.append((r["remedy"],
+                     f"{r['asymmetric']['established']}/{r['asymmetric']['attempted']}",
+                     f"{r['failover']['survived']}/{r['failover']['established']}",
+                     " ".join(f"{fw} {c.get('invalid', 0)}/{c.get('denied', 0)}"
+                              for fw, c in r["counters"].items()),
+                     f"{statistics.median(lags):.2f}" if lags else "-"))
+    text = "\n".join([
+        "routing hot-potato: sessions to dc2 enter by dc1-fw and their replies leave by dc2-fw",
+        format_table(["remedy", "established (asymmetric)", "survived failover",
+                      "firewall drops invalid/denied", "sync lag p50 ms"], rows),
+        f"plot: {ctx.run_dir / 'firewall.png'}",
+    ])
+    return Summary(text, ok=True, problems=[])

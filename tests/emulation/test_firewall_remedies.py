@@ -1,0 +1,47 @@
+"""Stateful firewalls for real: the asymmetry trap, failover, and what each remedy saves."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.emulation.conftest import REPO, lab_leftovers
+
+
+@pytest.fixture(scope="module")
+def remedies(tmp_path_factory):
+    out = tmp_path_factory.mktemp("fw-results")
+    proc = subprocess.run([sys.executable, str(REPO / "lab" / "run.py"), "firewall", "--quick",
+                           "--out", str(out)], capture_output=True, text=True, timeout=400)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run_dir = next((out / "firewall").iterdir())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    return {r["remedy"]: r for r in metrics["remedies"]}, run_dir
+
+
+def test_asymmetric_paths_break_sessions_only_without_a_remedy(remedies):
+    results, _ = remedies
+    none, symmetric, sync = results["none"], results["symmetric"], results["sync"]
+    assert none["asymmetric"]["established"] == 0
+    assert none["counters"]["dc2-fw"]["invalid"] > 0          # the replies dc2-fw never saw
+    for r in (symmetric, sync):
+        assert r["asymmetric"]["established"] == r["asymmetric"]["attempted"], r
+
+
+def test_only_synchronised_firewalls_keep_sessions_through_a_failover(remedies):
+    results, _ = remedies
+    for remedy in ("none", "symmetric"):
+        failover = results[remedy]["failover"]
+        assert failover["established"] == failover["attempted"]
+        assert failover["survived"] == 0, (remedy, failover)
+    sync = results["sync"]["failover"]
+    assert sync["survived"] == sync["established"] == sync["attempted"]
+    assert results["sync"]["sync_lag_ms"] and max(results["sync"]["sync_lag_ms"]) < 100
+
+
+def test_firewall_run_draws_its_plot_and_leaves_nothing(remedies):
+    _, run_dir = remedies
+    png = run_dir / "firewall.png"
+    assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 10000
+    assert lab_leftovers("dual-active-fw", run_dir) == []
