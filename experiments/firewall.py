@@ -7,12 +7,16 @@ and leaves each site by its own exit. Once per remedy:
   none       the firewalls as they are
   symmetric  the controller pins each session's return path to the site it entered by
   sync       conntrackd (FT-FW) replicates sessions between the two firewalls
+  loose      no sync, but the firewalls pick up TCP sessions mid-stream (weaker: see probes)
 
 Phase 1, asymmetric paths: every client opens long-lived TCP sessions to a server in dc2; they
 enter through dc1-fw, the replies leave through dc2-fw. Phase 2, failover: every client opens
 sessions to a server in dc1 (symmetric through dc1-fw), then the link edge-dc1 is cut and the
 sessions must continue through dc2-fw. Per remedy: sessions established, surviving failover,
 firewall drops, and (sync) how far behind the second firewall learns a session.
+The probe suite (lab/fwprobes.py: denied ports, out-of-state ACK/RST/FIN, XMAS, NULL, spoofed
+site source, ICMP variants, out-of-window injection) runs before phase 1 and after the
+failover; every probe that reaches the server is a leak, named in the results.
 """
 
 import dataclasses
@@ -28,7 +32,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from lab.controller import intent_for  # noqa: E402
+from lab import fwprobes  # noqa: E402
+from lab.controller import GATEWAY_MAC, intent_for  # noqa: E402
 from lab.errors import LabError  # noqa: E402
 from lab.experiment import Summary  # noqa: E402
 from lab.results import format_table, write_json  # noqa: E402
@@ -36,7 +41,7 @@ from lab.results import format_table, write_json  # noqa: E402
 NAME = "firewall"
 TOPOLOGY = "dual-active-fw"
 DESCRIPTION = "stateful firewalls per site: asymmetric paths, failover, remedies side by side"
-REMEDIES = ("none", "symmetric", "sync")
+REMEDIES = ("none", "symmetric", "sync", "loose")
 SESSION_PORT = 443
 EVENT_RE = re.compile(r"^\[(\d+\.\d+)\]\s+\[NEW\] tcp .*?src=(\S+) dst=(\S+) sport=(\d+) dport=(\d+)")
 
@@ -93,6 +98,23 @@ def sync_lags(events_a, events_b):
     return [round(1000 * (b[k] - a[k]), 3) for k in a if k in b and b[k] >= a[k]]
 
 
+def probe_suite(lab, run_dir, tag, client, server, spoof):
+    """Run every firewall probe from client toward server; returns the names that leaked."""
+    out = run_dir / f"leaks-{tag}.json"
+    watcher = lab.popen(server.name, [sys.executable, "-m", "lab.fwprobes", "watch", "--intf",
+                                      server.intf, "--out", out], f"probe watcher {tag}",
+                        stdout=subprocess.PIPE)
+    watcher.stdout.readline()
+    lab.node_run(client.name, [sys.executable, "-m", "lab.fwprobes", "send", "--intf", client.intf,
+                               "--src-mac", client.mac, "--src-ip", str(client.ip.ip),
+                               "--gw-mac", GATEWAY_MAC, "--dst-ip", str(server.ip.ip),
+                               "--spoof-ip", str(spoof), "--open-port", str(SESSION_PORT)],
+                 timeout=60)
+    time.sleep(0.3)
+    lab.stop_process(watcher)
+    return json.loads(out.read_text())
+
+
 def one_remedy(ctx, remedy, n):
     run_dir = ctx.run_dir / remedy
     run_dir.mkdir()
@@ -108,6 +130,8 @@ def one_remedy(ctx, remedy, n):
                               bfd_ms=ctx.options["bfd_ms"])
         if remedy == "sync":
             lab.start_session_sync()
+        if remedy == "loose":
+            lab.start_firewalls(midstream=True)
         for server in topo.servers:
             proc = lab.popen(server.name, [sys.executable, "-m", "lab.sessions", "serve",
                                            "--port", str(SESSION_PORT)],
@@ -118,6 +142,11 @@ def one_remedy(ctx, remedy, n):
                                f"conntrack events {fw}", stdout=open(path, "w"))
                      for fw, path in events.items()]
         time.sleep(0.2)
+        client = topo.clients[0]
+        spoof = far.ip.network.network_address + 99          # an address of the other site
+        result["leaks"] = {"before": probe_suite(lab, run_dir, "before", client, near, spoof)}
+        log(f"[{remedy}] probe suite through {fw1}: "
+            f"{', '.join(result['leaks']['before']) or 'no leaks'}")
         log(f"[{remedy}] phase 1: {n} sessions per client to {far.name} (in by {fw1}, "
             f"replies out by {fw2})")
         asym = run_sessions(lab, run_dir, "asymmetric", far.ip.ip, n, 2.0)
@@ -150,6 +179,9 @@ def one_remedy(ctx, remedy, n):
                               "reasons": sorted({s["reason"] for r in fail.values()
                                                  for s in r["sessions"] if s["reason"]})}
         log(f"[{remedy}]   survived {survived}/{est}")
+        result["leaks"]["after_failover"] = probe_suite(lab, run_dir, "after", client, near, spoof)
+        log(f"[{remedy}] probe suite through {fw2} after the failover: "
+            f"{', '.join(result['leaks']['after_failover']) or 'no leaks'}")
         result["counters"] = {fw: lab.firewall_counters(fw) for fw in (fw1, fw2)}
     return result
 
@@ -195,11 +227,26 @@ def run(ctx):
                      f"{r['failover']['survived']}/{r['failover']['established']}",
                      " ".join(f"{fw} {c.get('invalid', 0)}/{c.get('denied', 0)}"
                               for fw, c in r["counters"].items()),
-                     f"{statistics.median(lags):.2f}" if lags else "-"))
+                     f"{statistics.median(lags):.2f}" if lags else "-",
+                     len(set(r["leaks"]["before"]) | set(r["leaks"]["after_failover"]))))
+    probe_rows = [(name, what) + tuple(
+        ("LEAK" if name in r["leaks"]["before"] else "blocked") + " / "
+        + ("LEAK" if name in r["leaks"]["after_failover"] else "blocked") for r in results)
+        for name, what in fwprobes.PROBES]
+    weakened = {r["remedy"]: sorted(set(r["leaks"]["before"]) | set(r["leaks"]["after_failover"]))
+                for r in results}
     text = "\n".join([
         "routing hot-potato: sessions to dc2 enter by dc1-fw and their replies leave by dc2-fw",
         format_table(["remedy", "established (asymmetric)", "survived failover",
-                      "firewall drops invalid/denied", "sync lag p50 ms"], rows),
+                      "firewall drops invalid/denied", "sync lag p50 ms", "probes leaked"], rows),
+        "",
+        "probe suite (before / after the failover), per remedy:",
+        format_table(["probe", "what"] + [r["remedy"] for r in results], probe_rows),
+    ] + [f"remedy {remedy} weakens the firewall: lets through {', '.join(leaks)}"
+         for remedy, leaks in weakened.items() if leaks] + [
         f"plot: {ctx.run_dir / 'firewall.png'}",
     ])
-    return Summary(text, ok=True, problems=[])
+    expected_secure = {"none", "symmetric", "sync"}
+    problems = [f"remedy {remedy} leaked {', '.join(leaks)}" for remedy, leaks in weakened.items()
+                if leaks and remedy in expected_secure]
+    return Summary(text, ok=not problems, problems=problems)

@@ -21,10 +21,35 @@ def client_addresses(topo):
     return [str(s.subnet) for s in topo.switches if s.kind == "edge"]
 
 
-def ruleset(topo):
-    """The nftables ruleset (text for `nft -f -`) of the sites' firewalls."""
+OUTSIDE_MARK = "0x1"
+
+
+def outside_intf(name, link):
+    """The firewall node's interface toward the client edge (eth0 faces link end a)."""
+    return f"{name}-eth0" if link.firewall == link.b else f"{name}-eth1"
+
+
+def ruleset(topo, outside, midstream=False):
+    """The nftables ruleset (text for `nft -f -`) of one site firewall.
+
+    Args:
+        outside: the node's interface toward the client edge. A bridge-family rule marks what
+            enters there, so the inet rules know a packet's side (with br_netfilter, iifname
+            is only the bridge): site addresses arriving from outside are spoofed.
+        midstream: accept TCP sessions a firewall did not see start (loose pickup: any new
+            TCP packet to an allowed port, not only a SYN). It keeps sessions alive through a
+            failover without sync, and lets out-of-state packets through: the probe suite
+            names them.
+    """
     policy = topo.firewall
+    syn_only = "" if midstream else "tcp flags & (syn | ack) == syn "
     lines = [
+        f"table bridge {TABLE}_side {{",
+        "  chain prerouting {",
+        "    type filter hook prerouting priority -300; policy accept;",
+        f"    iifname \"{outside}\" meta mark set {OUTSIDE_MARK}",
+        "  }",
+        "}",
         f"table inet {TABLE} {{",
         f"  set protected {{ type ipv4_addr; flags interval; elements = {{ "
         f"{', '.join(protected_addresses(topo))} }} }}",
@@ -33,24 +58,27 @@ def ruleset(topo):
         "  counter allowed_new { }",
         "  counter denied { }",
         "  counter invalid { }",
+        "  counter spoofed { }",
         "  chain forward {",
         "    type filter hook forward priority filter; policy drop;",
         f"    udp dport {{ {', '.join(map(str, BFD_PORTS))} }} accept comment \"BFD between the switches\"",
+        f"    meta mark {OUTSIDE_MARK} ip saddr @protected counter name spoofed drop "
+        "comment \"a site address arriving from the client side\"",
         "    ct state established,related accept",
         "    ct state invalid counter name invalid drop comment \"no state for it: dropped\"",
-        "    ip saddr @protected ct state new counter name allowed_new accept "
-        "comment \"the sites open connections out\"",
+        f"    meta mark != {OUTSIDE_MARK} ip saddr @protected ct state new counter name allowed_new "
+        "accept comment \"the sites open connections out\"",
     ]
+    inbound = f"    meta mark {OUTSIDE_MARK} ip saddr @clients ip daddr @protected"
     if policy.tcp:
-        lines.append(f"    ip saddr @clients ip daddr @protected tcp flags & (syn | ack) == syn "
-                     f"tcp dport {{ {', '.join(map(str, policy.tcp))} }} ct state new "
-                     "counter name allowed_new accept")
-    if policy.udp:
-        lines.append(f"    ip saddr @clients ip daddr @protected udp dport "
-                     f"{{ {', '.join(map(str, policy.udp))} }} counter name allowed_new accept")
-    if policy.icmp:
-        lines.append("    ip saddr @clients ip daddr @protected icmp type echo-request "
+        lines.append(f"{inbound} {syn_only}tcp dport {{ {', '.join(map(str, policy.tcp))} }} "
                      "ct state new counter name allowed_new accept")
+    if policy.udp:
+        lines.append(f"{inbound} udp dport {{ {', '.join(map(str, policy.udp))} }} "
+                     "counter name allowed_new accept")
+    if policy.icmp:
+        lines.append(f"{inbound} icmp type echo-request ct state new counter name allowed_new "
+                     "accept")
     lines += ["    counter name denied drop comment \"not in the policy\"", "  }", "}", ""]
     return "\n".join(lines)
 
@@ -62,6 +90,7 @@ def node_setup_cmds(intf_a, intf_b, strict=True):
     firewall that did not see a session's start drops it, as a real stateful firewall does."""
     return [
         ["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"],
+        ["nft", "flush", "ruleset"],
         ["ip", "link", "add", BRIDGE, "type", "bridge", "group_fwd_mask", LLDP_FORWARD_MASK],
         ["ip", "link", "set", intf_a, "master", BRIDGE],
         ["ip", "link", "set", intf_b, "master", BRIDGE],

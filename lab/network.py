@@ -152,14 +152,19 @@ class LabNetwork:
         self.net.addLink(prev[0], self.nodes[link.b], cls=Link, port1=prev[2], port2=pb.number,
                          intfName1=prev[1], intfName2=pb.intf)
 
-    def start_firewalls(self):
-        """Each firewall node: a bridge through nftables + conntrack, with the topology's policy."""
-        rules = firewall.ruleset(self.topo) if self.topo.firewalls else ""
+    def start_firewalls(self, midstream=False):
+        """Each firewall node: a bridge through nftables + conntrack, with the topology's policy
+        (midstream: loose TCP pickup, see lab/firewall.py). Safe to call again to change it."""
         for index, (name, link) in enumerate(self.topo.firewalls, start=1):
-            for argv in firewall.node_setup_cmds(f"{name}-eth0", f"{name}-eth1"):
-                self.node_run(name, argv)
+            configured = self.node_run(name, ["ip", "link", "show", firewall.BRIDGE],
+                                       check=False).returncode == 0
+            for argv in firewall.node_setup_cmds(f"{name}-eth0", f"{name}-eth1",
+                                                 strict=not midstream):
+                if not (configured and argv[:2] == ["ip", "link"]):
+                    self.node_run(name, argv)
+            rules = firewall.ruleset(self.topo, firewall.outside_intf(name, link), midstream)
             self.node_run(name, ["nft", "-f", "-"], stdin=rules)
-            if len(self.topo.firewalls) == 2:
+            if len(self.topo.firewalls) == 2 and not configured:
                 self.node_run(name, ["ip", "addr", "add", firewall.SYNC_NET.format(index) + "/30",
                                      "dev", firewall.sync_intf(name)])
                 self.node_run(name, ["ip", "link", "set", firewall.sync_intf(name), "up"])

@@ -40,6 +40,17 @@ def test_only_synchronised_firewalls_keep_sessions_through_a_failover(remedies):
     assert results["sync"]["sync_lag_ms"] and max(results["sync"]["sync_lag_ms"]) < 100
 
 
+def test_probe_suite_leaks_nothing_except_through_loose_pickup(remedies):
+    results, _ = remedies
+    for remedy in ("none", "symmetric", "sync"):
+        assert results[remedy]["leaks"] == {"before": [], "after_failover": []}, remedy
+    loose = results["loose"]
+    # loose mid-stream pickup keeps sessions through the failover without sync...
+    assert loose["failover"]["survived"] == loose["failover"]["established"] > 0
+    # ...and that is exactly what it lets through: an ACK for no session
+    assert loose["leaks"]["before"] == loose["leaks"]["after_failover"] == ["ack-out-of-state"]
+
+
 def test_firewall_run_draws_its_plot_and_leaves_nothing(remedies):
     _, run_dir = remedies
     png = run_dir / "firewall.png"

@@ -21,7 +21,7 @@ def test_topology_puts_one_firewall_on_each_sites_client_edge_link(topo):
 
 
 def test_ruleset_allows_exactly_the_policy_from_clients_and_is_stateful(topo):
-    rules = firewall.ruleset(topo)
+    rules = firewall.ruleset(topo, "dc1-fw-eth0")
     assert "policy drop;" in rules
     assert "elements = { 10.1.0.0/24, 10.2.0.0/24, 10.200.0.10/32 }" in rules
     assert "elements = { 10.100.0.0/24 }" in rules
@@ -30,11 +30,27 @@ def test_ruleset_allows_exactly_the_policy_from_clients_and_is_stateful(topo):
     assert "udp dport { 7000 }" in rules
     assert "ct state invalid counter name invalid drop" in rules
     assert rules.index("ct state established,related accept") < rules.index("counter name denied drop")
+    # the side a packet came in on is marked in the bridge family (iifname is the bridge here)
+    assert 'iifname "dc1-fw-eth0" meta mark set 0x1' in rules
+    assert rules.index("counter name spoofed drop") < rules.index("ct state established")
+    assert "meta mark != 0x1 ip saddr @protected ct state new" in rules
+
+
+def test_loose_midstream_pickup_drops_the_syn_only_condition(topo):
+    strict, loose = firewall.ruleset(topo, "x"), firewall.ruleset(topo, "x", midstream=True)
+    assert "tcp flags & (syn | ack) == syn" in strict and "tcp flags" not in loose
+    assert ["sysctl", "-q", "-w", "net.netfilter.nf_conntrack_tcp_loose=1"] in \
+        firewall.node_setup_cmds("a", "b", strict=False)
+
+
+def test_outside_is_the_interface_toward_the_client_edge(topo):
+    (name, link), _ = topo.firewalls
+    assert (link.a, link.b) == ("edge", "dc1") and firewall.outside_intf(name, link) == "dc1-fw-eth0"
 
 
 def test_ruleset_is_valid_nftables(topo, tmp_path):
     path = tmp_path / "rules.nft"
-    path.write_text(firewall.ruleset(topo))
+    path.write_text(firewall.ruleset(topo, "dc1-fw-eth0"))
     proc = subprocess.run(["nft", "-c", "-f", str(path)], capture_output=True, text=True)
     if proc.returncode != 0 and "Operation not permitted" in proc.stderr:
         pytest.skip("nft -c needs CAP_NET_ADMIN")

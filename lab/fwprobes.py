@@ -1,0 +1,153 @@
+"""Firewall probe suite (scapy): packets a stateful firewall must stop, and a watcher behind it.
+
+Sent from a client toward a protected server; the watcher on the server records every probe
+that arrives (each carries its own IP ID), so a leak is a probe the server saw.
+
+    python -m lab.fwprobes watch --intf dc1-srv1-eth0 --out leaks.json     # in the server
+    python -m lab.fwprobes send --intf client1-eth0 --src-mac .. --src-ip .. --gw-mac .. \\
+        --dst-ip 10.1.0.11 --open-port 443 --spoof-ip 10.2.0.99             # in the client
+"""
+
+import argparse
+import json
+import signal
+import socket
+import struct
+import sys
+import threading
+import time
+
+MARKER = 0xF100
+PROBES = (
+    ("syn-denied-port", "unsolicited SYN to a port the policy does not open"),
+    ("udp-denied-port", "UDP to a port the policy does not open"),
+    ("ack-out-of-state", "ACK for no session (to an open port)"),
+    ("rst-out-of-state", "RST for no session"),
+    ("fin-out-of-state", "FIN for no session"),
+    ("xmas", "FIN+PSH+URG scan"),
+    ("null", "TCP with no flags"),
+    ("synack-unsolicited", "SYN+ACK nobody asked for"),
+    ("spoofed-site-source", "SYN from a site address, arriving from the client side"),
+    ("icmp-timestamp", "ICMP timestamp request"),
+    ("icmp-echo-reply", "unsolicited ICMP echo reply"),
+    ("midstream-out-of-window", "data injected into a live session, sequence number 50 MB "
+                                "outside its window"),
+)
+
+
+def marker(name):
+    return MARKER + [p[0] for p in PROBES].index(name)
+
+
+def watch(args):
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+    sock.bind((args.intf, 0))
+    sock.settimeout(0.2)
+    seen, stop = set(), {"now": False}
+    signal.signal(signal.SIGTERM, lambda s, f: stop.update(now=True))
+    print("ready", flush=True)
+    while not stop["now"]:
+        try:
+            frame = sock.recv(2048)
+        except (socket.timeout, InterruptedError):
+            continue
+        if len(frame) >= 34:
+            ident = struct.unpack("!H", frame[18:20])[0]
+            if MARKER <= ident < MARKER + len(PROBES):
+                seen.add(PROBES[ident - MARKER][0])
+    with open(args.out, "w") as fh:
+        json.dump(sorted(seen), fh)
+    return 0
+
+
+def handshake_numbers(intf, dst_ip, port, timeout=3.0):
+    """Open a real TCP session to dst_ip:port and read its initial sequence numbers off the
+    wire. Returns (socket, local port, our next seq, their next seq)."""
+    cap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+    cap.bind((intf, 0))                  # ETH_P_ALL: our own outgoing SYN is seen only so
+    cap.settimeout(0.1)
+    found, done = {}, threading.Event()
+
+    def sniff():
+        deadline = time.time() + timeout
+        while time.time() < deadline and not done.is_set():
+            try:
+                frame = cap.recv(2048)
+            except socket.timeout:
+                continue
+            if len(frame) < 54 or frame[12:14] != b"\x08\x00" or frame[23] != 6:
+                continue
+            ihl = (frame[14] & 0x0F) * 4
+            tcp = 14 + ihl
+            sport, dport, seq = struct.unpack("!HHI", frame[tcp:tcp + 8])
+            flags = frame[tcp + 13]
+            if flags & 0x12 == 0x02 and dport == port:
+                found["syn"] = (sport, seq)
+            elif flags & 0x12 == 0x12 and sport == port:
+                found["synack"] = seq
+            if "syn" in found and "synack" in found:
+                done.set()
+
+    thread = threading.Thread(target=sniff)
+    thread.start()
+    time.sleep(0.05)
+    conn = socket.create_connection((dst_ip, port), timeout=timeout)
+    done.wait(timeout)
+    thread.join()
+    cap.close()
+    if "syn" not in found or "synack" not in found:
+        raise RuntimeError("could not see the handshake")
+    sport, seq = found["syn"]
+    return conn, sport, seq + 1, found["synack"] + 1
+
+
+def send(args):
+    from scapy.layers.inet import ICMP, IP, TCP, UDP
+    from scapy.layers.l2 import Ether
+    from scapy.sendrecv import sendp
+
+    def ip(name, src=None):
+        return Ether(src=args.src_mac, dst=args.gw_mac) / IP(src=src or args.src_ip,
+                                                               dst=args.dst_ip, id=marker(name))
+
+    port = args.open_port
+    packets = [
+        ip("syn-denied-port") / TCP(sport=61001, dport=args.closed_port, flags="S"),
+        ip("udp-denied-port") / UDP(sport=61002, dport=53) / b"probe",
+        ip("ack-out-of-state") / TCP(sport=61003, dport=port, flags="A", seq=1000, ack=1000),
+        ip("rst-out-of-state") / TCP(sport=61004, dport=port, flags="R", seq=1000),
+        ip("fin-out-of-state") / TCP(sport=61005, dport=port, flags="FA", seq=1000, ack=1000),
+        ip("xmas") / TCP(sport=61006, dport=port, flags="FPU"),
+        ip("null") / TCP(sport=61007, dport=port, flags=""),
+        ip("synack-unsolicited") / TCP(sport=61008, dport=port, flags="SA", seq=1, ack=1),
+        ip("spoofed-site-source", src=args.spoof_ip) / TCP(sport=61009, dport=port, flags="S"),
+        ip("icmp-timestamp") / ICMP(type=13),
+        ip("icmp-echo-reply") / ICMP(type=0, id=7, seq=1),
+    ]
+    conn, sport, ours, theirs = handshake_numbers(args.intf, args.dst_ip, port)
+    packets.append(ip("midstream-out-of-window") / TCP(sport=sport, dport=port, flags="PA",
+                                                       seq=(ours + 50_000_000) % 2**32, ack=theirs) / (b"X" * 16))
+    sendp(packets, iface=args.intf, verbose=False)
+    time.sleep(0.3)
+    conn.close()
+    print(json.dumps([p[0] for p in PROBES]), flush=True)
+    return 0
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m lab.fwprobes")
+    sub = parser.add_subparsers(dest="command", required=True)
+    w = sub.add_parser("watch")
+    w.add_argument("--intf", required=True)
+    w.add_argument("--out", required=True)
+    s = sub.add_parser("send")
+    for name in ("intf", "src-mac", "src-ip", "gw-mac", "dst-ip", "spoof-ip"):
+        s.add_argument(f"--{name}", required=True)
+    s.add_argument("--open-port", type=int, default=443)
+    s.add_argument("--closed-port", type=int, default=22)
+    args = parser.parse_args(argv)
+    return watch(args) if args.command == "watch" else send(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
