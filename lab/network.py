@@ -52,14 +52,29 @@ class LabNetwork:
         self.extra_ports = {}         # switch -> port numbers added after the build (moves)
         self.services = {}            # (server, port) -> Popen of its service
         self.moved = {}               # host -> the switch it was moved to
+        self.sync_link = self.firewall_sync_link()
 
     # ------------------------------------------------------------------------------ build
+
+    def firewall_sync_link(self):
+        """The conntrackd link between two firewalls, carried as over the primary DCI: a link
+        with the lowest DCI delay, so the sync lag is what a real DCI would give."""
+        if len(self.topo.firewalls) != 2:
+            return None
+        (fw1, _), (fw2, _) = self.topo.firewalls
+        delay = min((l.delay_ms for l in self.topo.dci_links), default=0.0)
+        return dataclasses.replace(self.topo.links[0], name="fw-sync", a=fw1, b=fw2, kind="sync",
+                                   bw=None, delay_ms=delay, jitter_ms=0.0, loss=0.0,
+                                   firewall=None)
 
     def delay_node_links(self):
         """Links that get a delay-line node (only with the userspace delay line)."""
         if self.platform.delay_method != "delayline":
             return []
-        return [l for l in self.topo.links if l.impaired]
+        links = [l for l in self.topo.links if l.impaired]
+        if self.sync_link is not None and self.sync_link.impaired:
+            links.append(self.sync_link)
+        return links
 
     def root_interfaces(self):
         """Interfaces the build creates in the root namespace: the switch ports."""
@@ -113,11 +128,16 @@ class LabNetwork:
                         port1=0, port2=port.number, intfName1=host.intf, intfName2=port.intf)
         for link in topo.links:
             self.build_link(link)
-        if len(topo.firewalls) == 2:                 # a sync link for conntrackd
-            (fw1, _), (fw2, _) = topo.firewalls
-            ledger.add_interfaces(firewall.sync_intf(fw1), firewall.sync_intf(fw2))
-            net.addLink(self.nodes[fw1], self.nodes[fw2], cls=Link, port1=2, port2=2,
-                        intfName1=firewall.sync_intf(fw1), intfName2=firewall.sync_intf(fw2))
+        if self.sync_link is not None:               # conntrackd's link, as over the DCI
+            sync = self.sync_link
+            ends = [(self.nodes[sync.a], firewall.sync_intf(sync.a), 2)]
+            if sync.name in self.nodes:              # its delay line node
+                mid = self.nodes[sync.name]
+                ends += [(mid, f"{sync.name}-eth0", 0), (mid, f"{sync.name}-eth1", 1)]
+            ends.append((self.nodes[sync.b], firewall.sync_intf(sync.b), 2))
+            for (n1, i1, p1), (n2, i2, p2) in zip(ends[::2], ends[1::2]):
+                ledger.add_interfaces(i1, i2)
+                net.addLink(n1, n2, cls=Link, port1=p1, port2=p2, intfName1=i1, intfName2=i2)
 
         net.build()
         net.start()
@@ -164,10 +184,16 @@ class LabNetwork:
                     self.node_run(name, argv)
             rules = firewall.ruleset(self.topo, firewall.outside_intf(name, link), midstream)
             self.node_run(name, ["nft", "-f", "-"], stdin=rules)
-            if len(self.topo.firewalls) == 2 and not configured:
+            if self.sync_link is not None and not configured:
+                intf = firewall.sync_intf(name)
                 self.node_run(name, ["ip", "addr", "add", firewall.SYNC_NET.format(index) + "/30",
-                                     "dev", firewall.sync_intf(name)])
-                self.node_run(name, ["ip", "link", "set", firewall.sync_intf(name), "up"])
+                                     "dev", intf])
+                self.node_run(name, ["ip", "link", "set", intf, "up"])
+                for argv in shaping.offload_cmds(intf):      # the delay line copies frames as
+                    self.node_run(name, argv)                # they are: checksums must be done
+                if self.platform.delay_method == "netem" and self.sync_link.impaired:
+                    for argv in shaping.egress_cmds(intf, self.sync_link, "netem")[1:]:
+                        self.node_run(name, argv)
 
     def start_session_sync(self):
         """conntrackd (FT-FW) on both firewalls: each learns the other's sessions."""
