@@ -9,7 +9,8 @@ and leaves each site by its own exit. Once per remedy:
   sync       conntrackd (FT-FW) replicates sessions between the two firewalls
   loose      no sync, but the firewalls pick up TCP sessions mid-stream (weaker: see probes)
 
-Phase 1, asymmetric paths: every client opens long-lived TCP sessions to a server in dc2; they
+Phase 1, asymmetric paths: every client opens long-lived TCP sessions (kernel sockets, and
+as many crafted packet by packet with scapy, lab/craftsessions.py) to a server in dc2; they
 enter through dc1-fw, the replies leave through dc2-fw. Phase 2, failover: every client opens
 sessions to a server in dc1 (symmetric through dc1-fw), then the link edge-dc1 is cut and the
 sessions must continue through dc2-fw. Per remedy: sessions established, surviving failover,
@@ -59,19 +60,29 @@ def sessions_argv(dst, count, duration, out):
             "--connect-timeout", "1.5", "--out", str(out)]
 
 
-def run_sessions(lab, run_dir, phase, dst, count, duration, during=None):
-    """Every client opens `count` sessions to dst; `during()` runs once they are set up.
+def crafted_argv(client, dst, count, duration, out):
+    return [sys.executable, "-m", "lab.craftsessions", "--intf", client.intf, "--src-mac",
+            client.mac, "--src-ip", str(client.ip.ip), "--gw-mac", GATEWAY_MAC, "--dst", str(dst),
+            "--port", str(SESSION_PORT), "--count", str(count), "--duration", f"{duration:g}",
+            "--out", str(out)]
 
-    Returns {client: the lab.sessions report}."""
+
+def run_sessions(lab, run_dir, phase, dst, count, duration, during=None):
+    """Every client opens `count` real (kernel) and `count` scapy-crafted sessions to dst;
+    `during()` runs once they are set up. Returns {'client:kind': the session report}."""
     procs = {}
     for client in lab.topo.clients:
-        out = run_dir / f"sessions-{phase}-{client.name}.json"
-        procs[client.name] = (lab.popen(client.name, sessions_argv(dst, count, duration, out),
-                                        f"sessions {phase} {client.name}",
-                                        stdout=subprocess.PIPE), out)
-    for proc, _ in procs.values():
+        for kind, argv_for in (("real", lambda out: sessions_argv(dst, count, duration, out)),
+                               ("crafted", lambda out: crafted_argv(client, dst, count,
+                                                                    duration, out))):
+            out = run_dir / f"sessions-{phase}-{client.name}-{kind}.json"
+            procs[f"{client.name}:{kind}"] = (
+                lab.popen(client.name, argv_for(out), f"{kind} sessions {phase} {client.name}",
+                          stdout=subprocess.PIPE, stderr=open(out.with_suffix(".log"), "w")), out)
+    for proc, out in procs.values():
         if proc.stdout.readline().strip() != "ready":
-            raise LabError(f"the session client of phase {phase} did not start")
+            raise LabError(f"a session client of phase {phase} did not start: see "
+                           f"{out.with_suffix('.log')}")
     if during:
         during()
     reports = {}
@@ -81,8 +92,9 @@ def run_sessions(lab, run_dir, phase, dst, count, duration, during=None):
     return reports
 
 
-def count(reports, key):
-    return sum(1 for r in reports.values() for s in r["sessions"] if key(s))
+def count(reports, key, kind=None):
+    return sum(1 for name, r in reports.items() for s in r["sessions"]
+               if key(s) and (kind is None or name.endswith(f":{kind}")))
 
 
 def sync_lags(events_a, events_b):
@@ -154,12 +166,14 @@ def one_remedy(ctx, remedy, n):
             lab.stop_process(proc)
         established = count(asym, lambda s: s["established"])
         connect = [s["connect_s"] for r in asym.values() for s in r["sessions"] if s["established"]]
-        result["asymmetric"] = {"attempted": n * len(topo.clients), "established": established,
+        result["asymmetric"] = {"attempted": count(asym, lambda s: True), "established": established,
+                                "crafted_established": count(asym, lambda s: s["established"],
+                                                             "crafted"),
                                 "alive_at_end": count(asym, lambda s: s["established"] and not s["died"]),
                                 "connect_ms_p50": round(1000 * statistics.median(connect), 2)
                                 if connect else None}
         result["sync_lag_ms"] = sync_lags(events[fw1].read_text(), events[fw2].read_text())
-        log(f"[{remedy}]   established {established}/{n * len(topo.clients)}")
+        log(f"[{remedy}]   established {established}/{result['asymmetric']['attempted']}")
 
         cut = {}
 
@@ -174,8 +188,10 @@ def one_remedy(ctx, remedy, n):
         fail = run_sessions(lab, run_dir, "failover", near.ip.ip, n, 5.0, during=fail_over)
         est = count(fail, lambda s: s["established"])
         survived = count(fail, lambda s: s["established"] and not s["died"])
-        result["failover"] = {"attempted": n * len(topo.clients), "established": est,
+        result["failover"] = {"attempted": count(fail, lambda s: True), "established": est,
                               "survived": survived,
+                              "crafted_survived": count(fail, lambda s: s["established"]
+                                                        and not s["died"], "crafted"),
                               "reasons": sorted({s["reason"] for r in fail.values()
                                                  for s in r["sessions"] if s["reason"]})}
         log(f"[{remedy}]   survived {survived}/{est}")

@@ -25,8 +25,10 @@ def test_asymmetric_paths_break_sessions_only_without_a_remedy(remedies):
     none, symmetric, sync = results["none"], results["symmetric"], results["sync"]
     assert none["asymmetric"]["established"] == 0
     assert none["counters"]["dc2-fw"]["invalid"] > 0          # the replies dc2-fw never saw
+    assert none["asymmetric"]["crafted_established"] == 0
     for r in (symmetric, sync):
         assert r["asymmetric"]["established"] == r["asymmetric"]["attempted"], r
+        assert r["asymmetric"]["crafted_established"] == r["asymmetric"]["attempted"] // 2
 
 
 def test_only_synchronised_firewalls_keep_sessions_through_a_failover(remedies):
@@ -37,6 +39,7 @@ def test_only_synchronised_firewalls_keep_sessions_through_a_failover(remedies):
         assert failover["survived"] == 0, (remedy, failover)
     sync = results["sync"]["failover"]
     assert sync["survived"] == sync["established"] == sync["attempted"]
+    assert sync["crafted_survived"] == sync["attempted"] // 2 > 0     # scapy-crafted ones too
     assert results["sync"]["sync_lag_ms"] and max(results["sync"]["sync_lag_ms"]) < 100
 
 
