@@ -106,8 +106,10 @@ def all_up(topo, status):
             and len(status["links"]) == len(topo.links) and all(l[4] for l in status["links"]))
 
 
-def all_learned(topo, status):
-    """Every host located and every VIP server answering its health check."""
+def all_learned(topo, status, serving=None):
+    """Every host located and every (serving) VIP server answering its health check."""
     wanted = {n for v in topo.services for n in v.servers}
+    if serving is not None:
+        wanted &= set(serving)
     return (len(status["hosts"]) >= len(topo.hosts)
             and all(status["servers"].get(n) for n in wanted))

@@ -269,13 +269,15 @@ class LabNetwork:
 
     # ----------------------------------------------------------------------- controller
 
-    def attach_controller(self, intent, bfd_ms=100, timeout=30.0):
+    def attach_controller(self, intent, bfd_ms=100, timeout=30.0, serving=None):
         """Hand the switches to the controller and wait until it has the whole network.
 
         Starts the controller process (127.0.0.1 only), enables BFD on every inter-switch
         port, points the bridges at it, routes hosts via the anycast gateway, starts the VIP
         service on the servers, and waits until every switch, link, host and VIP server is
         known to the controller. Returns seconds from the controller's start to ready.
+        serving: the VIP servers that run the service from the start (default: all of them;
+        a cold standby's servers start it later, when promoted).
         """
         config = self.run_dir / "controller-intent.json"
         config.write_text(json.dumps(intent, indent=1))
@@ -292,7 +294,7 @@ class LabNetwork:
         for switch in self.topo.switches:
             sh.run(controller.set_controller_cmd(switch.name, port))
         self.route_via_gateway()
-        self.start_services()
+        self.start_services(serving)
         controller.wait_status(self.status_path, lambda s: controller.all_up(self.topo, s),
                                "every switch connected and every link live", timeout, self.controller)
         for host in self.topo.hosts:              # hosts speak: ARP for and ping their gateway
@@ -300,7 +302,8 @@ class LabNetwork:
             if traffic.wait_reachable(self, host.name, gateway, timeout=5) is None:
                 raise LabError(f"{host.name} cannot reach its gateway {gateway} through the "
                                f"controller; see {self.run_dir / 'controller.log'}")
-        controller.wait_status(self.status_path, lambda s: controller.all_learned(self.topo, s),
+        controller.wait_status(self.status_path,
+                               lambda s: controller.all_learned(self.topo, s, serving),
                                "every host located and every VIP server healthy", timeout,
                                self.controller)
         return time.monotonic() - start
@@ -315,13 +318,15 @@ class LabNetwork:
             self.node_run(host.name, ["ip", "route", "replace", "default", "via", str(own.gateway),
                                       "dev", host.intf])
 
-    def start_services(self):
-        """The VIP on each server's loopback, and the service answering with the server's name."""
+    def start_services(self, serving=None):
+        """The VIP on each server's loopback, and the service answering with the server's name
+        (on `serving` only, when given)."""
         ports = {}
         for service in self.topo.services:
             for name in service.servers:
                 self.node_run(name, ["ip", "addr", "replace", f"{service.vip}/32", "dev", "lo"])
-                ports.setdefault(name, set()).add(service.port)
+                if serving is None or name in serving:
+                    ports.setdefault(name, set()).add(service.port)
         for name, numbers in sorted(ports.items()):
             for number in sorted(numbers):
                 self.start_service(name, number)

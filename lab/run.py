@@ -191,9 +191,12 @@ def cmd_compare(args):
     return 0
 
 
-def prepare(args):
+def prepare(args, module=None):
     """Validate the topology, check the machine, choose the platform: before building anything."""
-    topo = load_topology(args.topology)
+    if module is not None and hasattr(module, "topology_for"):
+        topo = module.topology_for(args)
+    else:
+        topo = load_topology(args.topology)
     if getattr(args, "dci_delay", None) or getattr(args, "dci_bw", None):
         topo = with_dci(topo, delay=args.dci_delay, bw=args.dci_bw)
     require_root()
@@ -219,7 +222,7 @@ def cmd_cli(args):
 
 def cmd_experiment(args):
     module = EXPERIMENTS[args.command]
-    topo, platform = prepare(args)
+    topo, platform = prepare(args, module)
     run_dir = new_run_dir(module.NAME, args.out)
     log = Progress(T0)
     options = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}

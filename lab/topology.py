@@ -225,6 +225,39 @@ def with_dci(topo, delay=None, bw=None):
     return dataclasses.replace(topo, links=links)
 
 
+def multi_active(n, layout="mesh"):
+    """N active sites, one client region near each, DCI links as a full mesh or a ring.
+
+    Site i is dc<i> (10.i.0.0/24, 2 servers); region r<i> has one client, 1 ms from dc<i> and
+    4 ms from the next site; DCI links cost 2 ms per step around the ring."""
+    if not 2 <= n <= 8:
+        raise TopologyError("--sites", "sites", f"{n} is out of range", "use 2 to 8 sites")
+    if layout not in ("mesh", "ring"):
+        raise TopologyError("--layout", "layout", f"unknown layout {layout!r}", "use mesh or ring")
+    doc = {"name": f"multi-active-{n}-{layout}",
+           "description": f"{n} active sites, DCI {layout}, a client region near each site",
+           "sites": {f"dc{i}": {"subnet": f"10.{i}.0.0/24", "servers": 2} for i in range(1, n + 1)},
+           "edges": {f"r{i}": {"subnet": f"10.{100 + i}.0.0/24", "clients": 1}
+                     for i in range(1, n + 1)},
+           "links": {}, "services": {"web": {"vip": "10.200.0.10", "port": 80}}}
+    for i in range(1, n + 1):
+        nxt = i % n + 1
+        doc["links"][f"r{i}-dc{i}"] = {"between": [f"r{i}", f"dc{i}"], "bw": 100, "delay": "1ms",
+                                       "queue": 100}
+        doc["links"][f"r{i}-dc{nxt}"] = {"between": [f"r{i}", f"dc{nxt}"], "bw": 100,
+                                         "delay": "4ms", "queue": 100}
+    pairs = [(i, j) for i in range(1, n + 1) for j in range(i + 1, n + 1)]
+    for i, j in pairs:
+        steps = min(j - i, n - (j - i))
+        if layout == "ring" and steps != 1:
+            continue
+        if n == 2 and (i, j) != (1, 2):
+            continue
+        doc["links"][f"dci-{i}-{j}"] = {"between": [f"dc{i}", f"dc{j}"], "bw": 100,
+                                        "delay": f"{2 * steps}ms", "queue": 100}
+    return _Validator(f"generated {doc['name']}", doc["name"]).topology(doc)
+
+
 # ----------------------------------------------------------------------------------- loading
 
 class _UniqueKeyLoader(yaml.SafeLoader):

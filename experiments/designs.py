@@ -1,0 +1,206 @@
+"""One yardstick for every design: the same client traffic, the same fault, the same metrics.
+
+Each design is a topology, a VIP policy and the role of every site:
+
+  active     serves from the start
+  hot        standby with its service running (takes over as soon as the controller sees the
+             primary's servers fail their health checks)
+  cold       standby whose service starts only when its promotion agent (lab/standby.py) has
+             seen the primary down (3 checks, about 1 s) and waited out the promotion time
+
+Traffic: a probe stream from every client to the service VIP (at --probe-rate) and three
+long-lived TCP sessions per client. Fault: power-off of dc1 (the primary, or one of the
+active sites) at FAULT_AT. Metrics (pure, see design_metrics):
+
+  rto_ms          worst client outage among the clients dc1 served (probe streams)
+  sessions_lost   long-lived sessions that died
+  utilization     share of client probes each site served before the fault; idle sites
+  dci_mbit        traffic on the DCI links before the fault (Mbit/s, both directions)
+  latency_ms      median one-way client-to-server probe latency before the fault
+"""
+
+import dataclasses
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from lab import metrics as m_
+from lab.controller import GATEWAY_MAC, intent_for
+from lab.faults import Fault, inject
+from lab.streams import ProbeSet
+from lab.topology import load_topology, multi_active
+
+FAULT_AT = 3.0
+SESSION_PORT = 443
+PROMOTION_S = 2.0
+
+DESIGNS = {
+    "dual-active": {"topology": "two-region", "policy": "anycast", "roles": {}},
+    "primary-backup": {"topology": "two-region", "policy": "primary-backup",
+                       "roles": {"dc2": "cold"}},
+    "three-site": {"topology": "three-site", "policy": "primary-backup",
+                   "roles": {"dc2": "hot", "dc3": "cold"}},
+    "multi-active": {"topology": None, "policy": "anycast", "roles": {}},
+}
+
+
+def design_topology(name, options):
+    spec = DESIGNS[name]
+    if spec["topology"]:
+        return load_topology(spec["topology"])
+    return multi_active(options.get("sites") or 3, options.get("layout") or "mesh")
+
+
+def dci_bytes(lab):
+    """Bytes sent so far on every DCI switch port (both directions of every DCI link)."""
+    total = 0
+    for link in lab.topo.dci_links:
+        for end in link.ends:
+            intf = lab.topo.port_to(end, link.name).intf
+            total += int(Path(f"/sys/class/net/{intf}/statistics/tx_bytes").read_text())
+    return total
+
+
+def design_metrics(topo, rows, streams, sessions, t0, t_fault, t_end, fault_site, dci_mbit):
+    """The yardstick's numbers from raw samples (pure)."""
+    site_of = {h.name: h.switch for h in topo.hosts}
+    by_stream = {}
+    for row in rows:
+        by_stream.setdefault(row[0], []).append(row)
+    share = m_.site_share(rows, site_of, t0 + 0.5, t_fault)
+    utilization = {s.name: share.get(s.name, 0.0) for s in topo.sites}
+    hit, outages = [], []
+    for stream in streams:
+        served = [r for r in by_stream.get(stream.stream, []) if t0 + 0.5 <= r[3] < t_fault]
+        if served and site_of.get(served[-1][4]) == fault_site:
+            hit.append(stream.name)
+            outages.append(m_.fault_impact(by_stream.get(stream.stream, []), t_fault, t_end)["outage_ms"])
+    before = [r[3] - r[2] for r in rows if t0 + 0.5 <= r[3] < t_fault]
+    all_sessions = [s for report in sessions for s in report["sessions"]]
+    return {
+        "utilization": utilization,
+        "idle_sites": [site for site, v in utilization.items() if v == 0.0],
+        "clients_hit": hit,
+        "rto_ms": None if any(o is None for o in outages) else max(outages, default=0.0),
+        "sessions": len(all_sessions),
+        "sessions_lost": sum(1 for s in all_sessions if s["established"] and s["died"]),
+        "dci_mbit": round(dci_mbit, 3),
+        "latency_ms": round(1000 * statistics.median(before), 3) if before else None,
+    }
+
+
+def run_design(ctx, name, duration=None, rate=None):
+    """Build the design's lab, run the yardstick, return its metrics (and write raw files)."""
+    spec = DESIGNS[name]
+    topo, log = ctx.topo, ctx.log
+    duration = duration or (10.0 if ctx.options.get("quick") else 15.0)
+    rate = rate or ctx.options.get("probe_rate") or 200.0
+    roles = {s.name: spec["roles"].get(s.name, "active") for s in topo.sites}
+    if spec["policy"] == "primary-backup":
+        primary = topo.services[0].primary
+        roles = {site: ("active" if site == primary else role if role != "active" else "hot")
+                 for site, role in roles.items()}
+    serving = [h.name for h in topo.servers if roles[h.switch] != "cold"]
+    fault_site = "dc1"
+    log(f"[{name}] {topo.name}: " + ", ".join(f"{s} {r}" for s, r in roles.items())
+        + f"; VIP policy {spec['policy']}")
+    with ctx.open_lab() as lab:
+        lab.attach_controller(intent_for(topo, ctx.options.get("mode", "protection"),
+                                         spec["policy"]),
+                              bfd_ms=ctx.options.get("bfd_ms", 100), serving=serving)
+        service = topo.services[0]
+        primaries = [str(h.ip.ip) for h in topo.servers if roles[h.switch] == "active"]
+        for server in topo.servers:
+            lab.popen(server.name, [sys.executable, "-m", "lab.sessions", "serve", "--port",
+                                    str(SESSION_PORT)], f"session server {server.name}",
+                      stdout=subprocess.PIPE).stdout.readline()
+            if roles[server.switch] == "cold":
+                lab.popen(server.name, [sys.executable, "-m", "lab.standby", "--name", server.name,
+                                        "--watch", ",".join(primaries), "--port", str(service.port),
+                                        "--promotion-s", f"{PROMOTION_S:g}"],
+                          f"standby agent {server.name}", stdout=subprocess.PIPE).stdout.readline()
+        probes = ProbeSet(lab, ctx.run_dir, GATEWAY_MAC, rate=rate)
+        for client in topo.clients:
+            probes.add(f"{client.name}>{service.name}", client.name, service.vip)
+        probes.start_receivers([h.name for h in topo.servers])
+        sessions = []
+        for client in topo.clients:
+            out = ctx.run_dir / f"sessions-{client.name}.json"
+            proc = lab.popen(client.name, [sys.executable, "-m", "lab.sessions", "run", "--dst",
+                                           str(service.vip), "--port", str(SESSION_PORT),
+                                           "--count", "3", "--duration", f"{duration:g}",
+                                           "--out", str(out)],
+                             f"sessions {client.name}", stdout=subprocess.PIPE)
+            proc.stdout.readline()
+            sessions.append((proc, out))
+        t0 = probes.start(duration)
+        bytes0 = dci_bytes(lab)
+        time.sleep(max(0.0, t0 + FAULT_AT - time.time()))
+        dci_mbit = 8 * (dci_bytes(lab) - bytes0) / max(time.time() - t0, 1e-3) / 1e6
+        t_fault = time.time()
+        inject(lab, Fault(FAULT_AT, "power-off", fault_site))
+        log(f"[{name}] t={t_fault - t0:.1f}s power-off {fault_site}")
+        rows, _ = probes.collect(timeout=duration + 10)
+        reports = []
+        for proc, out in sessions:
+            proc.wait(duration + 15)
+            reports.append(json.loads(out.read_text()))
+    result = design_metrics(topo, rows, probes.streams, reports, t0, t_fault, t0 + duration,
+                            fault_site, dci_mbit)
+    result.update(design=name, topology=topo.name, policy=spec["policy"], roles=roles)
+    log(f"[{name}] RTO {result['rto_ms']} ms, sessions lost {result['sessions_lost']}/"
+        f"{result['sessions']}, utilization {result['utilization']}, DCI {result['dci_mbit']} Mbit/s")
+    return result
+
+
+def run_designs(ctx, names):
+    """run_design for each name, each in its own lab and subfolder."""
+    results = []
+    for name in names:
+        sub = ctx.run_dir / name
+        sub.mkdir()
+        results.append(run_design(dataclasses.replace(ctx, topo=design_topology(name, ctx.options),
+                                                      run_dir=sub), name))
+    return results
+
+
+def table(results):
+    from lab.results import format_table
+    rows = [(r["design"], r["topology"], r["policy"],
+             "-" if r["rto_ms"] is None else f"{r['rto_ms']:.0f}",
+             f"{r['sessions_lost']}/{r['sessions']}",
+             " ".join(f"{site} {100 * v:.0f}%" for site, v in r["utilization"].items()),
+             ", ".join(r["idle_sites"]) or "none", f"{r['dci_mbit']:.2f}",
+             "-" if r["latency_ms"] is None else f"{r['latency_ms']:.2f}") for r in results]
+    return format_table(["design", "topology", "VIP policy", "RTO ms (dc1 off)", "sessions lost",
+                         "utilization before", "idle sites", "DCI Mbit/s", "one-way ms"], rows)
+
+
+def plot(results, out):
+    """RTO, per-site utilization and sessions lost per design, side by side."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = [r["design"] for r in results]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    axes[0].bar(names, [r["rto_ms"] or 0 for r in results], color="tab:red")
+    axes[0].set_title("RTO when dc1 powers off (ms)", fontsize=10)
+    sites = sorted({s for r in results for s in r["utilization"]})
+    bottom = [0.0] * len(results)
+    for site in sites:
+        values = [100 * r["utilization"].get(site, 0.0) for r in results]
+        axes[1].bar(names, values, bottom=bottom, label=site)
+        bottom = [b + v for b, v in zip(bottom, values)]
+    axes[1].set_title("Share of client traffic per site (%)", fontsize=10)
+    axes[1].legend(fontsize=8)
+    axes[2].bar(names, [100 * r["sessions_lost"] / max(r["sessions"], 1) for r in results],
+                color="tab:gray")
+    axes[2].set_title("Long-lived sessions lost (%)", fontsize=10)
+    for ax in axes:
+        ax.tick_params(axis="x", labelrotation=20, labelsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)

@@ -1,0 +1,32 @@
+"""multi-active: N active sites (mesh or ring of DCI links), a client region near each.
+
+Every site serves the clients nearest to it; when one powers off, only its clients move.
+Measured with the designs yardstick (experiments/designs.py).
+"""
+
+from experiments import designs
+from lab.experiment import Summary
+from lab.results import write_json
+from lab.topology import multi_active
+
+NAME = "multi-active"
+TOPOLOGY = "generated: --sites N --layout mesh|ring"
+DESCRIPTION = "N active sites (mesh or ring): RTO, sessions lost, utilization"
+
+
+def add_arguments(parser):
+    parser.add_argument("--sites", type=int, default=3, metavar="N", help="active sites, 2 to 8")
+    parser.add_argument("--layout", choices=("mesh", "ring"), default="mesh",
+                        help="DCI links: full mesh or ring")
+    parser.add_argument("--probe-rate", type=float, default=200.0, metavar="PPS",
+                        help="probe packets per second per client (default 200)")
+
+
+def topology_for(args):
+    return multi_active(args.sites, args.layout)
+
+
+def run(ctx):
+    result = designs.run_design(ctx, NAME)
+    write_json(ctx.run_dir / "metrics.json", result)
+    return Summary(designs.table([result]), ok=result["rto_ms"] is not None, problems=[])

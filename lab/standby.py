@@ -1,0 +1,48 @@
+"""A standby site's promotion agent (what keepalived or a cluster manager does in a real DR site).
+
+It watches the primary's servers on the service port; after --fail-after missed checks in a
+row it waits --promotion-s (the standby's warm-up: mounting storage, starting the application)
+and then starts the service here. The controller finds the new server healthy by itself.
+
+    python -m lab.standby --name dc2-srv1 --watch 10.1.0.11,10.1.0.12 --port 80 --promotion-s 2
+"""
+
+import argparse
+import socket
+import sys
+import time
+
+from lab import service
+
+
+def alive(ip, port, timeout=0.15):
+    try:
+        with socket.create_connection((ip, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog="python -m lab.standby")
+    parser.add_argument("--name", required=True, help="this server's name (what it answers)")
+    parser.add_argument("--watch", required=True, help="primary servers' addresses, comma-separated")
+    parser.add_argument("--port", type=int, default=80)
+    parser.add_argument("--interval", type=float, default=0.3)
+    parser.add_argument("--fail-after", type=int, default=3)
+    parser.add_argument("--promotion-s", type=float, default=2.0)
+    args = parser.parse_args(argv)
+    primaries = args.watch.split(",")
+    print("ready", flush=True)
+    misses = 0
+    while misses < args.fail_after:
+        time.sleep(args.interval)
+        misses = 0 if any(alive(ip, args.port) for ip in primaries) else misses + 1
+    print(f"primary down: promoting in {args.promotion_s:g}s", flush=True)
+    time.sleep(args.promotion_s)
+    service.serve(args.name, args.port)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

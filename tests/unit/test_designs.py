@@ -1,0 +1,51 @@
+"""The designs yardstick's metrics from synthetic samples."""
+
+from experiments import designs
+from lab.streams import Stream
+from lab.topology import load_topology, multi_active
+
+
+def rows_for(stream, host, start, end, rate=100, gap=None):
+    rows = []
+    for i in range(int((end - start) * rate)):
+        sent = start + i / rate
+        if gap and gap[0] <= sent < gap[1]:
+            continue
+        rows.append((stream, round(sent * rate), sent, sent + 0.001, host))
+    return rows
+
+
+def test_metrics_of_an_active_active_run_where_dc1_dies():
+    topo = load_topology("two-region")
+    streams = [Stream(1, "client1>web", "client1", "10.200.0.10"),
+               Stream(2, "client3>web", "client3", "10.200.0.10")]
+    rows = (rows_for(1, "dc1-srv1", 0, 3) + rows_for(1, "dc2-srv1", 3, 6, gap=(3, 4.9))
+            + rows_for(2, "dc2-srv2", 0, 6))
+    sessions = [{"sessions": [{"established": True, "died": 3.5}, {"established": True, "died": None}]}]
+    m = designs.design_metrics(topo, rows, streams, sessions, 0.0, 3.0, 6.0, "dc1", 0.5)
+    assert m["utilization"] == {"dc1": 0.5, "dc2": 0.5} and m["idle_sites"] == []
+    assert m["clients_hit"] == ["client1>web"]            # only dc1's clients were hit
+    assert 1890 < m["rto_ms"] < 1920
+    assert (m["sessions_lost"], m["sessions"]) == (1, 2)
+    assert m["latency_ms"] == 1.0 and m["dci_mbit"] == 0.5
+
+
+def test_a_client_that_never_recovers_has_no_rto():
+    topo = load_topology("two-region")
+    streams = [Stream(1, "client1>web", "client1", "10.200.0.10")]
+    m = designs.design_metrics(topo, rows_for(1, "dc1-srv1", 0, 3), streams, [], 0.0, 3.0, 6.0,
+                               "dc1", 0.0)
+    assert m["rto_ms"] is None and m["idle_sites"] == ["dc2"]
+
+
+def test_every_design_has_a_topology_with_a_service_on_dc1():
+    for name in designs.DESIGNS:
+        topo = designs.design_topology(name, {})
+        assert topo.services and "dc1" in [s.name for s in topo.sites]
+
+
+def test_multi_active_layouts():
+    mesh, ring = multi_active(4, "mesh"), multi_active(4, "ring")
+    assert len(mesh.dci_links) == 6 and len(ring.dci_links) == 4
+    assert {l.delay_ms for l in mesh.dci_links} == {2.0, 4.0}
+    assert all(len(ring.hosts_at(f"r{i}")) == 1 for i in range(1, 5))
