@@ -19,6 +19,7 @@ setup(
         "matplotlib==3.9.2",
         "PyYAML==6.0.2",
         "networkx==3.4.2",
+        "dnslib==0.9.26",       # the GSLB's authoritative DNS server and its clients
     ],
     extras_require={"test": ["pytest==8.3.4"]},
 )

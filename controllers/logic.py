@@ -294,7 +294,7 @@ class Fabric:
     def sync(self):
         """Messages that turn what is installed into what is desired (groups before flows)."""
         flows, groups = self.desired()
-        msgs = []
+        msgs = self.unpin_unreachable()
         for key, buckets in sorted(groups.items()):
             if self.groups.get(key) != buckets:
                 msgs.append(Group(key[0], key[1], buckets, modify=key in self.groups))
@@ -476,6 +476,20 @@ class Fabric:
                      (("set", "eth_src", self.gw_mac), ("set", "eth_dst", client.mac),
                       ("dec_ttl",), ("output", out[0])),
                      cookie=SESSION_COOKIE, idle_timeout=self.intent.flow_idle_timeout)]
+
+    def unpin_unreachable(self):
+        """VIP flows whose server the ingress switch can no longer reach (a site lost all its
+        links, e.g. powered off) choose again at once, without waiting for health checks."""
+        msgs, reach = [], {}
+        for (dpid, items), server in list(self.pinned.items()):
+            host = self.hosts.get(str(self.health[server].ip))
+            if dpid not in reach:
+                reach[dpid] = self.distances_from(dpid)
+            if host is None or host.dpid not in reach[dpid]:
+                msgs.append(Flow(dpid, T_ROUTE, P_VIP_FLOW, dict(items), delete=True,
+                                 cookie=VIP_COOKIE + self.health[server].index))
+                del self.pinned[(dpid, items)]
+        return msgs
 
     def pinned_site(self, dpid, match):
         return self.pinned.get((dpid, tuple(sorted(match.items()))))

@@ -2,8 +2,9 @@
 and run(ctx) -> Summary (see lab/experiment.py for ctx); topology_for(args), when present,
 builds the topology instead of loading --topology."""
 
-from experiments import (compare_designs, dual_active, firewall, multi_active, primary_backup,
-                         three_site)
+from experiments import (compare_designs, dual_active, firewall, gslb, multi_active,
+                         primary_backup, three_site)
 
 EXPERIMENTS = {module.NAME: module for module in (dual_active, firewall, primary_backup,
-                                                  three_site, multi_active, compare_designs)}
+                                                  three_site, multi_active, gslb,
+                                                  compare_designs)}

@@ -16,7 +16,7 @@ from lab import sh
 from lab.errors import LabError
 
 OVS_CTL = "/usr/share/openvswitch/scripts/ovs-ctl"
-PYTHON_PACKAGES = ("os-ken", "scapy", "matplotlib", "PyYAML", "networkx")
+PYTHON_PACKAGES = ("os-ken", "scapy", "matplotlib", "PyYAML", "networkx", "dnslib")
 
 
 @dataclass

@@ -263,3 +263,13 @@ def test_shortest_routing_is_symmetric_without_any_remedy():
     forward = net.links_taken()
     reply(net, "dc2-srv1", "client1", 42003, 80)
     assert net.links_taken() == list(reversed(forward))
+
+
+def test_a_site_that_loses_every_link_is_left_at_once_without_waiting_for_health_checks(net):
+    first = list(net.send_ip("client1", "10.200.0.10", proto=17, sport=43000, dport=7000))
+    assert first[0].startswith("dc1-")
+    for link in ("edge-dc1", "dci-a", "dci-b"):                 # dc1 powered off
+        net.set_link(link, up=False)
+    again = list(net.send_ip("client1", "10.200.0.10", proto=17, sport=43000, dport=7000))
+    assert again and again[0].startswith("dc2-")
+    assert net.fabric.status()["servers"]["dc1-srv1"]          # health checks have not noticed

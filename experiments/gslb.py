@@ -1,0 +1,143 @@
+"""gslb: DNS-based global load balancing against anycast, and what the TTL costs.
+
+On two-region, a GSLB (lab/gslb.py, dnslib) answers web.lab with the nearest healthy site's
+server by the client's subnet, health-checking every site. Clients resolve, keep the answer
+for its TTL, and connect every 100 ms; dc1 powers off at 3 s. Variants, each in a fresh lab:
+
+  anycast            clients connect to the VIP (the controller moves them)
+  gslb ttl T         clients honour a T-second TTL
+  gslb ttl T +C      clients keep answers C seconds beyond the TTL (as many resolvers do)
+
+Per variant: each affected client's failover time (fault to the first answer from a live
+site) and the attempts that failed meanwhile.
+"""
+
+import dataclasses
+import json
+import statistics
+import subprocess
+import sys
+import time
+
+from lab.controller import intent_for
+from lab.errors import LabError
+from lab.experiment import Summary
+from lab.fabric import latencies
+from lab.faults import Fault, inject
+from lab.gslb import failover
+from lab.results import format_table, write_json
+
+NAME = "gslb"
+TOPOLOGY = "two-region"
+DESCRIPTION = "DNS GSLB vs anycast failover, and the effect of the TTL and of caching clients"
+FAULT_AT = 3.0
+DNS_NAME = "web.lab"
+
+
+def add_arguments(parser):
+    parser.add_argument("--ttls", default=None, metavar="LIST",
+                        help="GSLB TTLs to compare, seconds (default 1,5; --quick 1,5)")
+    parser.add_argument("--cache-extra", type=float, default=8.0, metavar="S",
+                        help="how long the caching clients keep answers beyond the TTL")
+
+
+def variants(options):
+    ttls = [int(t) for t in (options.get("ttls") or "1,5").split(",")]
+    extra = options.get("cache_extra", 8.0)
+    out = [("anycast", None, 0.0)] + [(f"gslb ttl {t}", t, 0.0) for t in ttls]
+    return out + [(f"gslb ttl {ttls[0]} +{extra:g}s cache", ttls[0], extra)]
+
+
+def gslb_argv(topo, gslb_host, ttl, log):
+    service = topo.services[0]
+    sites = {s.name: topo.hosts_at(s.name)[0] for s in topo.sites}
+    argv = [sys.executable, "-m", "lab.gslb", "serve", "--name", DNS_NAME, "--ttl", str(ttl),
+            "--sites", ",".join(f"{n}={h.ip.ip}" for n, h in sites.items()),
+            "--check-port", str(service.port), "--log", str(log)]
+    for edge in (s for s in topo.switches if s.kind == "edge"):
+        dist = latencies(topo, edge.name)
+        order = sorted(sites, key=lambda n: (dist.get(n, float("inf")), n))
+        argv += ["--proximity", f"{edge.subnet}={','.join(order)}"]
+    return argv
+
+
+def one_variant(ctx, label, ttl, extra, duration):
+    topo, log = ctx.topo, ctx.log
+    run_dir = ctx.run_dir / label.replace(" ", "-").replace("+", "")
+    run_dir.mkdir()
+    sub = dataclasses.replace(ctx, run_dir=run_dir)
+    service = topo.services[0]
+    survivor = next(s.name for s in topo.sites if s.name != "dc1")
+    gslb_host = topo.hosts_at(survivor)[-1]
+    failed_hosts = {h.name for h in topo.hosts_at("dc1")}
+    with sub.open_lab() as lab:
+        lab.attach_controller(intent_for(topo, ctx.options.get("mode", "protection")),
+                              bfd_ms=ctx.options.get("bfd_ms", 100))
+        if ttl is not None:
+            lab.popen(gslb_host.name, gslb_argv(topo, gslb_host, ttl, run_dir / "gslb.jsonl"),
+                      f"gslb on {gslb_host.name}", stdout=subprocess.PIPE).stdout.readline()
+        clients = []
+        for client in topo.clients:
+            out = run_dir / f"attempts-{client.name}.json"
+            target = (["--vip", str(service.vip)] if ttl is None else
+                      ["--server", str(gslb_host.ip.ip), "--name", DNS_NAME,
+                       "--cache-extra", f"{extra:g}"])
+            proc = lab.popen(client.name, [sys.executable, "-m", "lab.gslb", "client", *target,
+                                           "--port", str(service.port), "--duration",
+                                           f"{duration:g}", "--out", out],
+                             f"client {client.name}", stdout=subprocess.PIPE)
+            proc.stdout.readline()
+            clients.append((client.name, proc, out))
+        t0 = time.time()
+        time.sleep(FAULT_AT)
+        t_fault = time.time()
+        inject(lab, Fault(FAULT_AT, "power-off", "dc1"))
+        for _, proc, _ in clients:
+            proc.wait(duration + 15)
+    per_client = {name: failover(json.loads(out.read_text()), t_fault, failed_hosts)
+                  for name, _, out in clients}
+    hit = {n: c for n, c in per_client.items() if c["hit"]}
+    times = [c["failover_s"] for c in hit.values()]
+    result = {"variant": label, "ttl": ttl, "cache_extra": extra, "clients": per_client,
+              "affected": sorted(hit),
+              "failover_s": None if any(t is None for t in times) else max(times, default=0.0),
+              "failed_attempts": sum(c["failed_attempts"] for c in hit.values())}
+    log(f"[{label}] affected {', '.join(result['affected']) or 'none'}: failover "
+        f"{result['failover_s']} s, {result['failed_attempts']} failed connections")
+    return result
+
+
+def plot(results, out):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    labels = [r["variant"] for r in results]
+    values = [r["failover_s"] if r["failover_s"] is not None else 0 for r in results]
+    bars = ax.bar(labels, values, color=["tab:green"] + ["tab:blue"] * (len(results) - 1))
+    for bar, r in zip(bars, results):
+        if r["failover_s"] is None:
+            ax.annotate("never", (bar.get_x() + bar.get_width() / 2, 0.1), ha="center", fontsize=8)
+    ax.set_ylabel("failover, s (worst affected client)")
+    ax.set_title("dc1 powers off: anycast vs DNS GSLB", fontsize=10)
+    ax.tick_params(axis="x", labelrotation=15, labelsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def run(ctx):
+    if not ctx.topo.services or "dc1" not in [s.name for s in ctx.topo.sites]:
+        raise LabError(f"--topology {ctx.topo.name}: gslb needs a service and a site dc1")
+    results = []
+    for label, ttl, extra in variants(ctx.options):
+        duration = FAULT_AT + 5.0 + (ttl or 0) + extra
+        results.append(one_variant(ctx, label, ttl, extra, duration))
+    write_json(ctx.run_dir / "metrics.json", {"variants": results})
+    plot(results, ctx.run_dir / "gslb.png")
+    rows = [(r["variant"], ", ".join(r["affected"]) or "none",
+             "never" if r["failover_s"] is None else f"{r['failover_s']:.2f}",
+             r["failed_attempts"]) for r in results]
+    text = (format_table(["variant", "clients dc1 served", "failover s", "failed connections"],
+                         rows) + f"\nplot: {ctx.run_dir / 'gslb.png'}")
+    return Summary(text, ok=all(r["failover_s"] is not None for r in results), problems=[])
