@@ -7,10 +7,10 @@ Measured with the designs yardstick (experiments/designs.py).
 from experiments import designs
 from lab.experiment import Summary
 from lab.results import write_json
-from lab.topology import multi_active
+from lab.topology import load_topology, multi_active
 
 NAME = "multi-active"
-TOPOLOGY = "generated: --sites N --layout mesh|ring"
+TOPOLOGY = "generated"      # from --sites and --layout; or a file such as multi-active-4-ring
 DESCRIPTION = "N active sites (mesh or ring): RTO, sessions lost, utilization"
 
 
@@ -23,6 +23,8 @@ def add_arguments(parser):
 
 
 def topology_for(args):
+    if args.topology != TOPOLOGY:
+        return load_topology(args.topology)
     return multi_active(args.sites, args.layout)
 
 

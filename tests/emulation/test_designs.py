@@ -52,3 +52,14 @@ def test_comparison_figure_and_nothing_left(compared):
     assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 10000
     for topology in ("two-region", "three-site"):
         assert lab_leftovers(topology, run_dir) == []
+
+
+@pytest.mark.parametrize("argv", [["primary-backup"], ["three-site"],
+                                  ["multi-active", "--sites", "2", "--layout", "ring"]])
+def test_each_design_experiment_runs_alone(tmp_path, argv):
+    proc = subprocess.run([sys.executable, str(REPO / "lab" / "run.py"), *argv, "--quick",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    metrics = json.loads(next((tmp_path / argv[0]).iterdir()).joinpath("metrics.json").read_text())
+    assert metrics["design"] == argv[0] and metrics["rto_ms"] is not None
+    assert sum(metrics["utilization"].values()) > 0.99

@@ -49,3 +49,10 @@ def test_multi_active_layouts():
     assert len(mesh.dci_links) == 6 and len(ring.dci_links) == 4
     assert {l.delay_ms for l in mesh.dci_links} == {2.0, 4.0}
     assert all(len(ring.hosts_at(f"r{i}")) == 1 for i in range(1, 5))
+
+
+def test_shipped_multi_active_layouts_are_what_the_generator_builds():
+    for n, layout in ((3, "mesh"), (4, "ring")):
+        shipped, built = load_topology(f"multi-active-{n}-{layout}"), multi_active(n, layout)
+        assert (shipped.switches, shipped.hosts, shipped.links) == (built.switches, built.hosts,
+                                                                    built.links)
