@@ -15,6 +15,7 @@ APT_PACKAGES=(
   mininet openvswitch-switch iperf3 nftables conntrack conntrackd ethtool iputils-ping
   iputils-arping tcpdump iproute2 procps util-linux kmod python3 python3-venv python3-pip python3-yaml
   python-is-python3
+  ruby  # only to check the Vagrantfile's syntax in the test suite
 )
 
 missing=()

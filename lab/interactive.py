@@ -3,15 +3,23 @@
     sudo python lab/run.py cli dual-active
 
 Hosts, switches and links have the topology's names (`client1 ping 10.200.0.10`,
-`dc1-srv1 ip route`); `pingall` pings between lab hosts (not the delay-line nodes); `vip`
-shows which server answers each client. Leaving the CLI (exit, Ctrl-D) tears the lab down.
+`dc1-srv1 ip route`). Extras: `pingall` (between lab hosts, not the delay-line nodes), `vip`
+(which server answers each client), `sites`, `paths SRC DST` (current and backup path, by the
+controller's own decision code), `fail LINK` / `heal LINK`, `flows SWITCH` (a readable flow and
+group dump). Leaving the CLI (exit, Ctrl-D) tears the lab down.
 """
+
+import re
+import time
 
 from mininet.cli import CLI
 from mininet.log import setLogLevel
 
-from lab import traffic
+from controllers.intent import Intent
+from controllers.logic import Fabric
+from lab import sh, traffic
 from lab.controller import intent_for
+from lab.errors import LabError
 
 
 class LabCLI(CLI):
@@ -36,13 +44,125 @@ class LabCLI(CLI):
                       f"{server or 'no answer'}")
 
 
+    def do_sites(self, line):
+        """Sites and client edges: subnet, hosts, and what the controller knows of them."""
+        status = self.lab.controller_status() or {}
+        servers = status.get("servers", {})
+        for switch in self.lab.topo.switches:
+            hosts = [h.name for h in self.lab.topo.hosts if self.lab.current_switch(h.name) == switch.name]
+            health = [f"{h} {'up' if servers.get(h) else 'DOWN' if h in servers else ''}".strip()
+                      for h in hosts]
+            print(f"{switch.name:6} {switch.kind:4} {str(switch.subnet):15} gateway {switch.gateway}  "
+                  f"{', '.join(health)}")
+
+    def do_paths(self, line):
+        """paths SRC DST: the current path between two switches or hosts, and the backup."""
+        args = line.split()
+        if len(args) != 2:
+            print("usage: paths SRC DST (switch or host names)")
+            return
+        try:
+            print("\n".join(describe_paths(self.lab, *args)))
+        except LabError as exc:
+            print(f"error: {exc}")
+
+    def do_fail(self, line):
+        """fail LINK: cut a link (both switch ports down)."""
+        self._link(line, up=False)
+
+    def do_heal(self, line):
+        """heal LINK: restore a cut link."""
+        self._link(line, up=True)
+
+    def _link(self, line, up):
+        names = [l.name for l in self.lab.topo.links]
+        if line.strip() not in names:
+            print(f"usage: {'heal' if up else 'fail'} LINK, one of: {', '.join(names)}")
+            return
+        name = line.strip()
+        self.lab.set_link(name, up=up)
+        link = self.lab.topo.link(name)
+        dpids = {s.name: s.dpid for s in self.lab.topo.switches}
+        ends = {(dpids[e], self.lab.topo.port_to(e, name).number) for e in link.ends}
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:       # until the controller has seen it (BFD: ~1-2 s)
+            status = self.lab.controller_status() or {"links": []}
+            if any({(a, pa), (b, pb)} == ends and live == up
+                   for a, pa, b, pb, live in status["links"]):
+                break
+            time.sleep(0.05)
+        print(f"{name} {'restored' if up else 'cut'}; the controller sees it "
+              f"{'up' if up else 'down'}")
+
+    def do_flows(self, line):
+        """flows SWITCH: the switch's flows and groups, without counters and durations."""
+        switch = line.strip()
+        if switch not in [s.name for s in self.lab.topo.switches]:
+            print(f"usage: flows SWITCH, one of: {', '.join(s.name for s in self.lab.topo.switches)}")
+            return
+        print("\n".join(readable_flows(switch)))
+
+
+def readable_flows(switch):
+    """`ovs-ofctl dump-flows` and `dump-groups` with the noise removed."""
+    flows = sh.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", switch]).stdout
+    groups = sh.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-groups", switch]).stdout
+    noise = re.compile(r"\s*(cookie|duration|n_packets|n_bytes|idle_age|hard_age)=[^,\s]+,?")
+    lines = [noise.sub("", l).strip() for l in flows.splitlines() if "actions=" in l]
+    lines.sort(key=lambda l: (int(re.search(r"table=(\d+)", l).group(1)) if "table=" in l else 0,
+                              -int(re.search(r"priority=(\d+)", l).group(1)) if "priority=" in l else 0))
+    return lines + [g.strip() for g in groups.splitlines() if "group_id" in g]
+
+
+def describe_paths(lab, src, dst):
+    """Lines naming the links of the current and backup paths, from the controller's status
+    and its own route computation (controllers.logic)."""
+    status = lab.controller_status()
+    if not status:
+        raise LabError("the controller has no status yet")
+    topo = lab.topo
+    names = {s.name: s.dpid for s in topo.switches}
+
+    def switch_of(name):
+        if name in names:
+            return names[name]
+        if name in {h.name for h in topo.hosts}:
+            return names[lab.current_switch(name)]
+        raise LabError(f"unknown switch or host {name!r}")
+
+    fabric = Fabric(Intent.load(lab.run_dir / "controller-intent.json"))
+    for a, pa, b, pb, live in status["links"]:
+        fabric.ports.setdefault(a, {})[pa] = live
+        fabric.ports.setdefault(b, {})[pb] = live
+        fabric.peer[(a, pa)], fabric.peer[(b, pb)] = (b, pb), (a, pa)
+    link_of = {}
+    for link in topo.links:
+        for end in link.ends:
+            link_of[(names[end], topo.port_to(end, link.name).number)] = link.name
+    routes = fabric.routes()
+    by_dpid = {v: k for k, v in names.items()}
+    here, goal, hops, lines = switch_of(src), switch_of(dst), [], []
+    while here != goal and len(hops) < 16:
+        hop = routes.get((here, goal))
+        if hop is None:
+            return [f"{src} -> {dst}: no path"]
+        primary, backup = hop
+        hops.append(link_of.get((here, primary), f"port {primary}"))
+        if backup is not None:
+            lines.append(f"  backup at {by_dpid[here]}: {link_of.get((here, backup), backup)}"
+                         + (" (fast-failover group)" if fabric.intent.mode == "protection" else ""))
+        here = fabric.peer[(here, primary)][0]
+    return [f"{src} -> {dst}: {' -> '.join(hops) or 'same switch'}"] + lines
+
+
 def banner(topo, options):
     services = ", ".join(f"{v.name} {v.vip}:{v.port}" for v in topo.services) or "none"
     return (f"\nActiveLab {topo.name}: controller in {options['mode']} mode, VIP policy "
             f"{options['vip_policy']}.\n"
             f"hosts: {', '.join(h.name for h in topo.hosts)}\n"
             f"services: {services}\n"
-            "try: pingall | vip | client1 ping -c3 10.200.0.10 | dc1-srv1 ip route | exit\n")
+            "try: pingall | vip | sites | paths client1 dc2-srv1 | fail dci-a | flows dc1 | "
+            "client1 ping -c3 10.200.0.10 | exit\n")
 
 
 def run_cli(ctx):

@@ -32,6 +32,7 @@ from lab import probe, state                                         # noqa: E40
 from lab.controller import MODES, POLICIES                            # noqa: E402
 from lab.errors import LabError                                      # noqa: E402
 from lab.experiment import Progress, RunContext                      # noqa: E402
+from lab.report import write_report                                  # noqa: E402
 from lab.results import format_table, hand_to_invoking_user, new_run_dir, write_json  # noqa: E402
 from lab.topology import available_topologies, load_topology, with_dci  # noqa: E402
 from experiments import EXPERIMENTS                                  # noqa: E402
@@ -90,6 +91,11 @@ def build_parser():
     compare.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
     compare.add_argument("--out", type=Path, default=None, metavar="PNG",
                          help="where to write the figure (default: compare.png in the first run)")
+    draw = sub.add_parser("draw", help="draw a topology (sites, links, bw/delay) to a PNG")
+    draw.add_argument("topology", metavar="TOPOLOGY",
+                      help=f"topology name or YAML file (shipped: {', '.join(available_topologies())})")
+    draw.add_argument("--out", type=Path, default=None, metavar="PNG",
+                      help="where to write it (default: TOPOLOGY.png here)")
     cli = sub.add_parser("cli", help="the Mininet CLI on a running lab with the controller")
     cli.add_argument("topology", nargs="?", default="dual-active", metavar="TOPOLOGY",
                      help=f"topology name or YAML file (shipped: {', '.join(available_topologies())})")
@@ -184,6 +190,13 @@ def cmd_plot(args):
     return 0
 
 
+def cmd_draw(args):
+    from lab.draw import draw
+    topo = load_topology(args.topology)
+    print(draw(topo, args.out or Path(f"{topo.name}.png")))
+    return 0
+
+
 def cmd_compare(args):
     from lab import plots
     out = args.out or args.run_dirs[0] / "compare.png"
@@ -234,13 +247,13 @@ def cmd_experiment(args):
     log(f"run folder {run_dir}")
     try:
         summary = module.run(ctx)
+        text = "\n".join([summary.text] + [f"warning: {p}" for p in summary.problems])
+        write_report(run_dir, f"ActiveLab {module.NAME} on {topo.name}", text)
     finally:
         hand_to_invoking_user(run_dir)
     print()
-    print(summary.text)
-    for problem in summary.problems:
-        print(f"warning: {problem}")
-    print(f"\nresults: {run_dir}")
+    print(text)
+    print(f"\nresults: {run_dir} (open report.html in a browser)")
     return 0 if summary.ok else 1
 
 
@@ -252,7 +265,7 @@ def main(argv=None):
 
     signal.signal(signal.SIGTERM, on_sigterm)
     commands = {"doctor": cmd_doctor, "list": cmd_list, "clean": cmd_clean, "cli": cmd_cli,
-                "plot": cmd_plot, "compare": cmd_compare}
+                "plot": cmd_plot, "compare": cmd_compare, "draw": cmd_draw}
     try:
         return commands.get(args.command, cmd_experiment)(args)
     except LabError as exc:

@@ -124,13 +124,20 @@ def test_interactive_cli_runs_commands_and_cleans_up(lab_process, tmp_path):
     import sys
     from tests.emulation.conftest import REPO
     proc = subprocess.run([sys.executable, str(REPO / "lab" / "run.py"), "cli", "dual-active"],
-                          input="pingall\nvip\nclient2 ping -c1 10.2.0.12\n", capture_output=True,
+                          input="pingall\nvip\nclient2 ping -c1 10.2.0.12\nsites\n"
+                                "paths dc1 dc2\nfail dci-a\npaths dc1 dc2\nheal dci-a\n"
+                                "flows dc1\n", capture_output=True,
                           text=True, timeout=120)
     out = proc.stdout + proc.stderr                  # Mininet prints command output on stderr
     assert proc.returncode == 0, out
     assert "0% dropped (30/30 received)" in out
     assert "client1 -> web 10.200.0.10:80: dc1-srv" in out
     assert "1 received" in out
+    assert "dc1    site 10.1.0.0/24" in out and "dc1-srv1 up" in out
+    assert "dc1 -> dc2: dci-a\n  backup at dc1: dci-b" in out          # before the cut
+    assert "dci-a cut; the controller sees it down" in out
+    assert "dc1 -> dc2: dci-b" in out                                    # after it
+    assert "group_id=" in out and "type=ff" in out and "table=2, priority=1000" in out
     assert lab_leftovers() == []
 
 
