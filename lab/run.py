@@ -91,6 +91,12 @@ def build_parser():
     compare.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
     compare.add_argument("--out", type=Path, default=None, metavar="PNG",
                          help="where to write the figure (default: compare.png in the first run)")
+    check = sub.add_parser("check", help="grade a guided lab (docs/labs/): exit 0 when done")
+    check.add_argument("lab", choices=("lab1", "lab3", "lab4"), help="the lab to check")
+    check.add_argument("--file", type=Path, default=None, metavar="YAML",
+                       help="your topology file (lab1, lab4)")
+    check.add_argument("--results", type=Path, default=None, metavar="DIR",
+                       help="results folder (lab3; default results/)")
     draw = sub.add_parser("draw", help="draw a topology (sites, links, bw/delay) to a PNG")
     draw.add_argument("topology", metavar="TOPOLOGY",
                       help=f"topology name or YAML file (shipped: {', '.join(available_topologies())})")
@@ -190,6 +196,15 @@ def cmd_plot(args):
     return 0
 
 
+def cmd_check(args):
+    from lab.grading import check
+    problems = check(args.lab, args.file, args.results)
+    for problem in problems:
+        print(f"{args.lab}: missing: {problem}")
+    print(f"{args.lab}: {'done' if not problems else 'not done yet'}")
+    return 1 if problems else 0
+
+
 def cmd_draw(args):
     from lab.draw import draw
     topo = load_topology(args.topology)
@@ -265,7 +280,7 @@ def main(argv=None):
 
     signal.signal(signal.SIGTERM, on_sigterm)
     commands = {"doctor": cmd_doctor, "list": cmd_list, "clean": cmd_clean, "cli": cmd_cli,
-                "plot": cmd_plot, "compare": cmd_compare, "draw": cmd_draw}
+                "plot": cmd_plot, "compare": cmd_compare, "draw": cmd_draw, "check": cmd_check}
     try:
         return commands.get(args.command, cmd_experiment)(args)
     except LabError as exc:

@@ -1,0 +1,73 @@
+"""Grading of the guided labs on good and bad lab states."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from lab import grading
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def with_dc3(tmp_path, delay="10ms", bw=20):
+    text = (REPO / "topologies" / "dual-active.yaml").read_text()
+    text = text.replace("edges:", "  dc3:\n    subnet: 10.3.0.0/24\n    servers: 2\nedges:", 1)
+    text = text.replace("services:", f"  dci-c: {{between: [dc1, dc3], bw: {bw}, delay: {delay}}}\n"
+                                     "services:", 1)
+    path = tmp_path / "my-sites.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_lab1_done(tmp_path):
+    assert grading.check_lab1(with_dc3(tmp_path)) == []
+
+
+def test_lab1_wrong_or_missing(tmp_path):
+    assert "delay 5 ms" in grading.check_lab1(with_dc3(tmp_path, delay="5ms"))[0]
+    assert "bw 30" in grading.check_lab1(with_dc3(tmp_path, bw=30))[0]
+    assert grading.check_lab1(REPO / "topologies" / "dual-active.yaml") == [
+        "no site dc3: add it under sites:"]
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("sites: {dc1: {subnet: 10.1.0.0/24, colour: red}}\n")
+    assert "does not load" in grading.check_lab1(broken)[0]
+    assert grading.check_lab1(None) == ["give your topology file: --file FILE"]
+
+
+def write_run(root, name, mode, finished=True):
+    run = root / "dual-active" / name
+    run.mkdir(parents=True)
+    (run / "params.json").write_text(json.dumps({"options": {"mode": mode}}))
+    (run / "metrics.json").write_text(json.dumps({"faults": [{"fault": "cut dci-a"}]} if finished
+                                                 else {}))
+
+
+def test_lab3_needs_a_finished_run_in_each_mode(tmp_path):
+    write_run(tmp_path, "a", "protection")
+    write_run(tmp_path, "b", "restoration", finished=False)
+    assert grading.check_lab3(results=tmp_path) == [
+        f"no finished dual-active run with --mode restoration in {tmp_path / 'dual-active'}"]
+    write_run(tmp_path, "c", "restoration")
+    assert grading.check_lab3(results=tmp_path) == []
+
+
+def test_lab4_policy(tmp_path):
+    text = (REPO / "topologies" / "dual-active-fw.yaml").read_text()
+    good = tmp_path / "good.yaml"
+    good.write_text(text.replace("tcp: [80, 443]", "tcp: [80, 443, 8443]").replace(
+        "udp: [7000]", "udp: []"))
+    assert grading.check_lab4(good) == []
+    assert grading.check_lab4(REPO / "topologies" / "dual-active-fw.yaml") == [
+        "the policy does not open TCP 8443: firewall.tcp",
+        "the policy still opens UDP 7000: remove it from firewall.udp"]
+    assert "no firewall" in grading.check_lab4(REPO / "topologies" / "dual-active.yaml")[0]
+
+
+def test_check_command_exits_0_when_done_and_1_with_what_is_missing(tmp_path):
+    run = [sys.executable, str(REPO / "lab" / "run.py"), "check", "lab1", "--file"]
+    ok = subprocess.run(run + [str(with_dc3(tmp_path))], capture_output=True, text=True)
+    assert ok.returncode == 0 and "lab1: done" in ok.stdout
+    bad = subprocess.run(run + [str(REPO / "topologies" / "dual-active.yaml")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 1 and "lab1: missing: no site dc3" in bad.stdout
