@@ -17,8 +17,7 @@ def add_arguments(parser):
     parser.add_argument("--sites", type=int, default=3, metavar="N",
                         help="sites of the multi-active design")
     parser.add_argument("--layout", choices=("mesh", "ring"), default="mesh")
-    parser.add_argument("--probe-rate", type=float, default=200.0, metavar="PPS",
-                        help="probe packets per second per client (default 200)")
+    designs.add_arguments(parser)
 
 
 def topology_for(args):

@@ -156,6 +156,20 @@ def run_design(ctx, name, duration=None, rate=None):
     return result
 
 
+def add_arguments(parser):
+    parser.add_argument("--probe-rate", type=float, default=200.0, metavar="PPS",
+                        help="probe packets per second per client (default 200)")
+
+
+def run_one(ctx, name):
+    """An experiment that is one design: run it, write metrics.json, summarize."""
+    from lab.experiment import Summary
+    from lab.results import write_json
+    result = run_design(ctx, name)
+    write_json(ctx.run_dir / "metrics.json", result)
+    return Summary(table([result]), ok=result["rto_ms"] is not None, problems=[])
+
+
 def run_designs(ctx, names):
     """run_design for each name, each in its own lab and subfolder."""
     results = []

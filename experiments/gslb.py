@@ -14,7 +14,6 @@ site) and the attempts that failed meanwhile.
 
 import dataclasses
 import json
-import statistics
 import subprocess
 import sys
 import time
@@ -88,7 +87,6 @@ def one_variant(ctx, label, ttl, extra, duration):
                              f"client {client.name}", stdout=subprocess.PIPE)
             proc.stdout.readline()
             clients.append((client.name, proc, out))
-        t0 = time.time()
         time.sleep(FAULT_AT)
         t_fault = time.time()
         inject(lab, Fault(FAULT_AT, "power-off", "dc1"))

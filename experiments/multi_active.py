@@ -5,8 +5,6 @@ Measured with the designs yardstick (experiments/designs.py).
 """
 
 from experiments import designs
-from lab.experiment import Summary
-from lab.results import write_json
 from lab.topology import load_topology, multi_active
 
 NAME = "multi-active"
@@ -18,8 +16,7 @@ def add_arguments(parser):
     parser.add_argument("--sites", type=int, default=3, metavar="N", help="active sites, 2 to 8")
     parser.add_argument("--layout", choices=("mesh", "ring"), default="mesh",
                         help="DCI links: full mesh or ring")
-    parser.add_argument("--probe-rate", type=float, default=200.0, metavar="PPS",
-                        help="probe packets per second per client (default 200)")
+    designs.add_arguments(parser)
 
 
 def topology_for(args):
@@ -29,6 +26,4 @@ def topology_for(args):
 
 
 def run(ctx):
-    result = designs.run_design(ctx, NAME)
-    write_json(ctx.run_dir / "metrics.json", result)
-    return Summary(designs.table([result]), ok=result["rto_ms"] is not None, problems=[])
+    return designs.run_one(ctx, NAME)

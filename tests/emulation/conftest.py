@@ -111,3 +111,14 @@ def lab_leftovers(topology="dual-active", run_dir=None):
     if (state.state_dir() / "state.json").exists():
         left.append("state file")
     return left
+
+
+def run_experiment(tmp_path_factory, name, *args, timeout=600):
+    """lab/run.py NAME --quick [args] into a fresh folder; returns (metrics, run folder)."""
+    import json
+    out = tmp_path_factory.mktemp(name)
+    proc = subprocess.run([sys.executable, str(REPO / "lab" / "run.py"), name, "--quick", *args,
+                           "--out", str(out)], capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    run_dir = next((out / name).iterdir())
+    return json.loads((run_dir / "metrics.json").read_text()), run_dir

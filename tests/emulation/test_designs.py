@@ -6,19 +6,13 @@ import sys
 
 import pytest
 
-from tests.emulation.conftest import REPO, lab_leftovers
+from tests.emulation.conftest import REPO, lab_leftovers, run_experiment
 
 
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory):
-    out = tmp_path_factory.mktemp("designs")
-    proc = subprocess.run([sys.executable, str(REPO / "lab" / "run.py"), "compare-designs",
-                           "--quick", "--out", str(out)], capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    run_dir = next((out / "compare-designs").iterdir())
-    results = json.loads((run_dir / "metrics.json").read_text())["designs"]
-    return {r["design"]: r for r in results}, run_dir
+    metrics, run_dir = run_experiment(tmp_path_factory, "compare-designs")
+    return {r["design"]: r for r in metrics["designs"]}, run_dir
 
 
 def test_active_active_uses_both_sites_and_primary_backup_idles_one(compared):

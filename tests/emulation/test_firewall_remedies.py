@@ -1,22 +1,13 @@
 """Stateful firewalls for real: the asymmetry trap, failover, and what each remedy saves."""
 
-import json
-import subprocess
-import sys
-
 import pytest
 
-from tests.emulation.conftest import REPO, lab_leftovers
+from tests.emulation.conftest import lab_leftovers, run_experiment
 
 
 @pytest.fixture(scope="module")
 def remedies(tmp_path_factory):
-    out = tmp_path_factory.mktemp("fw-results")
-    proc = subprocess.run([sys.executable, str(REPO / "lab" / "run.py"), "firewall", "--quick",
-                           "--out", str(out)], capture_output=True, text=True, timeout=400)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    run_dir = next((out / "firewall").iterdir())
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics, run_dir = run_experiment(tmp_path_factory, "firewall")
     return {r["remedy"]: r for r in metrics["remedies"]}, run_dir
 
 

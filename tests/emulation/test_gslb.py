@@ -1,23 +1,14 @@
 """GSLB against anycast for real: failover after dc1 powers off, and what TTLs cost."""
 
-import json
-import subprocess
-import sys
-
 import pytest
 
-from tests.emulation.conftest import REPO, lab_leftovers
+from tests.emulation.conftest import lab_leftovers, run_experiment
 
 
 @pytest.fixture(scope="module")
 def variants(tmp_path_factory):
-    out = tmp_path_factory.mktemp("gslb")
-    proc = subprocess.run([sys.executable, str(REPO / "lab" / "run.py"), "gslb", "--quick",
-                           "--out", str(out)], capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    run_dir = next((out / "gslb").iterdir())
-    results = json.loads((run_dir / "metrics.json").read_text())["variants"]
-    return {r["variant"]: r for r in results}, run_dir
+    metrics, run_dir = run_experiment(tmp_path_factory, "gslb")
+    return {r["variant"]: r for r in metrics["variants"]}, run_dir
 
 
 def test_dc1_clients_fail_over_in_every_variant(variants):
