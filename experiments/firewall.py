@@ -78,7 +78,7 @@ def run_sessions(lab, run_dir, phase, dst, count, duration, during=None):
             out = run_dir / f"sessions-{phase}-{client.name}-{kind}.json"
             procs[f"{client.name}:{kind}"] = (
                 lab.popen(client.name, argv_for(out), f"{kind} sessions {phase} {client.name}",
-                          stdout=subprocess.PIPE, stderr=open(out.with_suffix(".log"), "w")), out)
+                          stdout=subprocess.PIPE, stderr=out.with_suffix(".log")), out)
     for proc, out in procs.values():
         if proc.stdout.readline().strip() != "ready":
             raise LabError(f"a session client of phase {phase} did not start: see "
@@ -151,7 +151,7 @@ def one_remedy(ctx, remedy, n):
             proc.stdout.readline()
         events = {fw: run_dir / f"conntrack-events-{fw}.txt" for fw in (fw1, fw2)}
         listeners = [lab.popen(fw, ["conntrack", "-E", "-e", "NEW", "-p", "tcp", "-o", "timestamp"],
-                               f"conntrack events {fw}", stdout=open(path, "w"))
+                               f"conntrack events {fw}", stdout=path)
                      for fw, path in events.items()]
         time.sleep(0.2)
         client = topo.clients[0]

@@ -237,7 +237,7 @@ class LabNetwork:
                 self.node_run(link.name, ["ip", "link", "set", intf, "up"])
             argv = shaping.delayline_argv(link, ia, ib, self.seed + n, logs / f"{link.name}.json")
             proc = self.popen(link.name, argv, f"delay line {link.name}",
-                              stdout=subprocess.PIPE, stderr=open(logs / f"{link.name}.log", "w"))
+                              stdout=subprocess.PIPE, stderr=logs / f"{link.name}.log")
             self.delaylines[link.name] = proc
         for name, proc in self.delaylines.items():
             line = proc.stdout.readline().strip()        # 'ready' once both sockets are open
@@ -454,20 +454,28 @@ class LabNetwork:
                       stdin=stdin)
 
     def popen(self, name, argv, what, **kwargs):
-        """Start argv inside node `name` (own session), recorded for teardown; returns Popen."""
-        kwargs.setdefault("stdout", subprocess.DEVNULL)
-        kwargs.setdefault("stderr", subprocess.DEVNULL)
-        cmd = ["mnexec", "-da", str(self.node_pid(name))] + [str(a) for a in argv]
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, text=True, **kwargs)
-        self.ledger.add_process(proc.pid, what)
-        self.processes.append(proc)
-        return proc
+        """Start argv inside node `name` (own session), recorded for teardown; returns Popen.
+
+        stdout/stderr may be a Path: the output goes to that file."""
+        return self._spawn(["mnexec", "-da", str(self.node_pid(name))] + list(argv), what, kwargs)
 
     def popen_root(self, argv, what, **kwargs):
         """Start argv in the root namespace (the controller), recorded for teardown."""
-        kwargs.setdefault("stdout", subprocess.DEVNULL)
-        kwargs.setdefault("stderr", subprocess.DEVNULL)
-        proc = subprocess.Popen([str(a) for a in argv], cwd=REPO_ROOT, text=True, **kwargs)
+        return self._spawn(list(argv), what, kwargs)
+
+    def _spawn(self, argv, what, kwargs):
+        files = []
+        for stream in ("stdout", "stderr"):
+            target = kwargs.get(stream, subprocess.DEVNULL)
+            if isinstance(target, Path):
+                target = open(target, "w")
+                files.append(target)
+            kwargs[stream] = target
+        try:
+            proc = subprocess.Popen([str(a) for a in argv], cwd=REPO_ROOT, text=True, **kwargs)
+        finally:
+            for fh in files:                      # the child has its own copy of the descriptor
+                fh.close()
         self.ledger.add_process(proc.pid, what)
         self.processes.append(proc)
         return proc
