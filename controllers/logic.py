@@ -139,9 +139,6 @@ class Fabric:
 
     # ---------------------------------------------------------------------- topology
 
-    def fabric_ports(self, dpid):
-        return {p for (d, p) in self.peer if d == dpid}
-
     def edge_ports(self, dpid):
         return sorted(p for p in self.ports.get(dpid, {}) if (dpid, p) not in self.peer)
 
@@ -490,9 +487,6 @@ class Fabric:
                                  cookie=VIP_COOKIE + self.health[server].index))
                 del self.pinned[(dpid, items)]
         return msgs
-
-    def pinned_site(self, dpid, match):
-        return self.pinned.get((dpid, tuple(sorted(match.items()))))
 
     # ------------------------------------------------------------------------- health
 

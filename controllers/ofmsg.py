@@ -5,7 +5,7 @@ ipv4_dst, ip_proto, tcp_src, ...); ipv4 fields may carry a (address, mask) pair.
 tuples: ('output', port), ('group', id), ('set', field, value), ('dec_ttl',), ('controller',).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 CONTROLLER = "controller"
 TABLE = "table"            # packet-out port: run the packet through the flow tables
@@ -44,13 +44,3 @@ class PacketOut:
     port: object                  # a port number, or TABLE
     data: bytes
     in_port: object = CONTROLLER
-
-
-@dataclass
-class Reaction:
-    """How long the controller took from an event to the messages it caused (for metrics)."""
-    event: str
-    t_event: float
-    t_done: float = None
-    messages: int = 0
-    details: dict = field(default_factory=dict)

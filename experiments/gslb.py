@@ -47,7 +47,7 @@ def variants(options):
     return out + [(f"gslb ttl {ttls[0]} +{extra:g}s cache", ttls[0], extra)]
 
 
-def gslb_argv(topo, gslb_host, ttl, log):
+def gslb_argv(topo, ttl, log):
     service = topo.services[0]
     sites = {s.name: topo.hosts_at(s.name)[0] for s in topo.sites}
     argv = [sys.executable, "-m", "lab.gslb", "serve", "--name", DNS_NAME, "--ttl", str(ttl),
@@ -73,7 +73,7 @@ def one_variant(ctx, label, ttl, extra, duration):
         lab.attach_controller(intent_for(topo, ctx.options.get("mode", "protection")),
                               bfd_ms=ctx.options.get("bfd_ms", 100))
         if ttl is not None:
-            lab.popen(gslb_host.name, gslb_argv(topo, gslb_host, ttl, run_dir / "gslb.jsonl"),
+            lab.popen(gslb_host.name, gslb_argv(topo, ttl, run_dir / "gslb.jsonl"),
                       f"gslb on {gslb_host.name}", stdout=subprocess.PIPE).stdout.readline()
         clients = []
         for client in topo.clients:

@@ -18,9 +18,6 @@ MODES = ("protection", "restoration")
 POLICIES = ("anycast", "primary-backup")
 
 
-ROUTINGS = ("shortest", "hot-potato")
-
-
 def intent_for(topo, mode="protection", policy="anycast", health_interval=0.5,
                routing="shortest", symmetric=False):
     """The controller's intent for a topology, as a JSON-ready dict.
