@@ -3,6 +3,7 @@ the same client traffic and the same fault (dc1 powers off), in one table and on
 """
 
 from experiments import designs
+from lab import plots
 from lab.experiment import Summary
 from lab.results import write_json
 
@@ -33,6 +34,6 @@ def run(ctx):
                        + ", ".join(designs.DESIGNS))
     results = designs.run_designs(ctx, names)
     write_json(ctx.run_dir / "metrics.json", {"designs": results})
-    designs.plot(results, ctx.run_dir / "designs.png")
+    plots.plot_run(ctx.run_dir)
     text = designs.table(results) + f"\nplot: {ctx.run_dir / 'designs.png'}"
     return Summary(text, ok=all(r["rto_ms"] is not None for r in results), problems=[])

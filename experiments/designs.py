@@ -191,30 +191,3 @@ def table(results):
              "-" if r["latency_ms"] is None else f"{r['latency_ms']:.2f}") for r in results]
     return format_table(["design", "topology", "VIP policy", "RTO ms (dc1 off)", "sessions lost",
                          "utilization before", "idle sites", "DCI Mbit/s", "one-way ms"], rows)
-
-
-def plot(results, out):
-    """RTO, per-site utilization and sessions lost per design, side by side."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    names = [r["design"] for r in results]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
-    axes[0].bar(names, [r["rto_ms"] or 0 for r in results], color="tab:red")
-    axes[0].set_title("RTO when dc1 powers off (ms)", fontsize=10)
-    sites = sorted({s for r in results for s in r["utilization"]})
-    bottom = [0.0] * len(results)
-    for site in sites:
-        values = [100 * r["utilization"].get(site, 0.0) for r in results]
-        axes[1].bar(names, values, bottom=bottom, label=site)
-        bottom = [b + v for b, v in zip(bottom, values)]
-    axes[1].set_title("Share of client traffic per site (%)", fontsize=10)
-    axes[1].legend(fontsize=8)
-    axes[2].bar(names, [100 * r["sessions_lost"] / max(r["sessions"], 1) for r in results],
-                color="tab:gray")
-    axes[2].set_title("Long-lived sessions lost (%)", fontsize=10)
-    for ax in axes:
-        ax.tick_params(axis="x", labelrotation=20, labelsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)

@@ -28,16 +28,11 @@ import subprocess
 import sys
 import time
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from lab import fwprobes  # noqa: E402
-from lab.controller import GATEWAY_MAC, intent_for  # noqa: E402
-from lab.errors import LabError  # noqa: E402
-from lab.experiment import Summary  # noqa: E402
-from lab.results import format_table, write_json  # noqa: E402
+from lab import fwprobes, plots
+from lab.controller import GATEWAY_MAC, intent_for
+from lab.errors import LabError
+from lab.experiment import Summary
+from lab.results import format_table, write_json
 
 NAME = "firewall"
 TOPOLOGY = "dual-active-fw"
@@ -202,25 +197,6 @@ def one_remedy(ctx, remedy, n):
     return result
 
 
-def plot(results, out):
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    labels = [r["remedy"] for r in results]
-    asym = [100 * r["asymmetric"]["established"] / r["asymmetric"]["attempted"] for r in results]
-    fail = [100 * r["failover"]["survived"] / max(r["failover"]["established"], 1) for r in results]
-    xs = range(len(results))
-    ax.bar([x - 0.2 for x in xs], asym, 0.4, label="established over an asymmetric path")
-    ax.bar([x + 0.2 for x in xs], fail, 0.4, label="survived the failover to the other firewall")
-    ax.set_xticks(list(xs))
-    ax.set_xticklabels(labels)
-    ax.set_ylabel("% of sessions")
-    ax.set_ylim(0, 105)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
-    ax.set_title("Stateful firewalls in an active/active design, per remedy", fontsize=10)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-
-
 def run(ctx):
     topo = ctx.topo
     if len(topo.firewalls) != 2:
@@ -234,7 +210,7 @@ def run(ctx):
     results = [one_remedy(ctx, remedy, n) for remedy in remedies]
     write_json(ctx.run_dir / "metrics.json", {"topology": topo.name, "sessions_per_client": n,
                                               "remedies": results})
-    plot(results, ctx.run_dir / "firewall.png")
+    plots.plot_run(ctx.run_dir)
     rows = []
     for r in results:
         lags = r["sync_lag_ms"]

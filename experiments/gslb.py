@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 
+from lab import plots
 from lab.controller import intent_for
 from lab.errors import LabError
 from lab.experiment import Summary
@@ -105,25 +106,6 @@ def one_variant(ctx, label, ttl, extra, duration):
     return result
 
 
-def plot(results, out):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    fig, ax = plt.subplots(figsize=(7, 3.6))
-    labels = [r["variant"] for r in results]
-    values = [r["failover_s"] if r["failover_s"] is not None else 0 for r in results]
-    bars = ax.bar(labels, values, color=["tab:green"] + ["tab:blue"] * (len(results) - 1))
-    for bar, r in zip(bars, results):
-        if r["failover_s"] is None:
-            ax.annotate("never", (bar.get_x() + bar.get_width() / 2, 0.1), ha="center", fontsize=8)
-    ax.set_ylabel("failover, s (worst affected client)")
-    ax.set_title("dc1 powers off: anycast vs DNS GSLB", fontsize=10)
-    ax.tick_params(axis="x", labelrotation=15, labelsize=8)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-
-
 def run(ctx):
     if not ctx.topo.services or "dc1" not in [s.name for s in ctx.topo.sites]:
         raise LabError(f"--topology {ctx.topo.name}: gslb needs a service and a site dc1")
@@ -132,7 +114,7 @@ def run(ctx):
         duration = FAULT_AT + 5.0 + (ttl or 0) + extra
         results.append(one_variant(ctx, label, ttl, extra, duration))
     write_json(ctx.run_dir / "metrics.json", {"variants": results})
-    plot(results, ctx.run_dir / "gslb.png")
+    plots.plot_run(ctx.run_dir)
     rows = [(r["variant"], ", ".join(r["affected"]) or "none",
              "never" if r["failover_s"] is None else f"{r['failover_s']:.2f}",
              r["failed_attempts"]) for r in results]

@@ -7,6 +7,9 @@ delivery.png   per stream: probes delivered per 10 ms, with the faults marked (t
 throughput.png iperf3 timelines (replication on the DCI, client traffic)
 site_share.png share of client VIP traffic each site served, before and after each fault
 compare.png    outage per fault, runs side by side (e.g. protection vs restoration)
+firewall.png   sessions established over asymmetric paths and surviving failover, per remedy
+designs.png    RTO, per-site utilization and sessions lost per design
+gslb.png       failover time, anycast against DNS GSLB variants
 """
 
 import csv
@@ -129,12 +132,86 @@ def _title(run):
 
 def plot_run(run_dir):
     """Redraw every plot of a run folder from its raw files; returns the PNG paths."""
+    run_dir = Path(run_dir)
+    try:
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        raise LabError(f"{run_dir}: no readable metrics.json; give a run folder written by "
+                       "lab/run.py") from None
+    for key, draw, name in (("remedies", firewall, "firewall.png"),
+                            ("designs", designs, "designs.png"),
+                            ("variants", gslb, "gslb.png")):
+        if key in metrics:
+            draw(metrics[key], run_dir / name)
+            return [run_dir / name]
+    if "design" in metrics:
+        designs([metrics], run_dir / "designs.png")
+        return [run_dir / "designs.png"]
     run = load_run(run_dir)
     paths = [run["dir"] / n for n in ("delivery.png", "throughput.png", "site_share.png")]
     delivery(run, paths[0])
     throughput(run, paths[1])
     site_share(run, paths[2])
     return paths
+
+
+def firewall(results, out):
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    labels = [r["remedy"] for r in results]
+    asym = [100 * r["asymmetric"]["established"] / r["asymmetric"]["attempted"] for r in results]
+    fail = [100 * r["failover"]["survived"] / max(r["failover"]["established"], 1) for r in results]
+    xs = range(len(results))
+    ax.bar([x - 0.2 for x in xs], asym, 0.4, label="established over an asymmetric path")
+    ax.bar([x + 0.2 for x in xs], fail, 0.4, label="survived the failover to the other firewall")
+    ax.set_xticks(list(xs))
+    ax.set_xticklabels(labels)
+    ax.set_ylabel("% of sessions")
+    ax.set_ylim(0, 105)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
+    ax.set_title("Stateful firewalls in an active/active design, per remedy", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def designs(results, out):
+    """RTO, per-site utilization and sessions lost per design, side by side."""
+    names = [r["design"] for r in results]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    axes[0].bar(names, [r["rto_ms"] or 0 for r in results], color="tab:red")
+    axes[0].set_title("RTO when dc1 powers off (ms)", fontsize=10)
+    sites = sorted({s for r in results for s in r["utilization"]})
+    bottom = [0.0] * len(results)
+    for site in sites:
+        values = [100 * r["utilization"].get(site, 0.0) for r in results]
+        axes[1].bar(names, values, bottom=bottom, label=site)
+        bottom = [b + v for b, v in zip(bottom, values)]
+    axes[1].set_title("Share of client traffic per site (%)", fontsize=10)
+    axes[1].legend(fontsize=8)
+    axes[2].bar(names, [100 * r["sessions_lost"] / max(r["sessions"], 1) for r in results],
+                color="tab:gray")
+    axes[2].set_title("Long-lived sessions lost (%)", fontsize=10)
+    for ax in axes:
+        ax.tick_params(axis="x", labelrotation=20, labelsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+
+
+def gslb(results, out):
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    labels = [r["variant"] for r in results]
+    values = [r["failover_s"] if r["failover_s"] is not None else 0 for r in results]
+    bars = ax.bar(labels, values, color=["tab:green"] + ["tab:blue"] * (len(results) - 1))
+    for bar, r in zip(bars, results):
+        if r["failover_s"] is None:
+            ax.annotate("never", (bar.get_x() + bar.get_width() / 2, 0.1), ha="center", fontsize=8)
+    ax.set_ylabel("failover, s (worst affected client)")
+    ax.set_title("dc1 powers off: anycast vs DNS GSLB", fontsize=10)
+    ax.tick_params(axis="x", labelrotation=15, labelsize=8)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
 
 
 def compare(run_dirs, out):
