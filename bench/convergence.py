@@ -57,13 +57,18 @@ def run_mode(mode, args, topo, platform):
         time.sleep(max(0.0, t0 + duration - time.time()))
         rows, summaries = probes.collect()
     outages = {"cut": [], "gray": []}
-    for i, (fault, t) in enumerate(done):
+    ends = metrics.fault_windows([(fault.at, t) for fault, t in done], t0 + duration)
+    for (fault, t), t_end in zip(done, ends):
         if fault.action not in outages:
             continue
-        t_end = done[i + 1][1]
-        worst = max(metrics.fault_impact([r for r in rows if r[0] == s.stream], t, t_end)["outage_ms"]
-                    or float("inf") for s in probes.streams)
-        outages[fault.action].append(worst)
+        impacts = []
+        for s in probes.streams:
+            sender = summaries[s.stream]
+            impacts.append(metrics.fault_impact([r for r in rows if r[0] == s.stream], t, t_end,
+                                                sender["start"], sender["target_rate"],
+                                                sender["sent"], guard=0.02))
+        outages[fault.action].append(max(i["outage_ms"] if i["recovered"] else float("inf")
+                                         for i in impacts))
     rates = [s["achieved_rate"] for s in summaries.values()]
     return outages, min(rates)
 

@@ -31,7 +31,8 @@ from lab import metrics as m_
 from lab.controller import GATEWAY_MAC, intent_for
 from lab.faults import Fault, inject
 from lab.streams import ProbeSet
-from lab.topology import load_topology, multi_active
+from lab.options import bounded
+from lab.topology import load_topology, multi_active, with_dci
 
 FAULT_AT = 3.0
 SESSION_PORT = 443
@@ -47,11 +48,20 @@ DESIGNS = {
 }
 
 
+# The options the design experiments honour (each design fixes its own VIP policy).
+COMMON_OPTIONS = ("topology", "mode", "bfd_ms")
+
+
 def design_topology(name, options):
+    """The design's topology, with --dci-delay/--dci-bw applied when given."""
     spec = DESIGNS[name]
     if spec["topology"]:
-        return load_topology(spec["topology"])
-    return multi_active(options.get("sites") or 3, options.get("layout") or "mesh")
+        topo = load_topology(spec["topology"])
+    else:
+        topo = multi_active(options.get("sites") or 3, options.get("layout") or "mesh")
+    if options.get("dci_delay") or options.get("dci_bw"):
+        topo = with_dci(topo, delay=options.get("dci_delay"), bw=options.get("dci_bw"))
+    return topo
 
 
 def dci_bytes(lab):
@@ -64,8 +74,10 @@ def dci_bytes(lab):
     return total
 
 
-def design_metrics(topo, rows, streams, sessions, t0, t_fault, t_end, fault_site, dci_mbit):
-    """The yardstick's numbers from raw samples (pure)."""
+def design_metrics(topo, rows, streams, sessions, t0, t_fault, t_end, fault_site, dci_mbit,
+                   summaries=None):
+    """The yardstick's numbers from raw samples (pure). summaries: each stream's sender
+    summary (start, target_rate, sent), so the fault's window counts every probe sent in it."""
     site_of = {h.name: h.switch for h in topo.hosts}
     by_stream = {}
     for row in rows:
@@ -77,7 +89,11 @@ def design_metrics(topo, rows, streams, sessions, t0, t_fault, t_end, fault_site
         served = [r for r in by_stream.get(stream.stream, []) if t0 + 0.5 <= r[3] < t_fault]
         if served and site_of.get(served[-1][4]) == fault_site:
             hit.append(stream.name)
-            outages.append(m_.fault_impact(by_stream.get(stream.stream, []), t_fault, t_end)["outage_ms"])
+            sender = (summaries or {}).get(stream.stream, {})
+            impact = m_.fault_impact(by_stream.get(stream.stream, []), t_fault, t_end,
+                                     sender.get("start"), sender.get("target_rate"),
+                                     sender.get("sent"))
+            outages.append(impact["outage_ms"] if impact["recovered"] else None)
     before = [r[3] - r[2] for r in rows if t0 + 0.5 <= r[3] < t_fault]
     all_sessions = [s for report in sessions for s in report["sessions"]]
     return {
@@ -143,13 +159,13 @@ def run_design(ctx, name, duration=None, rate=None):
         t_fault = time.time()
         inject(lab, Fault(FAULT_AT, "power-off", fault_site))
         log(f"[{name}] t={t_fault - t0:.1f}s power-off {fault_site}")
-        rows, _ = probes.collect(timeout=duration + 10)
+        rows, summaries = probes.collect(timeout=duration + 10)
         reports = []
         for proc, out in sessions:
             proc.wait(duration + 15)
             reports.append(json.loads(out.read_text()))
     result = design_metrics(topo, rows, probes.streams, reports, t0, t_fault, t0 + duration,
-                            fault_site, dci_mbit)
+                            fault_site, dci_mbit, summaries)
     result.update(design=name, topology=topo.name, policy=spec["policy"], roles=roles)
     log(f"[{name}] RTO {result['rto_ms']} ms, sessions lost {result['sessions_lost']}/"
         f"{result['sessions']}, utilization {result['utilization']}, DCI {result['dci_mbit']} Mbit/s")
@@ -157,8 +173,9 @@ def run_design(ctx, name, duration=None, rate=None):
 
 
 def add_arguments(parser):
-    parser.add_argument("--probe-rate", type=float, default=200.0, metavar="PPS",
-                        help="probe packets per second per client (default 200)")
+    parser.add_argument("--probe-rate", type=bounded(float, 1, 5000), default=200.0,
+                        metavar="PPS", help="probe packets per second per client, 1 to 5000 "
+                                            "(default 200)")
 
 
 def run_one(ctx, name):
@@ -167,7 +184,13 @@ def run_one(ctx, name):
     from lab.results import write_json
     result = run_design(ctx, name)
     write_json(ctx.run_dir / "metrics.json", result)
-    return Summary(table([result]), ok=result["rto_ms"] is not None, problems=[])
+    return Summary(table([result]), ok=not problems([result]), problems=problems([result]))
+
+
+def problems(results):
+    """The verdicts that failed: a design whose clients did not all recover from the fault."""
+    return [f"design {r['design']}: the clients dc1 served ({', '.join(r['clients_hit'])}) "
+            "did not all recover before the run ended" for r in results if r["rto_ms"] is None]
 
 
 def run_designs(ctx, names):

@@ -32,6 +32,7 @@ from lab import fwprobes, plots
 from lab.controller import GATEWAY_MAC, intent_for
 from lab.errors import LabError
 from lab.experiment import Summary
+from lab.options import bounded, name_list
 from lab.results import format_table, write_json
 
 NAME = "firewall"
@@ -43,10 +44,17 @@ EVENT_RE = re.compile(r"^\[(\d+\.\d+)\]\s+\[NEW\] tcp .*?src=(\S+) dst=(\S+) spo
 
 
 def add_arguments(parser):
-    parser.add_argument("--remedies", default=",".join(REMEDIES), metavar="LIST",
+    parser.add_argument("--remedies", type=name_list(REMEDIES), default=",".join(REMEDIES),
+                        metavar="LIST",
                         help=f"remedies to run, comma-separated (default {','.join(REMEDIES)})")
-    parser.add_argument("--sessions", type=int, default=None, metavar="N",
-                        help="TCP sessions per client per phase (default 10, --quick 3)")
+    parser.add_argument("--sessions", type=bounded(int, 1, 100), default=None, metavar="N",
+                        help="TCP sessions per client per phase, 1 to 100 (default 10, --quick 3)")
+
+
+def validate(options, topo):
+    if len(topo.firewalls) != 2:
+        raise LabError(f"--topology {topo.name}: the firewall experiment needs two firewalled "
+                       "sites; use dual-active-fw")
 
 
 def sessions_argv(dst, count, duration, out):
@@ -132,7 +140,9 @@ def one_remedy(ctx, remedy, n):
     far = next(h for h in topo.servers if h.switch != link1.firewall)
     result = {"remedy": remedy}
     with sub.open_lab() as lab:
-        lab.attach_controller(intent_for(topo, ctx.options["mode"], routing="hot-potato",
+        lab.attach_controller(intent_for(topo, ctx.options["mode"],
+                                         ctx.options.get("vip_policy", "anycast"),
+                                         routing="hot-potato",
                                          symmetric=remedy == "symmetric"),
                               bfd_ms=ctx.options["bfd_ms"])
         if remedy == "sync":
@@ -199,13 +209,8 @@ def one_remedy(ctx, remedy, n):
 
 def run(ctx):
     topo = ctx.topo
-    if len(topo.firewalls) != 2:
-        raise LabError(f"--topology {topo.name}: the firewall experiment needs two firewalled "
-                       "sites; use dual-active-fw")
-    remedies = [r.strip() for r in ctx.options.get("remedies", ",".join(REMEDIES)).split(",")]
-    bad = [r for r in remedies if r not in REMEDIES]
-    if bad:
-        raise LabError(f"--remedies: unknown remedy {bad[0]!r}; use some of {', '.join(REMEDIES)}")
+    validate(ctx.options, topo)
+    remedies = ctx.options.get("remedies", ",".join(REMEDIES)).split(",")
     n = ctx.options.get("sessions") or (3 if ctx.options.get("quick") else 10)
     results = [one_remedy(ctx, remedy, n) for remedy in remedies]
     write_json(ctx.run_dir / "metrics.json", {"topology": topo.name, "sessions_per_client": n,

@@ -5,6 +5,8 @@ Measured with the designs yardstick (experiments/designs.py).
 """
 
 from experiments import designs
+from experiments.designs import COMMON_OPTIONS  # noqa: F401  (the CLI reads it here)
+from lab.options import bounded
 from lab.topology import load_topology, multi_active
 
 NAME = "multi-active"
@@ -13,7 +15,8 @@ DESCRIPTION = "N active sites (mesh or ring): RTO, sessions lost, utilization"
 
 
 def add_arguments(parser):
-    parser.add_argument("--sites", type=int, default=3, metavar="N", help="active sites, 2 to 8")
+    parser.add_argument("--sites", type=bounded(int, 2, 8), default=3, metavar="N",
+                        help="active sites, 2 to 8")
     parser.add_argument("--layout", choices=("mesh", "ring"), default="mesh",
                         help="DCI links: full mesh or ring")
     designs.add_arguments(parser)

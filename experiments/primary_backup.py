@@ -7,7 +7,7 @@ whose promotion agent starts the service once it has seen dc1 down (3 missed che
 """
 
 from experiments import designs
-from experiments.designs import add_arguments  # noqa: F401  (the CLI reads it here)
+from experiments.designs import COMMON_OPTIONS, add_arguments  # noqa: F401  (the CLI reads them here)
 
 NAME = "primary-backup"
 TOPOLOGY = "two-region"

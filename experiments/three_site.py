@@ -7,7 +7,7 @@ away, is a cold standby promoted only when dc1 is gone. Measured with the design
 """
 
 from experiments import designs
-from experiments.designs import add_arguments  # noqa: F401  (the CLI reads it here)
+from experiments.designs import COMMON_OPTIONS, add_arguments  # noqa: F401  (the CLI reads them here)
 
 NAME = "three-site"
 TOPOLOGY = "three-site"

@@ -1,18 +1,30 @@
 """Metrics from raw probe samples: loss, reordering, duplicates, and per-fault outage.
 
 Pure functions over rows of (stream, seq, sent, received, host); times are CLOCK_REALTIME
-seconds, the clock faults are stamped with. Definitions (also in the README):
+seconds, the clock faults are stamped with. A fault's *window* runs from the fault to the next
+fault at a later time (or the end of the traffic); faults at the same instant share a window.
+Definitions (also in the README):
 
-- outage: the longest gap between consecutive received probes of a stream, from the last probe
-  received before the fault to the end of the fault's window (the next fault, or the end). With
-  nothing lost it is about one send interval; it is None when delivery never resumed.
-- lost: probes sent in the window (from the one after the last received before the fault) and
-  never received.
-- convergence: from the fault until the first probe after the window's last lost one arrives
-  (without loss: until the first probe after the fault arrives).
+- expected: the probes the sender sent in the window (send time in [fault, window end)). Their
+  sequence numbers come from the received probes' own send times, the sender's start, rate
+  and count (`t_start`, `rate`, `sent`): a probe lost in the window still counts, including a
+  lost tail up to the window's end.
+- lost: expected probes never received (probes sent before the fault are not charged to it).
+- recovered: the last RECOVERY_PROBES expected probes of the window (leaving out those sent in
+  the last `guard` seconds, which the next fault may catch in flight) all arrived; with fewer
+  expected probes, all of them.
+- outage: the longest gap in delivery, from the last probe received before the fault through
+  every probe received in the window; when the stream has not recovered, the gap is closed at
+  the window's end (the outage is then at least that long).
+- convergence: from the fault until the first probe sent after the window's last lost one
+  (before the guard) arrives (without loss: the first probe after the fault); None when not
+  recovered.
 """
 
+import math
 from dataclasses import asdict, dataclass
+
+RECOVERY_PROBES = 10
 
 
 @dataclass
@@ -53,39 +65,91 @@ def stream_stats(stream, name, rows, summary, min_rate_share=0.9):
                        summary["achieved_rate"] >= min_rate_share * summary["target_rate"])
 
 
-def fault_impact(rows, t_fault, t_end, t_start=None, rate=None):
+def _send_rate(by_seq):
+    """Probes per second from the received probes' own send times (None with fewer than two)."""
+    seqs = sorted(by_seq)
+    if len(seqs) < 2 or by_seq[seqs[-1]][2] <= by_seq[seqs[0]][2]:
+        return None
+    return (seqs[-1] - seqs[0]) / (by_seq[seqs[-1]][2] - by_seq[seqs[0]][2])
+
+
+def first_seq_at(by_seq, t, t_start=None, rate=None, sent=None):
+    """The sequence number of the first probe sent at or after time t.
+
+    Bounded by what was received (after every probe sent before t, at or before any probe sent
+    from t on) and placed between those bounds by the sender's schedule when it is known."""
+    lower = max((s for s, r in by_seq.items() if r[2] < t), default=-1) + 1
+    upper = min((s for s, r in by_seq.items() if r[2] >= t), default=None)
+    if upper is None:
+        upper = sent if sent is not None else None
+    if rate and t_start is not None:
+        estimate = max(0, math.ceil((t - t_start) * rate - 1e-6))
+    else:
+        estimate = lower
+    if upper is not None:
+        estimate = min(estimate, upper)
+    return max(estimate, lower)
+
+
+def fault_impact(rows, t_fault, t_end, t_start=None, rate=None, sent=None, guard=0.0):
     """Outage, loss and convergence of one stream around a fault at t_fault (window to t_end).
 
-    t_start and rate (the sender's) place the first sequence number sent after the fault even
-    when nothing was delivered before it (probes a powered-off sender could not send).
-    Returns a dict with outage_ms, lost, convergence_ms and recovered."""
+    Args:
+        rows: the stream's received probes (stream, seq, sent, received, host).
+        t_start, rate, sent: the sender's start time, probes per second and total count (from
+            its summary); without them the schedule is inferred from the received probes.
+        guard: seconds before t_end whose probes do not count toward `recovered`.
+    Returns:
+        dict with expected, lost, outage_ms, convergence_ms and recovered.
+    """
     by_seq = {}
-    for row in rows:
+    for row in sorted(rows, key=lambda r: r[3]):
         by_seq.setdefault(row[1], row)                       # first copy of each seq
-    before = [r for r in by_seq.values() if r[3] <= t_fault]
-    last_before = max(before, key=lambda r: r[3]) if before else None
-    start_seq = max((r[1] for r in by_seq.values() if r[2] < t_fault), default=-1) + 1
-    if t_start is not None and rate:
-        start_seq = max(start_seq, int((t_fault - t_start) * rate))
-    in_window = sorted((r for r in by_seq.values() if r[1] >= start_seq and r[2] < t_end),
-                       key=lambda r: r[1])
-    times = sorted([last_before[3]] if last_before else [])
-    times += sorted(r[3] for r in by_seq.values() if r[3] > t_fault and r[2] < t_end)
+    if rate is None:
+        rate = _send_rate(by_seq)
+    if t_start is None and rate and by_seq:
+        t_start = min(r[2] - s / rate for s, r in by_seq.items())
+    start_seq = first_seq_at(by_seq, t_fault, t_start, rate, sent)
+    end_seq = max(first_seq_at(by_seq, t_end, t_start, rate, sent), start_seq)
+    expected = range(start_seq, end_seq)
+    missing = [s for s in expected if s not in by_seq]
+    tail_end = max(min(first_seq_at(by_seq, t_end - guard, t_start, rate, sent), end_seq),
+                   start_seq)
+    tail = range(max(start_seq, tail_end - RECOVERY_PROBES), tail_end)
+    recovered = len(tail) > 0 and all(s in by_seq for s in tail)
+
+    before = [r[3] for r in by_seq.values() if r[3] <= t_fault]
+    times = [max(before) if before else t_fault]
+    times += sorted(r[3] for r in by_seq.values() if t_fault < r[3] <= t_end)
+    if not recovered:
+        times.append(max(t_end, times[-1]))
     gaps = [b - a for a, b in zip(times, times[1:])]
-    delivered_after = [r for r in in_window if r[3] > t_fault]
-    if not delivered_after:
-        return {"outage_ms": None, "lost": None, "convergence_ms": None, "recovered": False}
-    last_seq = in_window[-1][1]
-    received = {r[1] for r in in_window}
-    missing = [s for s in range(start_seq, last_seq + 1) if s not in received]
-    after_loss = [r for r in in_window if r[1] > (missing[-1] if missing else start_seq - 1)]
-    first = min(after_loss, key=lambda r: r[3]) if after_loss else None
+    convergence = None
+    if recovered:
+        last_loss = max((s for s in missing if s < tail.start), default=-1)
+        after = [r[3] for s, r in by_seq.items()
+                 if start_seq <= s < end_seq and s > last_loss and r[3] > t_fault]
+        convergence = round(1000 * (min(after) - t_fault), 3) if after else None
+        recovered = convergence is not None
     return {
-        "outage_ms": round(1000 * max(gaps), 3) if gaps else None,
+        "expected": len(expected),
         "lost": len(missing),
-        "convergence_ms": round(1000 * (first[3] - t_fault), 3) if first else None,
-        "recovered": first is not None,
+        "outage_ms": round(1000 * max(gaps), 3) if gaps else None,
+        "convergence_ms": convergence,
+        "recovered": recovered,
     }
+
+
+def fault_windows(faults, t_stop):
+    """The end of each fault's window, from [(scheduled at s, injected at t)] in time order.
+
+    A window ends when the next fault scheduled at a later time is injected, or at t_stop;
+    faults scheduled at the same instant share one window (they were injected one by one)."""
+    ends = []
+    for i, (at, _) in enumerate(faults):
+        later = [t for a, t in faults[i + 1:] if a > at]
+        ends.append(later[0] if later else t_stop)
+    return ends
 
 
 def site_share(rows, site_of_host, t0, t1):

@@ -472,7 +472,8 @@ class LabNetwork:
                 files.append(target)
             kwargs[stream] = target
         try:
-            proc = subprocess.Popen([str(a) for a in argv], cwd=REPO_ROOT, text=True, **kwargs)
+            proc = subprocess.Popen([str(a) for a in argv], cwd=REPO_ROOT, text=True,
+                                    start_new_session=True, **kwargs)
         finally:
             for fh in files:                      # the child has its own copy of the descriptor
                 fh.close()
@@ -499,14 +500,32 @@ class LabNetwork:
             self.net = None
 
 
-@contextlib.contextmanager
-def signals_blocked():
-    """Hold SIGINT/SIGTERM while tearing down, so a second Ctrl-C cannot cut teardown short."""
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+def shielded(work):
+    """Run work() to its end whatever SIGINT, SIGTERM or SIGHUP arrive meanwhile.
+
+    While it runs those signals are only noted (not blocked: a blocked mask would be inherited
+    by every command teardown starts). Afterwards the previous handlers come back and the first
+    noted signal is raised again, so an interrupted run still ends as interrupted, after an
+    exact teardown. Returns work()'s result."""
+    noted = []
+    watched = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {}
+    while True:                    # a signal may land between two of these calls: retry
+        try:
+            for sig in watched:
+                if sig not in previous:
+                    previous[sig] = signal.getsignal(sig)
+                signal.signal(sig, lambda signum, frame: noted.append(signum))
+            break
+        except BaseException:      # noqa: B036 (the handler a signal raised before ours)
+            continue
     try:
-        yield
+        return work()
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        if noted:
+            signal.raise_signal(noted[0])
 
 
 def recover_crashed(log=print):
@@ -535,11 +554,16 @@ def running_lab(topo, platform, run_dir, experiment, log=print, seed=1):
             lab.start()
             yield lab
         finally:
-            with signals_blocked():
+            def teardown():
                 try:
                     lab.stop()
                 except Exception as exc:  # the ledger sweep below still removes everything
                     log(f"teardown: Mininet stop failed ({exc}); removing recorded resources")
-                state.teardown(ledger, log=log)
+                return state.teardown(ledger, log=log)
+
+            problems = shielded(teardown)
+            if problems:
+                raise LabError("teardown left " + "; ".join(problems)
+                               + ": remove it with: sudo python lab/run.py clean")
     finally:
         lock.release()

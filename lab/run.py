@@ -6,6 +6,10 @@
     python lab/run.py list                      # experiments and topologies
     sudo python lab/run.py clean                # remove what a crashed run left
 
+Exit codes: 0 ran and every verdict passed; 1 could not run (bad input, platform, crash,
+a teardown that left something); 3 ran to the end but a verdict failed (the last line names
+which); 130 interrupted (Ctrl-C); 143 terminated (SIGTERM or SIGHUP).
+
 Whatever `python` runs this file, it re-executes itself in the project's .venv (made by
 install.sh), so `sudo python` cannot pick up an interpreter without the lab's packages.
 """
@@ -28,57 +32,49 @@ import json                # noqa: E402
 import os                  # noqa: E402
 import signal              # noqa: E402
 
-from lab import probe, state                                         # noqa: E402
+from lab import options, probe, state                                # noqa: E402
 from lab.controller import MODES, POLICIES                            # noqa: E402
 from lab.errors import LabError                                      # noqa: E402
 from lab.experiment import Progress, RunContext                      # noqa: E402
 from lab.report import write_report                                  # noqa: E402
-from lab.results import format_table, hand_to_invoking_user, new_run_dir, write_json  # noqa: E402
+from lab.results import (RESULTS_ROOT, format_table, hand_to_invoking_user,  # noqa: E402
+                         new_run_dir, write_json)
 from lab.topology import available_topologies, load_topology, with_dci  # noqa: E402
 from experiments import EXPERIMENTS                                  # noqa: E402
 
 
-class Terminated(Exception):
-    """SIGTERM, turned into an exception so teardown runs."""
+EXIT_OK, EXIT_ERROR, EXIT_VERDICT, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 3, 130, 143
+EXIT_CODES = ("exit codes: 0 ran and every verdict passed; 1 could not run (bad input, platform, "
+              "crash); 3 ran to the end but a verdict failed (the last line names which); "
+              "130 interrupted; 143 terminated")
 
 
 class OneLineParser(argparse.ArgumentParser):
-    """argparse whose errors are one line naming the option and where to look."""
+    """argparse whose errors are one line naming the option and where to look (exit 1)."""
 
     def error(self, message):
         sys.stderr.write(f"error: {self.prog}: {message}; see {self.prog} --help\n")
-        sys.exit(2)
+        sys.exit(EXIT_ERROR)
 
 
-def positive_int(text):
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive whole number")
-    return value
-
-
-def positive_float(text):
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
-    return value
-
-
-def add_controller_arguments(parser):
-    parser.add_argument("--mode", choices=MODES, default="protection",
-                        help="failover: protection (fast-failover groups, BFD) or restoration "
-                             "(the controller recomputes on events)")
-    parser.add_argument("--vip-policy", choices=POLICIES, default="anycast",
-                        help="anycast (nearest healthy site) or primary-backup (primary site "
-                             "until it fails)")
-    parser.add_argument("--bfd-ms", type=positive_int, default=100, metavar="MS",
-                        help="BFD transmit/receive interval on inter-switch links, ms "
-                             "(detection after 3 missed)")
+def add_controller_arguments(parser, offered=("mode", "vip_policy", "bfd_ms")):
+    if "mode" in offered:
+        parser.add_argument("--mode", choices=MODES, default="protection",
+                            help="failover: protection (fast-failover groups, BFD) or "
+                                 "restoration (the controller recomputes on events)")
+    if "vip_policy" in offered:
+        parser.add_argument("--vip-policy", choices=POLICIES, default="anycast",
+                            help="anycast (nearest healthy site) or primary-backup (primary "
+                                 "site until it fails)")
+    if "bfd_ms" in offered:
+        parser.add_argument("--bfd-ms", type=options.bounded(int, 10, 10000), default=100,
+                            metavar="MS", help="BFD transmit/receive interval on inter-switch "
+                                               "links, ms, 10 to 10000 (detection after 3 missed)")
 
 
 def build_parser():
     parser = OneLineParser(prog="lab/run.py", description="ActiveLab: emulate and measure "
-                           "distributed active/active data centers.")
+                           "distributed active/active data centers.", epilog=EXIT_CODES)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 parser_class=OneLineParser)
     doctor = sub.add_parser("doctor", help="check what this machine can run")
@@ -111,23 +107,27 @@ def build_parser():
                      help="delay/loss emulation (auto: netem when the kernel has it)")
     add_controller_arguments(cli)
     for name, module in EXPERIMENTS.items():
-        exp = sub.add_parser(name, help=module.DESCRIPTION, description=module.__doc__)
-        exp.add_argument("--topology", default=module.TOPOLOGY, metavar="NAME|FILE",
-                         help=f"topology name or YAML file (default {module.TOPOLOGY}; "
-                              f"shipped: {', '.join(available_topologies())})")
+        exp = sub.add_parser(name, help=module.DESCRIPTION, description=module.__doc__,
+                             epilog=EXIT_CODES,
+                             formatter_class=argparse.RawDescriptionHelpFormatter)
+        offered = getattr(module, "COMMON_OPTIONS", options.COMMON)
+        if "topology" in offered:
+            exp.add_argument("--topology", default=module.TOPOLOGY, metavar="NAME|FILE",
+                             help=f"topology name or YAML file (default {module.TOPOLOGY}; "
+                                  f"shipped: {', '.join(available_topologies())})")
         exp.add_argument("--out", type=Path, default=None, metavar="DIR",
                          help="results root folder (default results/)")
         exp.add_argument("--quick", action="store_true", help="short variant (what CI runs)")
         exp.add_argument("--dci-delay", default=None, metavar="TIME",
                          help="override every DCI link's one-way delay, with a unit (e.g. 10ms)")
-        exp.add_argument("--dci-bw", type=positive_float, default=None, metavar="MBIT",
-                         help="override every DCI link's bandwidth, Mbit/s")
+        exp.add_argument("--dci-bw", type=options.bounded(float, 0.1, 10000), default=None,
+                         metavar="MBIT", help="override every DCI link's bandwidth, Mbit/s")
         exp.add_argument("--seed", type=int, default=1, help="random seed (jitter, loss)")
         exp.add_argument("--datapath", choices=("auto", "kernel", "user"), default="auto",
                          help="Open vSwitch datapath (auto: kernel when the module exists)")
         exp.add_argument("--delay-method", choices=("auto", "netem", "delayline"), default="auto",
                          help="delay/loss emulation (auto: netem when the kernel has it)")
-        add_controller_arguments(exp)
+        add_controller_arguments(exp, offered)
         module.add_arguments(exp)
     return parser
 
@@ -220,13 +220,18 @@ def cmd_compare(args):
 
 
 def prepare(args, module=None):
-    """Validate the topology, check the machine, choose the platform: before building anything."""
+    """Validate the topology and every option, check the machine, choose the platform: all
+    before building or writing anything."""
     if module is not None and hasattr(module, "topology_for"):
         topo = module.topology_for(args)
     else:
         topo = load_topology(args.topology)
     if getattr(args, "dci_delay", None) or getattr(args, "dci_bw", None):
         topo = with_dci(topo, delay=args.dci_delay, bw=args.dci_bw)
+    if module is not None and hasattr(module, "validate"):
+        module.validate(vars(args), topo)
+    if hasattr(args, "out"):
+        options.check_out_dir(args.out or RESULTS_ROOT)
     require_root()
     state.RunLock().acquire().release()      # another lab running: say so before writing anything
     if not probe.ovs_running():
@@ -251,47 +256,100 @@ def cmd_cli(args):
 def cmd_experiment(args):
     module = EXPERIMENTS[args.command]
     topo, platform = prepare(args, module)
-    run_dir = new_run_dir(module.NAME, args.out)
-    log = Progress(T0)
-    options = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    ctx = RunContext(experiment=module.NAME, topo=topo, platform=platform, run_dir=run_dir,
-                     options=options, log=log, seed=args.seed)
-    write_json(run_dir / "params.json", {"experiment": module.NAME, "options": options,
-                                         "topology": topo.to_dict()})
-    write_json(run_dir / "platform.json", probe.platform_facts(platform))
-    log(f"run folder {run_dir}")
     try:
+        run_dir = new_run_dir(module.NAME, args.out)
+    except OSError as exc:
+        raise LabError(f"--out {args.out or 'results/'}: cannot create the run folder "
+                       f"({exc.strerror}); choose a writable folder") from None
+    log = Progress(T0)
+    opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    ctx = RunContext(experiment=module.NAME, topo=topo, platform=platform, run_dir=run_dir,
+                     options=opts, log=log, seed=args.seed)
+    try:
+        write_json(run_dir / "params.json", {"experiment": module.NAME, "options": opts,
+                                             "topology": topo.to_dict()})
+        write_json(run_dir / "platform.json", probe.platform_facts(platform))
+        log(f"run folder {run_dir}")
         summary = module.run(ctx)
         text = "\n".join([summary.text] + [f"warning: {p}" for p in summary.problems])
         write_report(run_dir, f"ActiveLab {module.NAME} on {topo.name}", text)
+        (run_dir / "summary.txt").write_text(text + "\n")
+    except OSError as exc:
+        raise LabError(f"{exc.filename or run_dir}: {exc.strerror or exc}; the lab was torn "
+                       f"down and the results in {run_dir} are incomplete") from None
     finally:
-        hand_to_invoking_user(run_dir)
+        try:
+            hand_to_invoking_user(run_dir)
+        except OSError:
+            pass
     print()
     print(text)
     print(f"\nresults: {run_dir} (open report.html in a browser)")
-    return 0 if summary.ok else 1
+    if summary.problems:
+        print(f"verdict: FAILED ({len(summary.problems)}): " + "; ".join(summary.problems))
+        return EXIT_VERDICT
+    if not summary.ok:
+        print("verdict: FAILED: see the table above")
+        return EXIT_VERDICT
+    print("verdict: every check passed")
+    return EXIT_OK
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP, turned into an exception so teardown runs."""
+
+
+def left_behind():
+    """What this process's own ledger still holds after a teardown ('' when nothing)."""
+    try:
+        ledger = state.Ledger.load()
+    except LabError as exc:
+        return str(exc)
+    if ledger is None or ledger.data.get("pid") != os.getpid():
+        return ""
+    left = state.leftovers(ledger)
+    return ", ".join(left) if left else "the state file " + str(ledger.path)
 
 
 def main(argv=None):
-    args = build_parser().parse_args(argv)
+    # A lab started from a script with `&` inherits an ignored SIGINT: install it explicitly.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
-    def on_sigterm(signum, frame):
-        raise Terminated()
+    def on_terminate(signum, frame):
+        raise Terminated(signum)
 
-    signal.signal(signal.SIGTERM, on_sigterm)
+    signal.signal(signal.SIGTERM, on_terminate)
+    signal.signal(signal.SIGHUP, on_terminate)
     commands = {"doctor": cmd_doctor, "list": cmd_list, "clean": cmd_clean, "cli": cmd_cli,
                 "plot": cmd_plot, "compare": cmd_compare, "draw": cmd_draw, "check": cmd_check}
     try:
+        args = build_parser().parse_args(argv)
         return commands.get(args.command, cmd_experiment)(args)
+    except (KeyboardInterrupt, Terminated) as exc:
+        how = "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated"
+        left = left_behind()
+        if left:
+            sys.stderr.write(f"{how}: teardown left {left}; remove it with: "
+                             "sudo python lab/run.py clean\n")
+            return EXIT_ERROR
+        sys.stderr.write(f"{how}: the lab was torn down, nothing is left\n")
+        return EXIT_INTERRUPTED if how == "interrupted" else EXIT_TERMINATED
     except LabError as exc:
         sys.stderr.write(f"error: {exc}\n")
-        return 1
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted: the lab was torn down\n")
-        return 130
-    except Terminated:
-        sys.stderr.write("terminated: the lab was torn down\n")
-        return 143
+        return EXIT_ERROR
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        sys.stderr.write(f"error: {where}{exc.strerror or exc}\n")
+        return EXIT_ERROR
+    except Exception as exc:               # a bug: one line here, the traceback in a file
+        import tempfile
+        import traceback
+        fd, path = tempfile.mkstemp(prefix="activelab-crash-", suffix=".txt")
+        with os.fdopen(fd, "w") as fh:
+            traceback.print_exc(file=fh)
+        sys.stderr.write(f"error: internal error ({type(exc).__name__}: {exc}); the traceback "
+                         f"is in {path}; please report it\n")
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -9,7 +9,10 @@ def run(argv, timeout=30, check=True, stdin=None):
     """Run argv; return CompletedProcess (text). Raises LabError when check and it fails."""
     argv = [str(a) for a in argv]
     try:
-        proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout)
+        # its own session: a Ctrl-C at the terminal reaches the lab, which decides (and
+        # finishes its teardown), never the commands it runs
+        proc = subprocess.run(argv, input=stdin, capture_output=True, text=True, timeout=timeout,
+                              start_new_session=True)
     except FileNotFoundError:
         raise LabError(f"command not found: {argv[0]}; run the installer (bash install.sh)") from None
     except subprocess.TimeoutExpired:

@@ -304,10 +304,18 @@ def load_topology(name_or_path):
     """Load and validate a topology by name or path. Raises TopologyError."""
     path = topology_path(name_or_path)
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
         raise TopologyError(path, "file", f"cannot be read ({exc.strerror})",
                             "check the path and its permissions") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise TopologyError(path, "file", f"is not UTF-8 text (byte {exc.start})",
+                            "give a YAML topology file saved as UTF-8") from None
+    if "\0" in text:
+        raise TopologyError(path, "file", "is binary, not YAML text",
+                            "give a YAML topology file") from None
     return parse_topology(text, source=_display_path(path), default_name=path.stem)
 
 

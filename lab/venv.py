@@ -20,6 +20,6 @@ def ensure_venv():
     if not python.exists():
         sys.stderr.write(f"error: ActiveLab is not set up here ({python} is missing); "
                          f"run as root: bash {REPO / 'install.sh'}\n")
-        sys.exit(2)
+        sys.exit(1)
     script = str(Path(sys.argv[0]).resolve())
     os.execv(str(python), [str(python), script] + sys.argv[1:])

@@ -4,6 +4,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parents[2]
 
 
@@ -20,7 +22,7 @@ def test_list_names_experiments_and_topologies():
 
 def test_unknown_option_is_one_line(tmp_path):
     proc = run_cli("dual-active", "--datapath", "warp", "--out", str(tmp_path))
-    assert proc.returncode == 2
+    assert proc.returncode == 1
     assert proc.stderr.count("\n") == 1 and "--datapath" in proc.stderr
     assert "Traceback" not in proc.stderr
     assert list(tmp_path.iterdir()) == []
@@ -64,7 +66,7 @@ def test_without_setup_the_message_says_to_run_the_installer(tmp_path):
     script = tmp_path / "lab" / "run.py"
     proc = subprocess.run([sys.executable, str(script), "list"], capture_output=True, text=True,
                           timeout=30)
-    assert proc.returncode == 2
+    assert proc.returncode == 1
     assert "not set up" in proc.stderr and "install.sh" in proc.stderr
     assert proc.stderr.count("\n") == 1
 
@@ -81,3 +83,103 @@ def test_platform_choice_follows_what_the_kernel_has(monkeypatch):
     assert probe.choose_platform("user", "delayline").delay_reason == "--delay-method delayline"
     with pytest.raises(LabError, match="--datapath kernel: this kernel has no openvswitch"):
         probe.choose_platform("kernel")
+
+
+def one_line_error(proc, *words):
+    """Exit 1, one line on stderr naming each of `words`, no traceback."""
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr.count("\n") == 1 and proc.stderr.startswith("error: "), proc.stderr
+    assert "Traceback" not in proc.stderr + proc.stdout
+    for word in words:
+        assert word in proc.stderr, (word, proc.stderr)
+
+
+BAD_OPTIONS = [
+    ("dual-active", "--probe-rate", "-3"), ("dual-active", "--probe-rate", "0"),
+    ("dual-active", "--probe-rate", "nan"), ("dual-active", "--pings", "0"),
+    ("dual-active", "--pings", "2.5"), ("dual-active", "--iperf-seconds", "-1"),
+    ("dual-active", "--iperf-seconds", "0"), ("dual-active", "--duration", "-5"),
+    ("dual-active", "--duration", "0"), ("dual-active", "--bfd-ms", "0"),
+    ("dual-active", "--dci-bw", "-10"), ("firewall", "--sessions", "0"),
+    ("firewall", "--sessions", "-2"), ("firewall", "--remedies", "none,magic"),
+    ("multi-active", "--sites", "1"), ("multi-active", "--sites", "99"),
+    ("compare-designs", "--sites", "0"), ("compare-designs", "--designs", "dual-active,x"),
+    ("gslb", "--ttls", "1,-5"), ("gslb", "--ttls", "0"), ("gslb", "--ttls", "1,,5"),
+    ("gslb", "--cache-extra", "-1"), ("primary-backup", "--probe-rate", "-1"),
+]
+
+
+@pytest.mark.parametrize("command,option,value", BAD_OPTIONS)
+def test_every_numeric_option_is_checked_and_the_error_names_it(tmp_path, command, option, value):
+    proc = run_cli(command, option, value, "--out", str(tmp_path))
+    one_line_error(proc, option)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("command,option", [
+    ("firewall", "--vip-policy"), ("gslb", "--pings"), ("primary-backup", "--vip-policy"),
+    ("multi-active", "--vip-policy"), ("compare-designs", "--topology"),
+    ("compare-designs", "--vip-policy"), ("three-site", "--vip-policy")])
+def test_an_experiment_offers_only_the_options_it_honours(command, option):
+    one_line_error(run_cli(command, option, "x"), option)
+
+
+@pytest.mark.parametrize("faults,words", [
+    ("3s cut dci-z", ["--faults", "dci-z"]),
+    ("30s cut dci-a", ["--faults", "--duration"]),
+    ("3s explode dci-a", ["--faults", "explode"]),
+    ("soon cut dci-a", ["--faults", "soon"]),
+])
+def test_a_bad_fault_timeline_is_rejected_before_the_run_folder_exists(tmp_path, faults, words):
+    proc = run_cli("dual-active", "--quick", "--faults", faults, "--out", str(tmp_path))
+    one_line_error(proc, *words)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_negative_duration_blames_the_duration_not_the_faults(tmp_path):
+    proc = run_cli("dual-active", "--duration", "-5", "--out", str(tmp_path))
+    one_line_error(proc, "--duration")
+    assert "--faults" not in proc.stderr
+
+
+@pytest.mark.parametrize("content", [b"\xff\xfe\x00\x01binary", b"sites:\n  dc1: \xe9t\xe9\n",
+                                     b"\x00\x00\x00", b"- just\n- a list\n", b"42\n"])
+def test_a_binary_or_non_utf8_topology_is_one_line(tmp_path, content):
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(content)
+    proc = run_cli("dual-active", "--topology", str(bad), "--out", str(tmp_path / "out"))
+    one_line_error(proc, "bad.yaml")
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_out_that_is_a_file_or_under_proc_is_one_line(tmp_path):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    one_line_error(run_cli("dual-active", "--out", str(afile)), "--out", "afile")
+    one_line_error(run_cli("dual-active", "--out", str(afile / "below")), "--out")
+    one_line_error(run_cli("dual-active", "--out", "/proc/activelab-results"), "--out", "proc")
+    one_line_error(run_cli("dual-active", "--out", "/sys/kernel"), "--out")
+    assert afile.read_text() == "x"
+
+
+def test_exit_codes_are_in_the_help():
+    proc = run_cli("dual-active", "--help")
+    assert proc.returncode == 0
+    assert "3 ran to the end but a verdict failed" in proc.stdout
+    assert "1 could not run" in proc.stdout
+
+
+def test_gslb_quick_runs_fewer_variants():
+    from experiments import gslb
+    assert [v[0] for v in gslb.variants({"quick": True})] == ["anycast", "gslb ttl 1",
+                                                              "gslb ttl 1 +3s cache"]
+    assert len(gslb.variants({})) == 4
+    assert gslb.variants({"ttls": [2, 7], "cache_extra": 0.0})[-1] == ("gslb ttl 2 +0s cache",
+                                                                       2, 0.0)
+
+
+def test_compare_designs_honours_the_dci_overrides():
+    from experiments import designs
+    topo = designs.design_topology("dual-active", {"dci_delay": "7ms", "dci_bw": 30.0})
+    assert {l.delay_ms for l in topo.dci_links} == {7.0}
+    assert {l.bw for l in topo.dci_links} == {30.0}

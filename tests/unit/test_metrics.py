@@ -29,7 +29,7 @@ def summary(sent=3000, achieved=1000.0):
 def test_a_50_ms_gap_is_a_51_ms_outage_with_50_lost():
     rows = stream(lost=range(1000, 1050))
     impact = metrics.fault_impact(rows, t_fault=0.9995, t_end=2.0)
-    assert impact["lost"] == 50
+    assert impact["lost"] == 50 and impact["expected"] == 1000
     assert impact["outage_ms"] == pytest.approx(51, abs=0.01)
     assert impact["convergence_ms"] == pytest.approx(1050 + 2 - 999.5, abs=0.01)
     assert impact["recovered"]
@@ -42,8 +42,91 @@ def test_no_loss_is_a_one_interval_outage():
 
 
 def test_delivery_that_never_resumes_is_not_recovered():
-    impact = metrics.fault_impact(stream(lost=range(1500, 3000)), t_fault=1.4995, t_end=3.0)
-    assert impact == {"outage_ms": None, "lost": None, "convergence_ms": None, "recovered": False}
+    impact = metrics.fault_impact(stream(lost=range(1500, 3000)), t_fault=1.4995, t_end=3.0,
+                                  t_start=0.0, rate=RATE, sent=3000)
+    assert not impact["recovered"] and impact["convergence_ms"] is None
+    assert impact["lost"] == 1500 and impact["expected"] == 1500
+    # the last gap is closed at the window's end: from the last probe (1.501) to 3.0
+    assert impact["outage_ms"] == pytest.approx(3000 - 1501, abs=0.01)
+
+
+def test_a_stream_dying_just_after_the_fault_is_not_recovered():
+    # three probes in flight arrive after the fault, then nothing until the window ends
+    rows = stream(lost=range(1003, 3000))
+    impact = metrics.fault_impact(rows, t_fault=1.0005, t_end=2.5, t_start=0.0, rate=RATE,
+                                  sent=3000)
+    assert not impact["recovered"] and impact["convergence_ms"] is None
+    assert impact["lost"] == 2500 - 1003
+    assert impact["outage_ms"] == pytest.approx(2500 - 1004, abs=0.01)
+
+
+def test_without_the_sender_summary_a_lost_tail_is_still_counted_from_the_probes_schedule():
+    rows = stream(lost=range(1003, 3000))
+    impact = metrics.fault_impact(rows, t_fault=1.0005, t_end=2.5)
+    assert not impact["recovered"] and impact["lost"] == 2500 - 1003
+
+
+def test_a_stream_dying_before_the_fault_is_charged_only_what_was_sent_after_it():
+    rows = stream(lost=range(800, 3000))
+    impact = metrics.fault_impact(rows, t_fault=1.0005, t_end=2.0, t_start=0.0, rate=RATE,
+                                  sent=3000)
+    assert impact["lost"] == 999 and impact["expected"] == 999     # seqs 1001..1999
+    assert not impact["recovered"]
+    assert impact["outage_ms"] == pytest.approx(2000 - 801, abs=0.01)
+
+
+def test_recovering_in_the_last_50_ms_is_recovered_with_everything_before_it_lost():
+    rows = stream(lost=range(1000, 1950))
+    impact = metrics.fault_impact(rows, t_fault=0.9995, t_end=2.0, t_start=0.0, rate=RATE,
+                                  sent=3000)
+    assert impact["recovered"]
+    assert impact["lost"] == 950
+    assert impact["convergence_ms"] == pytest.approx(1950 + 2 - 999.5, abs=0.01)
+    assert impact["outage_ms"] == pytest.approx(951, abs=0.01)
+
+
+def test_a_lost_tail_is_not_recovered_and_its_probes_count():
+    # delivery resumes after the fault, then the last 30 probes of the window vanish
+    rows = stream(lost=set(range(1000, 1050)) | set(range(1970, 3000)))
+    impact = metrics.fault_impact(rows, t_fault=0.9995, t_end=2.0, t_start=0.0, rate=RATE,
+                                  sent=3000)
+    assert not impact["recovered"]
+    assert impact["lost"] == 50 + 30
+    assert impact["outage_ms"] == pytest.approx(51, abs=0.01)       # the longer of the two gaps
+
+
+def test_probes_in_flight_when_the_next_fault_strikes_are_left_out_by_the_guard():
+    rows = stream(lost=range(1997, 3000))             # the next fault at 2.0 catches 3 in flight
+    impact = metrics.fault_impact(rows, t_fault=1.0005, t_end=2.0, t_start=0.0, rate=RATE,
+                                  sent=3000, guard=0.02)
+    assert impact["recovered"] and impact["lost"] == 3
+    strict = metrics.fault_impact(rows, t_fault=1.0005, t_end=2.0, t_start=0.0, rate=RATE,
+                                  sent=3000)
+    assert not strict["recovered"]
+
+
+def test_reordering_across_the_fault_is_not_loss():
+    # probe 1000 (sent 1 ms before the fault) arrives after 1001 and 1002
+    rows = [r for r in stream() if r[1] != 1000] + [(1, 1000, 1.0, 1.0035, "dc1-srv1")]
+    impact = metrics.fault_impact(rows, t_fault=1.0005, t_end=2.0, t_start=0.0, rate=RATE,
+                                  sent=3000)
+    assert impact["lost"] == 0 and impact["recovered"]
+    assert impact["outage_ms"] == pytest.approx(2, abs=0.01)     # 999 at 1.001, 1001 at 1.003
+
+
+def test_nothing_received_at_all():
+    impact = metrics.fault_impact([], t_fault=1.0, t_end=2.0, t_start=0.0, rate=RATE, sent=3000)
+    assert impact["expected"] == 1000 and impact["lost"] == 1000
+    assert not impact["recovered"] and impact["convergence_ms"] is None
+    assert impact["outage_ms"] == pytest.approx(1000, abs=0.01)
+    stats = metrics.stream_stats(1, "s", [], summary())
+    assert (stats.received, stats.lost, stats.loss_pct) == (0, 3000, 100.0)
+
+
+def test_faults_at_the_same_instant_share_one_window():
+    faults = [(3.0, 103.0), (3.0, 103.004), (6.0, 106.0)]
+    assert metrics.fault_windows(faults, 110.0) == [106.0, 106.0, 110.0]
+    assert metrics.fault_windows([], 110.0) == []
 
 
 def test_stream_stats_count_loss_reordering_and_duplicates():
