@@ -39,8 +39,8 @@ GUARD_S = 0.02       # probes sent this close to the next fault may be caught by
 def add_arguments(parser):
     parser.add_argument("--pings", type=bounded(int, 3, 10000), default=None, metavar="N",
                         help="pings per link for the RTT check, 3 to 10000 (default 20, --quick 10)")
-    parser.add_argument("--iperf-seconds", type=bounded(float, 0.5, 600), default=None,
-                        metavar="S", help="iperf3 seconds per link, 0.5 to 600 (default 2, "
+    parser.add_argument("--iperf-seconds", type=bounded(float, 1, 600), default=None,
+                        metavar="S", help="iperf3 seconds per link, 1 to 600 (default 2, "
                                           "--quick 1)")
     parser.add_argument("--probe-rate", type=bounded(float, 1, 10000), default=1000.0,
                         metavar="PPS", help="probe packets per second per stream, 1 to 10000 "

@@ -460,8 +460,9 @@ class LabNetwork:
         return self._spawn(["mnexec", "-da", str(self.node_pid(name))] + list(argv), what, kwargs)
 
     def popen_root(self, argv, what, **kwargs):
-        """Start argv in the root namespace (the controller), recorded for teardown."""
-        return self._spawn(list(argv), what, kwargs)
+        """Start argv in the root namespace (the controller), recorded for teardown; in a
+        session of its own (`setsid`), so a Ctrl-C at the terminal reaches only the lab."""
+        return self._spawn(["setsid"] + list(argv), what, kwargs)
 
     def _spawn(self, argv, what, kwargs):
         files = []
@@ -472,8 +473,9 @@ class LabNetwork:
                 files.append(target)
             kwargs[stream] = target
         try:
-            proc = subprocess.Popen([str(a) for a in argv], cwd=REPO_ROOT, text=True,
-                                    start_new_session=True, **kwargs)
+            # not start_new_session: `mnexec -d` forks (and its parent exits) when it already
+            # leads a process group, which would orphan the process whose PID we record
+            proc = subprocess.Popen([str(a) for a in argv], cwd=REPO_ROOT, text=True, **kwargs)
         finally:
             for fh in files:                      # the child has its own copy of the descriptor
                 fh.close()

@@ -82,15 +82,15 @@ def check_out_dir(path, min_free_mb=MIN_FREE_MB):
     if resolved.parts[:2] in (("/", "proc"), ("/", "sys"), ("/", "dev")):
         raise LabError(f"--out {path}: {resolved.parts[1]} is a kernel file system, not a place "
                        "for results; give a folder on a disk")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise LabError(f"--out {path}: {existing} is not writable; give a writable folder")
     try:
-        stat = os.statvfs(existing)
+        read_only = bool(os.statvfs(existing).f_flag & os.ST_RDONLY)
     except OSError:
-        return
-    if stat.f_flag & os.ST_RDONLY:
+        read_only = False
+    if read_only:
         raise LabError(f"--out {path}: {existing} is on a read-only file system; give a "
                        "writable folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise LabError(f"--out {path}: {existing} is not writable; give a writable folder")
     free_mb = shutil.disk_usage(existing).free / 1e6
     if free_mb < min_free_mb:
         raise LabError(f"--out {path}: only {free_mb:.0f} MB free on its disk; a run needs "

@@ -37,10 +37,12 @@ def open_vswitch():
 class LabProcess:
     """lab/run.py as a subprocess whose output we can wait on, stopped by its PID at the end."""
 
-    def __init__(self, *args):
+    def __init__(self, *args, ignore_sigint=False):
+        # ignore_sigint: started as a non-interactive shell starts a job with `&`
+        preexec = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
         self.proc = subprocess.Popen([sys.executable, str(REPO / "lab" / "run.py"), *args],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     bufsize=1, cwd=REPO)
+                                     bufsize=1, cwd=REPO, preexec_fn=preexec)
         self.lines = []
 
     def wait_for(self, text, timeout=60):
@@ -79,8 +81,8 @@ class LabProcess:
 def lab_process():
     started = []
 
-    def start(*args):
-        started.append(LabProcess(*args))
+    def start(*args, **kwargs):
+        started.append(LabProcess(*args, **kwargs))
         return started[-1]
 
     yield start
