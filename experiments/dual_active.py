@@ -84,9 +84,11 @@ def fidelity_phase(ctx, lab, pings, seconds):
     unreachable = [(s, d) for s, d, ok in pairs if not ok]
     log(f"sites up and verified in {verified_s:.1f}s: "
         f"{len(pairs) - len(unreachable)}/{len(pairs)} host pairs reachable")
-    base = fidelity.base_rtt(lab)
+    base = lab.base_rtt
     if base:
-        log(f"base RTT through switch {base[0]} alone: {base[1]:.2f} ms")
+        log(f"base RTT of the switch path (over {base['link']} with no delay): "
+            f"{base['rtt_ms']:.2f} ms; every delay element adds its delay less "
+            f"{base['compensation_ms']:.2f} ms each way")
     measurements, samples = [], []
     for link in sorted(topo.links, key=lambda l: (l.kind != "dci", l.name)):
         log(f"measuring {link.kind} link {link.name} ({link.a}-{link.b})")
@@ -95,7 +97,7 @@ def fidelity_phase(ctx, lab, pings, seconds):
         measurements += found
         samples += [(link.name, seq, rtt) for seq, rtt in rtts]
         for m in found:
-            log(f"  {m.metric}: configured {m.configured:g}, measured "
+            log(f"  {m.metric}: configured {m.configured:g}, expected {m.expected:g}, measured "
                 f"{_num(m.measured)} -> {'ok' if m.ok else 'OFF'}")
     return pairs, verified_s, base, measurements, samples
 
@@ -269,9 +271,10 @@ def run(ctx):
               [p + ("l2-fabric",) for p in pairs] + [p + ("controller",) for p in routed_pairs])
     write_csv(run_dir / "rtt_samples.csv", ["link", "seq", "rtt_ms"], samples)
     write_csv(run_dir / "fidelity.csv",
-              ["link", "metric", "configured", "measured", "tolerance", "ok", "detail"],
-              [(m.link, m.metric, m.configured, m.measured, m.tolerance, m.ok, m.detail)
-               for m in measurements])
+              ["link", "metric", "configured", "expected", "measured", "base_ms", "tolerance",
+               "ok", "detail"],
+              [(m.link, m.metric, m.configured, m.expected, m.measured, m.base_ms, m.tolerance,
+                m.ok, m.detail) for m in measurements])
     write_csv(run_dir / "vip_placement.csv", list(placements[0]) if placements else ["service"],
               [list(p.values()) for p in placements])
     metrics = {
@@ -280,7 +283,7 @@ def run(ctx):
         "seconds_total": round(torn_down_s, 2),
         "reachability": {"pairs": len(pairs), "reachable": len(pairs) - len(unreachable),
                          "unreachable": unreachable},
-        "base_rtt_ms": {"switch": base[0], "rtt_ms": round(base[1], 3)} if base else None,
+        "base_rtt_ms": base,
         "fidelity": [m.to_dict() for m in measurements],
         "fidelity_ok": all(m.ok for m in measurements),
         "rtt_jitter_ms": {name: round(statistics.pstdev([r for n, _, r in samples if n == name]), 3)
@@ -312,7 +315,8 @@ def run(ctx):
     plots.plot_run(run_dir)
 
     rows = [(m.link, topo.link(m.link).kind, "RTT ms" if m.metric == "rtt_ms" else "TCP Mbit/s",
-             f"{m.configured:g}", _num(m.measured), f"±{m.tolerance:.2g}",
+             f"{m.configured:g}", f"{m.expected:g}", _num(m.measured),
+             _num(m.base_ms) if m.metric == "rtt_ms" else "", f"±{m.tolerance:.2g}",
              "ok" if m.ok else "OFF", m.detail) for m in measurements]
     vip_rows = [(p["client"], p["service"], p["server"] or "-", p["site"] or "-",
                  p["expected_site"], "ok" if p["ok"] else "WRONG") for p in placements]
@@ -321,11 +325,12 @@ def run(ctx):
         f"delay by {ctx.platform.delay_label} ({ctx.platform.delay_reason})",
         f"reachability: {metrics['reachability']['reachable']}/{len(pairs)} host pairs; "
         f"up in {built_s:.1f}s, verified in {verified_s:.1f}s",
-        (f"base RTT through one switch ({base[0]}): {base[1]:.2f} ms, part of every measured RTT"
-         if base else ""),
+        (f"base RTT of the switch path: {base['rtt_ms']:.2f} ms (over {base['link']} with no "
+         f"delay), taken off every delay element ({base['compensation_ms']:.2f} ms each way)"
+         if base else "base RTT: not calibrated (no link with a delay element between hosts)"),
         "",
-        format_table(["link", "kind", "metric", "configured", "measured", "tolerance", "verdict",
-                      "path"], rows),
+        format_table(["link", "kind", "metric", "configured", "expected", "measured (raw)",
+                      "base", "tolerance", "verdict", "path"], rows),
         "",
         f"controller ({ctx.options['mode']}): ready in {ready_s:.1f}s; through the anycast "
         f"gateway {len(routed_pairs) - len(unrouted)}/{len(routed_pairs)} host pairs reachable",
@@ -349,7 +354,7 @@ def run(ctx):
     problems += [f"{s} cannot reach {d} through the gateway" for s, d in unrouted]
     problems += [f"{p['client']}: {p['service']} served from {p['site']}, expected "
                  f"{p['expected_site']}" for p in placements if not p["ok"]]
-    problems += [f"link {m.link}: {m.metric} off ({_num(m.measured)} vs {m.configured:g} "
+    problems += [f"link {m.link}: {m.metric} off ({_num(m.measured)} vs {m.expected:g} "
                  f"±{m.tolerance:.2g})" for m in measurements if not m.ok]
     problems += [f"fault {i['fault']}: {', '.join(i['not_recovered'])} did not recover by "
                  f"the end of its window ({i['lost']} probes lost)"

@@ -17,7 +17,9 @@ average), so the delay it adds is the configured one rather than that plus the s
 
 It prints ``ready`` once both interfaces are open, and writes its counters to --stats as JSON
 when it stops (SIGTERM or SIGINT). SIGUSR1 makes it a gray failure (the link stays up, every
-frame is dropped); SIGUSR2 ends that.
+frame is dropped); SIGUSR2 ends that. SIGHUP makes it read a new one-way delay (ms) from the
+--control file and print ``delay MS`` once it applies to the frames received from then on
+(the lab calibrates the emulation's own path cost out of the delay this way).
 """
 
 import argparse
@@ -170,6 +172,7 @@ def main(argv=None):
     parser.add_argument("--limit", type=int, default=1000, help="frames waiting per direction")
     parser.add_argument("--seed", type=int, default=1, help="random seed for jitter and loss")
     parser.add_argument("--stats", help="write counters here as JSON on exit")
+    parser.add_argument("--control", help="file holding a new one-way delay in ms, read on SIGHUP")
     args = parser.parse_args(argv)
 
     line = DelayLine(args.a, args.b, args.delay_ms, args.jitter_ms, args.loss, args.limit, args.seed)
@@ -181,6 +184,17 @@ def main(argv=None):
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGUSR1, lambda s, f: setattr(line, "gray", True))
     signal.signal(signal.SIGUSR2, lambda s, f: setattr(line, "gray", False))
+
+    def reload(signum, frame):
+        try:
+            with open(args.control) as fh:
+                line.delay = max(0.0, float(fh.read().strip())) / 1000.0
+        except (OSError, TypeError, ValueError) as exc:
+            print(f"control file unreadable: {exc}", flush=True)
+            return
+        print(f"delay {1000 * line.delay:g}", flush=True)
+
+    signal.signal(signal.SIGHUP, reload)
     tight_timers()
     print("ready", flush=True)
     line.run()

@@ -2,8 +2,11 @@
 
 The lab steers the fabric so the link under test carries the traffic between a host behind
 each of its ends, then measures round-trip time (ping) and TCP throughput (iperf3 -J).
-Judging is pure: RTT within ±15% or ±1 ms (the larger) of twice the one-way delay, throughput
-within ±15% of the configured bandwidth.
+The emulation's own path cost is calibrated out once per run (LabNetwork.calibrate_delays), so
+judging is pure and tight: RTT within ±5 % or ±0.2 ms (the larger) of twice the one-way delay
+(a link faster than the emulator's floor, the base RTT, is judged against that floor); TCP
+throughput within ±5 % of the configured rate's TCP goodput (1448 payload bytes of every
+1514 the shaper counts).
 """
 
 import statistics
@@ -12,31 +15,41 @@ from dataclasses import asdict, dataclass
 from lab import fabric, traffic
 from lab.errors import LabError
 
-RTT_REL, RTT_ABS_MS, BW_REL = 0.15, 1.0, 0.15
+RTT_REL, RTT_ABS_MS, BW_REL = 0.05, 0.2, 0.05
+TCP_GOODPUT = 1448 / 1514      # TCP payload per Ethernet frame of a full-size segment (timestamps)
 
 
 @dataclass
 class Measurement:
     link: str
     metric: str          # rtt_ms | throughput_mbit
-    configured: float
-    measured: float
+    configured: float    # twice the one-way delay (ms) | the bandwidth (Mbit/s)
+    measured: float      # what ping (median) or iperf3 (receiver) measured
     tolerance: float
     ok: bool
     detail: str = ""
+    expected: float = None     # what the measurement should show: configured, its TCP goodput,
+    #                            or the emulator's floor (base RTT) for a faster link
+    base_ms: float = None      # the base RTT of the switch path (RTT only)
 
     def to_dict(self):
         return asdict(self)
 
 
-def judge(link, metric, configured, measured, detail=""):
-    """A Measurement with its tolerance and verdict."""
+def judge(link, metric, configured, measured, detail="", base_ms=None):
+    """A Measurement with its tolerance and verdict.
+
+    base_ms: the base RTT of the switch path; a link configured below it cannot be emulated
+    faster, so it is judged against that floor."""
     if metric == "rtt_ms":
-        tolerance = max(RTT_REL * configured, RTT_ABS_MS)
+        expected = max(configured, base_ms or 0.0)
+        tolerance = max(RTT_REL * expected, RTT_ABS_MS)
     else:
-        tolerance = BW_REL * configured
-    ok = measured is not None and abs(measured - configured) <= tolerance
-    return Measurement(link, metric, configured, measured, tolerance, ok, detail)
+        expected = configured * TCP_GOODPUT
+        tolerance = BW_REL * expected
+    ok = measured is not None and abs(measured - expected) <= tolerance
+    return Measurement(link, metric, configured, measured, tolerance, ok, detail,
+                       round(expected, 3), base_ms)
 
 
 def endpoints(topo, link):
@@ -57,33 +70,20 @@ def measure_link(lab, link, pings=40, interval=0.05, seconds=3.0, run_dir=None):
     if fabric.path(topo, tree, link.a, link.b) != [link.name]:
         raise LabError(f"cannot steer traffic over link {link.name} alone")
     src, dst = endpoints(topo, link)
+    base = (getattr(lab, "base_rtt", None) or {}).get("rtt_ms")
     if traffic.wait_reachable(lab, src.name, dst.ip.ip) is None:
-        return [judge(link.name, "rtt_ms", 2 * link.delay_ms, None, "unreachable")], []
+        return [judge(link.name, "rtt_ms", 2 * link.delay_ms, None, "unreachable", base)], []
     sent, received, samples = traffic.ping(lab, src.name, dst.ip.ip, pings, interval)
     rtts = [rtt for _, rtt in samples]
     detail = f"{src.name}->{dst.name}, {received}/{sent} replies"
     results = [judge(link.name, "rtt_ms", 2 * link.delay_ms,
-                     statistics.median(rtts) if rtts else None, detail)]
+                     statistics.median(rtts) if rtts else None, detail, base)]
     if link.bw:
         save = run_dir / f"iperf3-{link.name}.json" if run_dir else None
         report = traffic.iperf3(lab, src.name, dst.name, dst.ip.ip, seconds, save_to=save)
         results.append(judge(link.name, "throughput_mbit", link.bw, report["received_mbit"],
                              f"{src.name}->{dst.name}, {report['retransmits']} retransmits"))
     return results, samples
-
-
-def base_rtt(lab, pings=20, interval=0.05):
-    """Median RTT between two hosts on the same switch: the emulation's own cost, no shaped link.
-
-    Returns (switch, rtt_ms) for the first switch with two hosts, or None."""
-    for switch in lab.topo.switches:
-        hosts = lab.topo.hosts_at(switch.name)
-        if len(hosts) >= 2:
-            traffic.wait_reachable(lab, hosts[0].name, hosts[1].ip.ip)
-            rtts = [r for _, r in traffic.ping(lab, hosts[0].name, hosts[1].ip.ip, pings, interval)[2]]
-            if rtts:
-                return switch.name, statistics.median(rtts)
-    return None
 
 
 def all_pairs(lab, wait=10.0):

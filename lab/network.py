@@ -52,6 +52,7 @@ class LabNetwork:
         self.extra_ports = {}         # switch -> port numbers added after the build (moves)
         self.services = {}            # (server, port) -> Popen of its service
         self.moved = {}               # host -> the switch it was moved to
+        self.delays = {}              # link -> the one-way delay its delay element adds now
         self.sync_link = self.firewall_sync_link()
 
     # ------------------------------------------------------------------------------ build
@@ -146,6 +147,47 @@ class LabNetwork:
         self.start_delaylines()
         self.shape_links()
         self.use_links(())
+        self.calibrate_delays()
+
+    def calibrate_delays(self, pings=20, interval=0.02):
+        """Take the emulation's own path cost off every link's delay element.
+
+        Once per run: one link's delay element is set to zero, the round trip between a host
+        behind each of its ends is measured (switches, veths, the delay element itself: the
+        base RTT of the switch path), and every delay element then adds its configured
+        one-way delay less half of that, so the RTT a user measures across a link is twice its
+        configured delay. Sets self.base_rtt = {link, rtt_ms, compensation_ms} (None when no
+        link has a delay element with hosts at both ends)."""
+        self.base_rtt = None
+        candidates = sorted((l for l in self.topo.links if l.impaired and l.delay_ms > 0
+                             and self.topo.hosts_at(l.a) and self.topo.hosts_at(l.b)),
+                            key=lambda l: (bool(l.jitter_ms or l.loss), l.kind != "dci", l.name))
+        if not candidates:
+            return None
+        link = candidates[0]
+        self.set_link_delay(link.name, 0.0)
+        try:
+            tree = self.use_links({link.name})
+            if fabric.path(self.topo, tree, link.a, link.b) != [link.name]:
+                return None
+            src, dst = self.topo.hosts_at(link.a)[0], self.topo.hosts_at(link.b)[0]
+            if traffic.wait_reachable(self, src.name, dst.ip.ip) is None:
+                raise LabError(f"{src.name} cannot reach {dst.name} over link {link.name} on the "
+                               "static fabric; the lab did not come up")
+            rtts = [r for _, r in traffic.ping(self, src.name, dst.ip.ip, pings, interval)[2]]
+        finally:
+            self.set_link_delay(link.name, link.delay_ms)
+            self.use_links(())
+        if not rtts:
+            return None
+        rtts.sort()
+        base = rtts[len(rtts) // 2]
+        for other in self.topo.links:
+            if other.impaired:
+                self.set_link_delay(other.name, shaping.compensated_delay(other.delay_ms, base / 2))
+        self.base_rtt = {"link": link.name, "rtt_ms": round(base, 3),
+                         "compensation_ms": round(base / 2, 3)}
+        return self.base_rtt
 
     def middle_nodes(self, link):
         """Nodes a link passes through from end a to end b: firewall and/or delay line."""
@@ -235,7 +277,8 @@ class LabNetwork:
             self.node_run(link.name, ["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"])
             for intf in (ia, ib):
                 self.node_run(link.name, ["ip", "link", "set", intf, "up"])
-            argv = shaping.delayline_argv(link, ia, ib, self.seed + n, logs / f"{link.name}.json")
+            argv = shaping.delayline_argv(link, ia, ib, self.seed + n, logs / f"{link.name}.json",
+                                          logs / f"{link.name}.control")
             proc = self.popen(link.name, argv, f"delay line {link.name}",
                               stdout=subprocess.PIPE, stderr=logs / f"{link.name}.log")
             self.delaylines[link.name] = proc
@@ -253,6 +296,28 @@ class LabNetwork:
                 sh.run(first, check=False)               # delete whatever qdisc was there
                 for argv in rest:
                     sh.run(argv)
+
+    def set_link_delay(self, name, delay_ms):
+        """Change the one-way delay a link's delay element adds (both directions), at once."""
+        link = self.topo.link(name)
+        if name in self.delaylines:
+            control = self.run_dir / "delayline" / f"{name}.control"
+            control.write_text(f"{delay_ms:g}\n")
+            proc = self.delaylines[name]
+            proc.send_signal(signal.SIGHUP)
+            line = proc.stdout.readline().strip()
+            if not line.startswith("delay "):
+                raise LabError(f"delay line of link {name} did not take its new delay ({line!r}): "
+                               f"see {self.run_dir / 'delayline' / (name + '.log')}")
+        elif self.platform.delay_method == "netem" and link.impaired:
+            shaped = dataclasses.replace(link, delay_ms=delay_ms)
+            for end in link.ends:
+                first, *rest = shaping.egress_cmds(self.topo.port_to(end, name).intf, shaped,
+                                                   "netem")
+                sh.run(first, check=False)
+                for argv in rest:
+                    sh.run(argv)
+        self.delays[name] = delay_ms
 
     # --------------------------------------------------------------------------- fabric
 
@@ -368,6 +433,7 @@ class LabNetwork:
             self.delaylines[name].send_signal(signal.SIGUSR1 if on else signal.SIGUSR2)
         elif self.platform.delay_method == "netem":
             shaped = dataclasses.replace(link, loss=100.0) if on else link
+            shaped = dataclasses.replace(shaped, delay_ms=self.delays.get(name, link.delay_ms))
             for end in link.ends:
                 first, *rest = shaping.egress_cmds(self.topo.port_to(end, name).intf, shaped, "netem")
                 sh.run(first, check=False)

@@ -67,9 +67,17 @@ def offload_cmds(intf):
     return [["ethtool", "-K", intf, "tx", "off"]]
 
 
-def delayline_argv(link, intf_a, intf_b, seed, stats_path, python=sys.executable):
+def delayline_argv(link, intf_a, intf_b, seed, stats_path, control_path=None,
+                   python=sys.executable):
     """The userspace delay line's command line for `link` between two interfaces."""
-    return [python, "-m", "lab.delayline", "--a", intf_a, "--b", intf_b,
+    argv = [python, "-m", "lab.delayline", "--a", intf_a, "--b", intf_b,
             "--delay-ms", f"{link.delay_ms:g}", "--jitter-ms", f"{link.jitter_ms:g}",
             "--loss", f"{link.loss:g}", "--limit", str(link.queue + in_flight_packets(link)),
             "--seed", str(seed), "--stats", str(stats_path)]
+    return argv + (["--control", str(control_path)] if control_path else [])
+
+
+def compensated_delay(delay_ms, compensation_ms):
+    """The delay to configure so the path (whose own one-way cost is `compensation_ms`) adds up
+    to `delay_ms`: never below zero (a link faster than the emulator's floor stays at it)."""
+    return max(0.0, delay_ms - compensation_ms)

@@ -50,14 +50,30 @@ def test_iperf3_client_argv():
 
 
 @pytest.mark.parametrize("configured, measured, ok", [
-    (4.0, 4.99, True), (4.0, 5.01, False), (4.0, 3.0, True),      # ±1 ms floor
-    (20.0, 22.9, True), (20.0, 23.1, False), (20.0, 16.9, False),  # ±15 %
+    (4.0, 4.19, True), (4.0, 4.21, False), (4.0, 3.81, True), (4.0, 3.79, False),  # ±0.2 ms
+    (20.0, 20.99, True), (20.0, 21.01, False), (20.0, 18.99, False),                # ±5 %
+    (4.0, 2.0, False),         # a 2 ms edge link delayed in one direction only: caught
+    (4.0, None, False),
 ])
-def test_rtt_judged_within_15_percent_or_1_ms(configured, measured, ok):
+def test_rtt_judged_within_5_percent_or_0_2_ms(configured, measured, ok):
     assert fidelity.judge("l", "rtt_ms", configured, measured).ok is ok
 
 
+def test_a_link_faster_than_the_emulators_floor_is_judged_against_the_base_rtt():
+    m = fidelity.judge("l", "rtt_ms", 0.2, 0.55, base_ms=0.5)
+    assert m.ok and m.expected == 0.5 and m.base_ms == 0.5
+    assert not fidelity.judge("l", "rtt_ms", 0.2, 0.9, base_ms=0.5).ok
+
+
 @pytest.mark.parametrize("configured, measured, ok", [
-    (100, 86, True), (100, 84, False), (100, 114, True), (100, 116, False), (50, None, False)])
-def test_throughput_judged_within_15_percent(configured, measured, ok):
-    assert fidelity.judge("l", "throughput_mbit", configured, measured).ok is ok
+    (100, 95.64, True), (100, 91.0, True), (100, 90.8, False), (100, 100.4, True),
+    (100, 100.5, False), (50, 47.8, True), (50, 45.0, False), (50, None, False)])
+def test_throughput_judged_within_5_percent_of_tcp_goodput(configured, measured, ok):
+    m = fidelity.judge("l", "throughput_mbit", configured, measured)
+    assert m.ok is ok and m.expected == pytest.approx(configured * 1448 / 1514, abs=0.001)
+
+
+def test_the_delay_element_is_set_to_the_delay_less_the_path_cost():
+    from lab import shaping
+    assert shaping.compensated_delay(2.0, 0.3) == pytest.approx(1.7)
+    assert shaping.compensated_delay(0.1, 0.3) == 0.0
