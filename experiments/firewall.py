@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 
-from lab import fwprobes, plots
+from lab import firewall, fwprobes, plots
 from lab.controller import GATEWAY_MAC, intent_for
 from lab.errors import LabError
 from lab.experiment import Summary
@@ -113,12 +113,15 @@ def sync_lags(events_a, events_b):
     return [round(1000 * (b[k] - a[k]), 3) for k in a if k in b and b[k] >= a[k]]
 
 
-def probe_suite(lab, run_dir, tag, client, server, spoof):
-    """Run every firewall probe from client toward server; returns the names that leaked."""
+def probe_suite(lab, run_dir, tag, client, server, spoof, fw):
+    """Run every firewall probe from client toward server through firewall node `fw`; returns
+    the names that leaked: those seen leaving the firewall on its site side (a probe aimed at a
+    BFD port would be taken by the switch's own BFD before any server could see it)."""
     out = run_dir / f"leaks-{tag}.json"
-    watcher = lab.popen(server.name, [sys.executable, "-m", "lab.fwprobes", "watch", "--intf",
-                                      server.intf, "--out", out], f"probe watcher {tag}",
-                        stdout=subprocess.PIPE)
+    link = dict(lab.topo.firewalls)[fw]
+    watcher = lab.popen(fw, [sys.executable, "-m", "lab.fwprobes", "watch", "--intf",
+                             firewall.inside_intf(fw, link), "--out", out],
+                        f"probe watcher {tag}", stdout=subprocess.PIPE)
     watcher.stdout.readline()
     lab.node_run(client.name, [sys.executable, "-m", "lab.fwprobes", "send", "--intf", client.intf,
                                "--src-mac", client.mac, "--src-ip", str(client.ip.ip),
@@ -130,7 +133,18 @@ def probe_suite(lab, run_dir, tag, client, server, spoof):
     return json.loads(out.read_text())
 
 
-def one_remedy(ctx, remedy, n):
+def probe_control(lab, run_dir, client, server, spoof, fw):
+    """The probe suite through accept-all firewalls: every probe must arrive, or the suite
+    could not have seen it leak. Returns the probes that did not arrive."""
+    lab.start_firewalls(accept_all=True)
+    try:
+        arrived = probe_suite(lab, run_dir, "control", client, server, spoof, fw)
+    finally:
+        lab.start_firewalls()
+    return [name for name, _ in fwprobes.PROBES if name not in arrived]
+
+
+def one_remedy(ctx, remedy, n, control=False):
     run_dir = ctx.run_dir / remedy
     run_dir.mkdir()
     sub = dataclasses.replace(ctx, run_dir=run_dir)
@@ -161,7 +175,12 @@ def one_remedy(ctx, remedy, n):
         time.sleep(0.2)
         client = topo.clients[0]
         spoof = far.ip.network.network_address + 99          # an address of the other site
-        result["leaks"] = {"before": probe_suite(lab, run_dir, "before", client, near, spoof)}
+        if control:
+            result["probe_control_missing"] = probe_control(lab, run_dir, client, near, spoof, fw1)
+            log(f"[{remedy}] probe suite positive control (accept-all firewalls): "
+                + (f"{', '.join(result['probe_control_missing'])} did not arrive"
+                   if result["probe_control_missing"] else "every probe arrived"))
+        result["leaks"] = {"before": probe_suite(lab, run_dir, "before", client, near, spoof, fw1)}
         log(f"[{remedy}] probe suite through {fw1}: "
             f"{', '.join(result['leaks']['before']) or 'no leaks'}")
         log(f"[{remedy}] phase 1: {n} sessions per client to {far.name} (in by {fw1}, "
@@ -200,7 +219,7 @@ def one_remedy(ctx, remedy, n):
                               "reasons": sorted({s["reason"] for r in fail.values()
                                                  for s in r["sessions"] if s["reason"]})}
         log(f"[{remedy}]   survived {survived}/{est}")
-        result["leaks"]["after_failover"] = probe_suite(lab, run_dir, "after", client, near, spoof)
+        result["leaks"]["after_failover"] = probe_suite(lab, run_dir, "after", client, near, spoof, fw2)
         log(f"[{remedy}] probe suite through {fw2} after the failover: "
             f"{', '.join(result['leaks']['after_failover']) or 'no leaks'}")
         result["counters"] = {fw: lab.firewall_counters(fw) for fw in (fw1, fw2)}
@@ -212,8 +231,11 @@ def run(ctx):
     validate(ctx.options, topo)
     remedies = ctx.options.get("remedies", ",".join(REMEDIES)).split(",")
     n = ctx.options.get("sessions") or (3 if ctx.options.get("quick") else 10)
-    results = [one_remedy(ctx, remedy, n) for remedy in remedies]
+    results = [one_remedy(ctx, remedy, n, control=i == 0) for i, remedy in enumerate(remedies)]
+    missing = results[0].get("probe_control_missing", [])
     write_json(ctx.run_dir / "metrics.json", {"topology": topo.name, "sessions_per_client": n,
+                                              "probe_control": {"probes": len(fwprobes.PROBES),
+                                                                "missing": missing},
                                               "remedies": results})
     plots.plot_run(ctx.run_dir)
     rows = []
@@ -234,6 +256,8 @@ def run(ctx):
                 for r in results}
     text = "\n".join([
         "routing hot-potato: sessions to dc2 enter by dc1-fw and their replies leave by dc2-fw",
+        f"probe suite positive control: {len(fwprobes.PROBES) - len(missing)}/"
+        f"{len(fwprobes.PROBES)} probes arrived through accept-all firewalls",
         format_table(["remedy", "established (asymmetric)", "survived failover",
                       "firewall drops invalid/denied", "sync lag p50 ms", "probes leaked"], rows),
         "",
@@ -246,4 +270,6 @@ def run(ctx):
     expected_secure = {"none", "symmetric", "sync"}
     problems = [f"remedy {remedy} leaked {', '.join(leaks)}" for remedy, leaks in weakened.items()
                 if leaks and remedy in expected_secure]
+    problems += [f"probe suite positive control: {name} did not arrive through accept-all "
+                 "firewalls, so the suite cannot tell whether it leaks" for name in missing]
     return Summary(text, ok=not problems, problems=problems)

@@ -3,13 +3,16 @@
 A firewall is a transparent bridge in its own namespace on a site's client-edge link
 (``edge ... [dc1-fw] ... dc1``). Bridged IPv4 goes through the inet family's forward hook
 (br_netfilter), so conntrack sees every session that crosses it. LLDP is forwarded (the
-controller still discovers the link through it) and BFD passes statelessly.
+controller still discovers the link through it) and BFD passes statelessly, but only BFD as
+Open vSwitch sends it (from 169.254.1.1 to 169.254.1.0, TTL 255, UDP from an ephemeral port to
+3784) and only after the anti-spoofing rule.
 """
 
 BRIDGE = "fw-br"
 TABLE = "activelab_fw"
 LLDP_FORWARD_MASK = "0x4000"        # bridge group_fwd_mask bit for 01:80:c2:00:00:0e
-BFD_PORTS = (3784, 4784)
+BFD_PORT = 3784                     # single-hop BFD (RFC 5881); OVS sends no multihop (4784)
+BFD_SRC, BFD_DST = "169.254.1.1", "169.254.1.0"     # Open vSwitch's defaults (bfd_src_ip/dst_ip)
 
 
 def protected_addresses(topo):
@@ -29,7 +32,12 @@ def outside_intf(name, link):
     return f"{name}-eth0" if link.firewall == link.b else f"{name}-eth1"
 
 
-def ruleset(topo, outside, midstream=False):
+def inside_intf(name, link):
+    """The firewall node's interface toward its site: what passes the firewall leaves here."""
+    return f"{name}-eth1" if link.firewall == link.b else f"{name}-eth0"
+
+
+def ruleset(topo, outside, midstream=False, accept_all=False):
     """The nftables ruleset (text for `nft -f -`) of one site firewall.
 
     Args:
@@ -40,6 +48,8 @@ def ruleset(topo, outside, midstream=False):
             TCP packet to an allowed port, not only a SYN). It keeps sessions alive through a
             failover without sync, and lets out-of-state packets through: the probe suite
             names them.
+        accept_all: a firewall that lets everything through (counters only): the probe suite's
+            positive control, in which every probe must arrive.
     """
     policy = topo.firewall
     syn_only = "" if midstream else "tcp flags & (syn | ack) == syn "
@@ -60,10 +70,17 @@ def ruleset(topo, outside, midstream=False):
         "  counter invalid { }",
         "  counter spoofed { }",
         "  chain forward {",
+    ]
+    if accept_all:
+        return "\n".join(lines + ["    type filter hook forward priority filter; policy accept;",
+                                  "    counter name allowed_new accept", "  }", "}", ""])
+    lines += [
         "    type filter hook forward priority filter; policy drop;",
-        f"    udp dport {{ {', '.join(map(str, BFD_PORTS))} }} accept comment \"BFD between the switches\"",
         f"    meta mark {OUTSIDE_MARK} ip saddr @protected counter name spoofed drop "
         "comment \"a site address arriving from the client side\"",
+        f"    ip saddr {BFD_SRC} ip daddr {BFD_DST} ip ttl 255 udp sport 49152-65535 "
+        f"udp dport {BFD_PORT} accept comment \"BFD between the switches, as Open vSwitch "
+        "sends it\"",
         "    ct state established,related accept",
         "    ct state invalid counter name invalid drop comment \"no state for it: dropped\"",
         f"    meta mark != {OUTSIDE_MARK} ip saddr @protected ct state new counter name allowed_new "
@@ -94,6 +111,10 @@ def node_setup_cmds(intf_a, intf_b, strict=True):
         ["ip", "link", "add", BRIDGE, "type", "bridge", "group_fwd_mask", LLDP_FORWARD_MASK],
         ["ip", "link", "set", intf_a, "master", BRIDGE],
         ["ip", "link", "set", intf_b, "master", BRIDGE],
+        # a bump in the wire: it forwards every frame to its other port and never learns MAC
+        # addresses (the anycast gateway's MAC is seen on both sides of it)
+        ["ip", "link", "set", intf_a, "type", "bridge_slave", "learning", "off"],
+        ["ip", "link", "set", intf_b, "type", "bridge_slave", "learning", "off"],
         ["ip", "link", "set", intf_a, "up"],
         ["ip", "link", "set", intf_b, "up"],
         ["ip", "link", "set", BRIDGE, "up"],

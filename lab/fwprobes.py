@@ -30,6 +30,10 @@ PROBES = (
     ("spoofed-site-source", "SYN from a site address, arriving from the client side"),
     ("icmp-timestamp", "ICMP timestamp request"),
     ("icmp-echo-reply", "unsolicited ICMP echo reply"),
+    ("bfd-port-from-client", "UDP from a client to the BFD port 3784 of a server"),
+    ("bfd-multihop-port", "UDP from a client to the multihop BFD port 4784 of a server"),
+    ("bfd-imitation-to-server", "a packet shaped like Open vSwitch's BFD (169.254.1.1, TTL 255, "
+                                "to port 3784) but addressed to a server"),
     ("midstream-out-of-window", "data injected into a live session, sequence number 50 MB "
                                 "outside its window"),
 )
@@ -40,8 +44,9 @@ def marker(name):
 
 
 def watch(args):
-    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
-    sock.bind((args.intf, 0))
+    # ETH_P_ALL: frames a bridge sends out of this interface are only given to such taps
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+    sock.bind((args.intf, 0x0003))
     sock.settimeout(0.2)
     seen, stop = set(), {"now": False}
     signal.signal(signal.SIGTERM, lambda s, f: stop.update(now=True))
@@ -51,7 +56,7 @@ def watch(args):
             frame = sock.recv(2048)
         except (socket.timeout, InterruptedError):
             continue
-        if len(frame) >= 34:
+        if len(frame) >= 34 and frame[12:14] == b"\x08\x00":
             ident = struct.unpack("!H", frame[18:20])[0]
             if MARKER <= ident < MARKER + len(PROBES):
                 seen.add(PROBES[ident - MARKER][0])
@@ -123,6 +128,11 @@ def send(args):
         ip("spoofed-site-source", src=args.spoof_ip) / TCP(sport=61009, dport=port, flags="S"),
         ip("icmp-timestamp") / ICMP(type=13),
         ip("icmp-echo-reply") / ICMP(type=0, id=7, seq=1),
+        ip("bfd-port-from-client") / UDP(sport=49200, dport=3784) / b"probe",
+        ip("bfd-multihop-port") / UDP(sport=49201, dport=4784) / b"probe",
+        (Ether(src=args.src_mac, dst=args.gw_mac)
+         / IP(src="169.254.1.1", dst=args.dst_ip, ttl=255, id=marker("bfd-imitation-to-server"))
+         / UDP(sport=49202, dport=3784) / (b"\x20\x40\x03\x18" + b"\0" * 20)),
     ]
     conn, sport, ours, theirs = handshake_numbers(args.intf, args.dst_ip, port)
     packets.append(ip("midstream-out-of-window") / TCP(sport=sport, dport=port, flags="PA",

@@ -214,9 +214,10 @@ class LabNetwork:
         self.net.addLink(prev[0], self.nodes[link.b], cls=Link, port1=prev[2], port2=pb.number,
                          intfName1=prev[1], intfName2=pb.intf)
 
-    def start_firewalls(self, midstream=False):
+    def start_firewalls(self, midstream=False, accept_all=False):
         """Each firewall node: a bridge through nftables + conntrack, with the topology's policy
-        (midstream: loose TCP pickup, see lab/firewall.py). Safe to call again to change it."""
+        (midstream: loose TCP pickup; accept_all: the probe suite's positive control; see
+        lab/firewall.py). Safe to call again to change it."""
         for index, (name, link) in enumerate(self.topo.firewalls, start=1):
             configured = self.node_run(name, ["ip", "link", "show", firewall.BRIDGE],
                                        check=False).returncode == 0
@@ -224,7 +225,9 @@ class LabNetwork:
                                                  strict=not midstream):
                 if not (configured and argv[:2] == ["ip", "link"]):
                     self.node_run(name, argv)
-            rules = firewall.ruleset(self.topo, firewall.outside_intf(name, link), midstream)
+            rules = firewall.ruleset(self.topo, firewall.outside_intf(name, link), midstream,
+                                     accept_all)
+            self.node_run(name, ["nft", "flush", "ruleset"])
             self.node_run(name, ["nft", "-f", "-"], stdin=rules)
             if self.sync_link is not None and not configured:
                 intf = firewall.sync_intf(name)

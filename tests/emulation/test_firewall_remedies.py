@@ -50,3 +50,11 @@ def test_firewall_run_draws_its_plot_and_leaves_nothing(remedies):
     png = run_dir / "firewall.png"
     assert png.read_bytes()[:4] == b"\x89PNG" and png.stat().st_size > 10000
     assert lab_leftovers("dual-active-fw", run_dir) == []
+
+
+def test_the_probe_suite_positive_control_sees_every_probe(remedies):
+    import json
+    _, run_dir = remedies
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["probe_control"]["probes"] >= 15
+    assert metrics["probe_control"]["missing"] == []

@@ -36,6 +36,21 @@ def test_ruleset_allows_exactly_the_policy_from_clients_and_is_stateful(topo):
     assert "meta mark != 0x1 ip saddr @protected ct state new" in rules
 
 
+def test_bfd_passes_only_as_open_vswitch_sends_it_and_after_anti_spoofing(topo):
+    rules = firewall.ruleset(topo, "dc1-fw-eth0")
+    bfd = next(line for line in rules.splitlines() if "3784" in line)
+    assert ("ip saddr 169.254.1.1 ip daddr 169.254.1.0 ip ttl 255 udp sport 49152-65535 "
+            "udp dport 3784 accept") in bfd
+    assert "4784" not in rules
+    assert rules.index("counter name spoofed drop") < rules.index("udp dport 3784")
+    assert not any("udp dport {" in line and "3784" in line for line in rules.splitlines())
+
+
+def test_the_positive_control_firewall_accepts_everything(topo):
+    rules = firewall.ruleset(topo, "dc1-fw-eth0", accept_all=True)
+    assert "policy accept;" in rules and " drop" not in rules
+
+
 def test_loose_midstream_pickup_drops_the_syn_only_condition(topo):
     strict, loose = firewall.ruleset(topo, "x"), firewall.ruleset(topo, "x", midstream=True)
     assert "tcp flags & (syn | ack) == syn" in strict and "tcp flags" not in loose
@@ -48,9 +63,10 @@ def test_outside_is_the_interface_toward_the_client_edge(topo):
     assert (link.a, link.b) == ("edge", "dc1") and firewall.outside_intf(name, link) == "dc1-fw-eth0"
 
 
-def test_ruleset_is_valid_nftables(topo, tmp_path):
+@pytest.mark.parametrize("variant", [{}, {"midstream": True}, {"accept_all": True}])
+def test_ruleset_is_valid_nftables(topo, tmp_path, variant):
     path = tmp_path / "rules.nft"
-    path.write_text(firewall.ruleset(topo, "dc1-fw-eth0"))
+    path.write_text(firewall.ruleset(topo, "dc1-fw-eth0", **variant))
     proc = subprocess.run(["nft", "-c", "-f", str(path)], capture_output=True, text=True)
     if proc.returncode != 0 and "Operation not permitted" in proc.stderr:
         pytest.skip("nft -c needs CAP_NET_ADMIN")
