@@ -41,19 +41,60 @@ def check_lab1(path=None, results=None):
     return problems
 
 
+def lab3_run_problem(run):
+    """Why a run folder is not one of lab 3's runs (None when it is): the lab's experiment,
+    topology and fault timeline, the controller in the mode it says, raw probe samples, and
+    every fault recovered."""
+    from experiments.dual_active import FAULTS, QUICK_FAULTS
+    from lab.faults import parse_faults
+    try:
+        params = json.loads((run / "params.json").read_text())
+        metrics = json.loads((run / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return "not a finished run (no params.json and metrics.json)"
+    options = params.get("options") or {}
+    if params.get("experiment") != "dual-active":
+        return "not a dual-active run"
+    if (params.get("topology") or {}).get("name") != "dual-active" or \
+            metrics.get("topology") != "dual-active":
+        return "not on the dual-active topology"
+    mode = options.get("mode")
+    if (metrics.get("controller") or {}).get("mode") != mode:
+        return "its metrics do not show the controller in the mode it was started with"
+    topo = load_topology("dual-active")
+    timelines = {tuple(str(f) for f in parse_faults(text, topo)) for text in (FAULTS, QUICK_FAULTS)}
+    faults = metrics.get("faults") or []
+    if options.get("faults") or tuple(f.get("fault") for f in faults) not in timelines:
+        return "not the lab's fault timeline (run it without --faults)"
+    not_recovered = [f.get("fault") for f in faults if f.get("recovered") is not True]
+    if not_recovered:
+        return f"traffic did not recover from {', '.join(not_recovered)}"
+    try:
+        with open(run / "probes.csv") as fh:
+            if sum(1 for _ in zip(range(2), fh)) < 2:
+                return "no probe samples in probes.csv"
+    except OSError:
+        return "no probes.csv (raw probe samples)"
+    return None
+
+
 def check_lab3(path=None, results=None):
-    """A finished dual-active run in each failover mode."""
+    """A finished dual-active run of the lab's timeline in each failover mode, all recovered."""
     root = Path(results or Path(__file__).resolve().parent.parent / "results") / "dual-active"
-    modes = set()
+    modes, rejected = set(), {}
     for run in sorted(root.glob("*")) if root.is_dir() else []:
+        problem = lab3_run_problem(run)
+        mode = None
         try:
-            params = json.loads((run / "params.json").read_text())
-            metrics = json.loads((run / "metrics.json").read_text())
-        except (OSError, ValueError):
-            continue
-        if metrics.get("faults"):
-            modes.add(params.get("options", {}).get("mode"))
+            mode = json.loads((run / "params.json").read_text()).get("options", {}).get("mode")
+        except (OSError, ValueError, AttributeError):
+            pass
+        if problem is None:
+            modes.add(mode)
+        else:
+            rejected.setdefault(mode, f"{run.name}: {problem}")
     return [f"no finished dual-active run with --mode {mode} in {root}"
+            + (f" (not counted: {rejected[mode]})" if mode in rejected else "")
             for mode in ("protection", "restoration") if mode not in modes]
 
 

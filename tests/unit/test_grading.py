@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from lab import grading
 
 REPO = Path(__file__).resolve().parents[2]
@@ -35,20 +37,56 @@ def test_lab1_wrong_or_missing(tmp_path):
     assert grading.check_lab1(None) == ["give your topology file: --file FILE"]
 
 
-def write_run(root, name, mode, finished=True):
+QUICK = ["cut dci-a", "heal dci-a", "gray dci-a", "ungray dci-a"]
+
+
+def write_run(root, name, mode, finished=True, experiment="dual-active", topology="dual-active",
+              faults=QUICK, recovered=True, metrics_mode=None, samples=True, options=None):
     run = root / "dual-active" / name
     run.mkdir(parents=True)
-    (run / "params.json").write_text(json.dumps({"options": {"mode": mode}}))
-    (run / "metrics.json").write_text(json.dumps({"faults": [{"fault": "cut dci-a"}]} if finished
-                                                 else {}))
+    (run / "params.json").write_text(json.dumps({
+        "experiment": experiment, "options": dict({"mode": mode, "faults": None}, **(options or {})),
+        "topology": {"name": topology}}))
+    metrics = {"topology": topology, "controller": {"mode": metrics_mode or mode},
+               "faults": [{"fault": f, "recovered": recovered} for f in faults]}
+    (run / "metrics.json").write_text(json.dumps(metrics if finished else {}))
+    if samples:
+        (run / "probes.csv").write_text("stream,seq,sent,received,host\n1,0,1.0,1.002,dc1-srv1\n")
+    return run
 
 
 def test_lab3_needs_a_finished_run_in_each_mode(tmp_path):
     write_run(tmp_path, "a", "protection")
     write_run(tmp_path, "b", "restoration", finished=False)
-    assert grading.check_lab3(results=tmp_path) == [
-        f"no finished dual-active run with --mode restoration in {tmp_path / 'dual-active'}"]
+    problems = grading.check_lab3(results=tmp_path)
+    assert len(problems) == 1 and problems[0].startswith(
+        f"no finished dual-active run with --mode restoration in {tmp_path / 'dual-active'}")
     write_run(tmp_path, "c", "restoration")
+    assert grading.check_lab3(results=tmp_path) == []
+
+
+@pytest.mark.parametrize("bad, why", [
+    ({"faults": ["cut dci-a"]}, "fault timeline"),
+    ({"options": {"faults": "2s cut dci-a; 4s heal dci-a; 7s gray dci-a; 9s ungray dci-a"}},
+     "fault timeline"),
+    ({"recovered": False}, "did not recover"),
+    ({"metrics_mode": "protection"}, "mode"),
+    ({"topology": "two-region"}, "topology"),
+    ({"experiment": "gslb"}, "dual-active run"),
+    ({"samples": False}, "probes.csv"),
+    ({"faults": []}, "fault timeline"),
+])
+def test_lab3_counts_only_the_labs_own_runs(tmp_path, bad, why):
+    write_run(tmp_path, "a", "protection")
+    write_run(tmp_path, "b", "restoration", **bad)
+    problems = grading.check_lab3(results=tmp_path)
+    assert len(problems) == 1 and "restoration" in problems[0] and why in problems[0], problems
+
+
+def test_lab3_accepts_the_full_default_timeline_too(tmp_path):
+    full = ["cut dci-a", "heal dci-a", "gray dci-a", "ungray dci-a", "power-off dc1", "power-on dc1"]
+    write_run(tmp_path, "a", "protection", faults=full)
+    write_run(tmp_path, "b", "restoration")
     assert grading.check_lab3(results=tmp_path) == []
 
 
