@@ -23,6 +23,7 @@ from controllers.ofmsg import CONTROLLER, TABLE, Flow, Group, PacketOut
 
 LOG = logging.getLogger("activelab")
 TICK = 0.05                 # seconds between timer runs (LLDP, health checks, status file)
+STARVED_S = 0.25            # a timer run this late means the controller was starved of CPU
 MAX_REACTIONS = 200
 
 
@@ -178,10 +179,15 @@ class ActiveLabController(app_manager.OSKenApp):
     # -------------------------------------------------------------------------- timer
 
     def run_timer(self):
+        last = time.time()
         while True:
             now = time.time()
+            # starved (late by more than a health interval's share) or events still queued:
+            # health verdicts wait (see Fabric.tick)
+            backlog = not self.events.empty() or now - last > STARVED_S
+            last = now
             before = {n: h.up for n, h in self.fabric.health.items()}
-            msgs = self.fabric.tick(now)
+            msgs = self.fabric.tick(now, backlog=backlog)
             changed = {n: h.up for n, h in self.fabric.health.items() if before[n] != h.up}
             for name, up in changed.items():
                 LOG.info("server %s %s", name, "healthy" if up else "failed health checks")

@@ -30,6 +30,7 @@ from controllers.ofmsg import (CONTROLLER, T_CLASSIFY, T_FORWARD, T_ROUTE, TABLE
 ETH_IP, ETH_ARP, ETH_LLDP = 0x0800, 0x0806, 0x88CC
 HOP_COST_MS = 0.001            # breaks latency ties toward fewer hops
 VIP_COOKIE = 0x5650_0000       # cookie of a pinned VIP flow: VIP_COOKIE + server index
+HEALTH_MAX_DEFER = 4           # health intervals a busy controller may defer its checks
 HEALTH_PORT_BASE = 47000       # source port of the health check of server i: base + i
 GLEAN_INTERVAL = 1.0           # seconds between ARP searches for the same unknown address
 
@@ -220,6 +221,19 @@ class Fabric:
                         backup_port = backup[0]
                 routes[(src, dst)] = (port, backup_port)
         return routes
+
+    def backup_coverage(self, routes=None):
+        """Which ordered pairs of site switches have a loop-free alternate to fall back on.
+
+        Returns {pairs, covered, uncovered: [[from site, to site], ...]}: protection fails over
+        in the switch only for covered pairs; the others wait for the controller."""
+        routes = self.routes() if routes is None else routes
+        sites = {s.dpid: s.name for s in self.intent.switches if s.kind == "site"}
+        pairs = [(a, b) for a in sorted(sites) for b in sorted(sites)
+                 if a != b and (a, b) in routes]
+        uncovered = [[sites[a], sites[b]] for a, b in pairs if routes[(a, b)][1] is None]
+        return {"pairs": len(pairs), "covered": len(pairs) - len(uncovered),
+                "uncovered": uncovered}
 
     def kind(self, dpid):
         switch = self.intent.switch_by_dpid(dpid)
@@ -551,13 +565,24 @@ class Fabric:
 
     # --------------------------------------------------------------------------- timers
 
-    def tick(self, now):
+    def tick(self, now, backlog=False):
+        """Timer work: LLDP and health checks.
+
+        backlog: the controller has events it has not handled yet, or its timer ran late (it
+        was starved of CPU). A health check's answer may then be among the unhandled events,
+        so no verdict is taken and no new check sent this round: a server is declared down
+        only on its own failed checks, never because the controller was busy. A backlog
+        defers checks by at most HEALTH_MAX_DEFER intervals (a dead server is still found)."""
         msgs = []
         if self.last_lldp is None or now - self.last_lldp >= self.intent.lldp_interval:
             self.last_lldp = now
             for dpid in sorted(self.ports):
                 msgs += self.lldp_out(dpid)
-        if self.last_health is None or now - self.last_health >= self.intent.health_interval:
+        interval = self.intent.health_interval
+        due = self.last_health is None or now - self.last_health >= interval
+        deferred_too_long = self.last_health is not None and \
+            now - self.last_health >= HEALTH_MAX_DEFER * interval
+        if due and (not backlog or deferred_too_long):
             self.last_health = now
             msgs += self.health_check(now)
         return msgs
@@ -578,4 +603,5 @@ class Fabric:
             "hosts": {ip: [h.mac, h.dpid, h.port] for ip, h in sorted(self.hosts.items())},
             "servers": {h.name: h.up for h in self.health.values()},
             "pinned_flows": len(self.pinned),
+            "backup_coverage": self.backup_coverage(),
         }

@@ -296,6 +296,7 @@ def run(ctx):
                              "unreachable": unrouted},
             "vip_placement": placements,
             "links_discovered": len(status["links"]) if status else 0,
+            "backup_coverage": (status or {}).get("backup_coverage"),
             "hosts_located": len(status["hosts"]) if status else 0,
         },
     }
@@ -335,6 +336,7 @@ def run(ctx):
         f"controller ({ctx.options['mode']}): ready in {ready_s:.1f}s; through the anycast "
         f"gateway {len(routed_pairs) - len(unrouted)}/{len(routed_pairs)} host pairs reachable",
         format_table(["client", "service", "served by", "site", "expected", "verdict"], vip_rows),
+        coverage_line(ctx.options["mode"], (status or {}).get("backup_coverage")),
         "",
         f"probe streams ({rate:g}/s each): "
         + ", ".join(f"{s.name} {s.loss_pct:g}% lost, {s.reordered} reordered"
@@ -363,6 +365,19 @@ def run(ctx):
                  "figures are untrustworthy" for s in stats if not s.trustworthy]
     ok = not problems
     return Summary(text, ok=ok, problems=problems)
+
+
+def coverage_line(mode, coverage):
+    """What protection covers: site pairs with a loop-free alternate in the switches."""
+    if not coverage:
+        return "backup coverage: unknown (no controller status)"
+    text = (f"backup coverage: {coverage['covered']}/{coverage['pairs']} site pairs have a "
+            "loop-free alternate in the switches")
+    if coverage["uncovered"]:
+        text += ("; without one (they wait for the controller"
+                 + (", even in protection mode" if mode == "protection" else "") + "): "
+                 + ", ".join(f"{a}>{b}" for a, b in coverage["uncovered"]))
+    return text
 
 
 def _num(value):

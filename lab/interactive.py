@@ -22,6 +22,33 @@ from lab.controller import intent_for
 from lab.errors import LabError
 
 
+LINK_DEADLINE_S = 5.0      # how long fail/heal wait for the controller (BFD after a heal: ~1-2 s)
+
+
+def wait_link_seen(lab, name, up, timeout):
+    """True once the controller's status shows link `name` live (up) or not; False at timeout."""
+    link = lab.topo.link(name)
+    dpids = {s.name: s.dpid for s in lab.topo.switches}
+    ends = {(dpids[e], lab.topo.port_to(e, name).number) for e in link.ends}
+    deadline = time.monotonic() + timeout
+    while True:
+        status = lab.controller_status() or {"links": []}
+        if any({(a, pa), (b, pb)} == ends and live == up for a, pa, b, pb, live in status["links"]):
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+def link_report(name, up, seen, timeout):
+    """What fail/heal print: whether the controller saw the change before the deadline."""
+    done = "restored" if up else "cut"
+    if seen:
+        return f"{name} {done}; the controller sees it {'up' if up else 'down'}"
+    return (f"{name} {done}; the controller did NOT see it {'up' if up else 'down'} within "
+            f"{timeout:g} s (see controller.log in the run folder)")
+
+
 class LabCLI(CLI):
     """Mininet's CLI, aware of which nodes are lab hosts and which services exist."""
 
@@ -81,18 +108,8 @@ class LabCLI(CLI):
             return
         name = line.strip()
         self.lab.set_link(name, up=up)
-        link = self.lab.topo.link(name)
-        dpids = {s.name: s.dpid for s in self.lab.topo.switches}
-        ends = {(dpids[e], self.lab.topo.port_to(e, name).number) for e in link.ends}
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:       # until the controller has seen it (BFD: ~1-2 s)
-            status = self.lab.controller_status() or {"links": []}
-            if any({(a, pa), (b, pb)} == ends and live == up
-                   for a, pa, b, pb, live in status["links"]):
-                break
-            time.sleep(0.05)
-        print(f"{name} {'restored' if up else 'cut'}; the controller sees it "
-              f"{'up' if up else 'down'}")
+        print(link_report(name, up, wait_link_seen(self.lab, name, up, LINK_DEADLINE_S),
+                          LINK_DEADLINE_S))
 
     def do_flows(self, line):
         """flows SWITCH: the switch's flows and groups, without counters and durations."""

@@ -121,6 +121,8 @@ class FakeSwitch:
             pkt["ttl"] -= 1
             pkt.pop("raw", None)
         elif action[0] == "output":
+            if action[1] == in_port:           # Open vSwitch drops output to the input port
+                return []                      # (only the IN_PORT pseudo-port sends it back)
             return [(action[1], dict(pkt))]
         elif action[0] == "group":
             for watch, actions in self.groups[action[1]]:

@@ -184,3 +184,19 @@ def test_compare_designs_honours_the_dci_overrides():
     topo = designs.design_topology("dual-active", {"dci_delay": "7ms", "dci_bw": 30.0})
     assert {l.delay_ms for l in topo.dci_links} == {7.0}
     assert {l.bw for l in topo.dci_links} == {30.0}
+
+
+def test_fail_and_heal_say_so_when_the_controller_did_not_see_the_change():
+    from types import SimpleNamespace
+    from lab import interactive
+    from lab.topology import load_topology
+    topo = load_topology("dual-active")
+    link = topo.link("dci-a")
+    ends = [(topo.switch(e).dpid, topo.port_to(e, "dci-a").number) for e in link.ends]
+    stale = {"links": [[ends[0][0], ends[0][1], ends[1][0], ends[1][1], True]]}
+    lab = SimpleNamespace(topo=topo, controller_status=lambda: stale)
+    seen = interactive.wait_link_seen(lab, "dci-a", up=False, timeout=0.1)
+    assert seen is False
+    assert "did NOT see it down within 0.1 s" in interactive.link_report("dci-a", False, seen, 0.1)
+    assert interactive.wait_link_seen(lab, "dci-a", up=True, timeout=0.1) is True
+    assert interactive.link_report("dci-a", True, True, 5) == "dci-a restored; the controller sees it up"

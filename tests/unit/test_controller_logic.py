@@ -273,3 +273,25 @@ def test_a_site_that_loses_every_link_is_left_at_once_without_waiting_for_health
     again = list(net.send_ip("client1", "10.200.0.10", proto=17, sport=43000, dport=7000))
     assert again and again[0].startswith("dc2-")
     assert net.fabric.status()["servers"]["dc1-srv1"]          # health checks have not noticed
+
+
+def test_a_busy_controller_takes_no_health_verdict_and_a_dead_server_is_still_found(net):
+    """Replies that wait in the controller's own event queue are not missed checks."""
+    assert all(net.fabric.health[n].up for n in ("dc1-srv1", "dc2-srv1"))
+    for _ in range(3):                          # starved: the timer says backlog, no replies
+        net.now += 0.5
+        net.send(net.fabric.tick(net.now, backlog=True))
+    assert all(h.up for h in net.fabric.health.values())
+    # positive control: the same silence without a backlog is three missed checks: down
+    net.service_up = {"dc1-srv1": False}
+    for _ in range(4):
+        net.now += 0.5
+        net.send(net.fabric.tick(net.now))
+    assert net.fabric.health["dc1-srv1"].up is False
+    # and a backlog that never ends defers checks by at most a few intervals
+    net2 = network("protection")
+    net2.service_up = {"dc1-srv2": False}
+    for _ in range(30):
+        net2.now += 0.5
+        net2.send(net2.fabric.tick(net2.now, backlog=True))
+    assert net2.fabric.health["dc1-srv2"].up is False
