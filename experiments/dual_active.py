@@ -38,7 +38,8 @@ GUARD_S = 0.02       # probes sent this close to the next fault may be caught by
 
 def add_arguments(parser):
     parser.add_argument("--pings", type=bounded(int, 3, 10000), default=None, metavar="N",
-                        help="pings per link for the RTT check, 3 to 10000 (default 20, --quick 10)")
+                        help="pings per link for the RTT check (twice: calibration, then the "
+                             "check), 3 to 10000 (default 40, --quick 20)")
     parser.add_argument("--iperf-seconds", type=bounded(float, 1, 600), default=None,
                         metavar="S", help="iperf3 seconds per link, 1 to 600 (default 2, "
                                           "--quick 1)")
@@ -57,7 +58,7 @@ def add_arguments(parser):
 def settings(options):
     """(pings, iperf seconds, duration, probe rate, fault text) with --quick's defaults."""
     quick = options.get("quick")
-    return (options.get("pings") or (10 if quick else 20),
+    return (options.get("pings") or (20 if quick else 40),
             options.get("iperf_seconds") or (1.0 if quick else 2.0),
             options.get("duration") or (QUICK_DURATION if quick else DURATION),
             options.get("probe_rate") or 1000.0,
@@ -271,10 +272,10 @@ def run(ctx):
               [p + ("l2-fabric",) for p in pairs] + [p + ("controller",) for p in routed_pairs])
     write_csv(run_dir / "rtt_samples.csv", ["link", "seq", "rtt_ms"], samples)
     write_csv(run_dir / "fidelity.csv",
-              ["link", "metric", "configured", "expected", "measured", "base_ms", "tolerance",
-               "ok", "detail"],
-              [(m.link, m.metric, m.configured, m.expected, m.measured, m.base_ms, m.tolerance,
-                m.ok, m.detail) for m in measurements])
+              ["link", "metric", "configured", "expected", "raw", "base_ms", "measured",
+               "tolerance", "ok", "detail"],
+              [(m.link, m.metric, m.configured, m.expected, m.raw, m.base_ms, m.measured,
+                m.tolerance, m.ok, m.detail) for m in measurements])
     write_csv(run_dir / "vip_placement.csv", list(placements[0]) if placements else ["service"],
               [list(p.values()) for p in placements])
     metrics = {
@@ -316,8 +317,9 @@ def run(ctx):
     plots.plot_run(run_dir)
 
     rows = [(m.link, topo.link(m.link).kind, "RTT ms" if m.metric == "rtt_ms" else "TCP Mbit/s",
-             f"{m.configured:g}", f"{m.expected:g}", _num(m.measured),
-             _num(m.base_ms) if m.metric == "rtt_ms" else "", f"±{m.tolerance:.2g}",
+             f"{m.configured:g}", f"{m.expected:g}", _num(m.raw) if m.raw is not None else "",
+             _num(m.base_ms) if m.metric == "rtt_ms" else "", _num(m.measured),
+             f"±{m.tolerance:.2g}",
              "ok" if m.ok else "OFF", m.detail) for m in measurements]
     vip_rows = [(p["client"], p["service"], p["server"] or "-", p["site"] or "-",
                  p["expected_site"], "ok" if p["ok"] else "WRONG") for p in placements]
@@ -330,8 +332,8 @@ def run(ctx):
          f"delay), taken off every delay element ({base['compensation_ms']:.2f} ms each way)"
          if base else "base RTT: not calibrated (no link with a delay element between hosts)"),
         "",
-        format_table(["link", "kind", "metric", "configured", "expected", "measured (raw)",
-                      "base", "tolerance", "verdict", "path"], rows),
+        format_table(["link", "kind", "metric", "configured", "expected", "raw", "base",
+                      "measured", "tolerance", "verdict", "path"], rows),
         "",
         f"controller ({ctx.options['mode']}): ready in {ready_s:.1f}s; through the anycast "
         f"gateway {len(routed_pairs) - len(unrouted)}/{len(routed_pairs)} host pairs reachable",

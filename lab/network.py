@@ -25,6 +25,7 @@ from lab import controller, fabric, firewall, sh, shaping, state, traffic
 from lab.errors import LabError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+CALIBRATION_MS = 1.0        # one-way delay of the link the base RTT is measured over
 
 
 def in_node(pid, argv):
@@ -149,14 +150,16 @@ class LabNetwork:
         self.use_links(())
         self.calibrate_delays()
 
-    def calibrate_delays(self, pings=20, interval=0.02):
+    def calibrate_delays(self, pings=40, interval=0.01):
         """Take the emulation's own path cost off every link's delay element.
 
-        Once per run: one link's delay element is set to zero, the round trip between a host
-        behind each of its ends is measured (switches, veths, the delay element itself: the
-        base RTT of the switch path), and every delay element then adds its configured
-        one-way delay less half of that, so the RTT a user measures across a link is twice its
-        configured delay. Sets self.base_rtt = {link, rtt_ms, compensation_ms} (None when no
+        Once per run: one link's delay element is set to CALIBRATION_MS, the round trip
+        between a host behind each of its ends is measured, and twice that delay is taken off:
+        the base RTT of the switch path (switches, veths, hosts). Not zero delay: a delay
+        element absorbs its own processing time into a delay (it times frames from their
+        kernel receive stamp) but adds it to a zero delay, which would overstate the base.
+        Every delay element then adds its configured one-way delay less half the base, so the
+        RTT a user measures across a link is twice its configured delay. Sets self.base_rtt = {link, rtt_ms, compensation_ms} (None when no
         link has a delay element with hosts at both ends)."""
         self.base_rtt = None
         candidates = sorted((l for l in self.topo.links if l.impaired and l.delay_ms > 0
@@ -165,7 +168,7 @@ class LabNetwork:
         if not candidates:
             return None
         link = candidates[0]
-        self.set_link_delay(link.name, 0.0)
+        self.set_link_delay(link.name, CALIBRATION_MS)
         try:
             tree = self.use_links({link.name})
             if fabric.path(self.topo, tree, link.a, link.b) != [link.name]:
@@ -181,7 +184,7 @@ class LabNetwork:
         if not rtts:
             return None
         rtts.sort()
-        base = rtts[len(rtts) // 2]
+        base = max(0.0, rtts[len(rtts) // 2] - 2 * CALIBRATION_MS)
         for other in self.topo.links:
             if other.impaired:
                 self.set_link_delay(other.name, shaping.compensated_delay(other.delay_ms, base / 2))

@@ -40,7 +40,7 @@ def test_each_dci_link_rtt_is_twice_its_configured_delay(quick_run):
         assert m["configured"] == expected
         # the emulation's own path cost is calibrated out: within ±5 % or ±0.2 ms
         assert abs(m["measured"] - expected) <= max(0.05 * expected, 0.2), m
-        assert m["ok"] and m["base_ms"] > 0
+        assert m["ok"] and m["base_ms"] >= 0 and m["raw"] > m["measured"] - 0.2
 
 
 def test_each_link_delivers_its_configured_bandwidth(quick_run):
@@ -182,3 +182,25 @@ def test_plots_are_drawn_and_can_be_redrawn_from_the_raw_files(quick_run):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert all(png.stat().st_size > 10000 for png in pngs)
+
+
+def test_sites_cut_apart_for_good_are_reported_not_recovered_and_fail_the_run(tmp_path):
+    import subprocess
+    import sys
+    from tests.emulation.conftest import REPO
+    proc = subprocess.run([sys.executable, str(REPO / "lab" / "run.py"), "dual-active", "--quick",
+                           "--faults", "3s cut dci-a; 3s cut dci-b", "--duration", "6",
+                           "--out", str(tmp_path)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 3, proc.stdout + proc.stderr         # ran, a verdict failed
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("verdict: FAILED") and "did not recover" in last
+    run_dir = next((tmp_path / "dual-active").iterdir())
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    east_west = {s["name"] for s in metrics["streams"] if not s["name"].startswith("client")}
+    for fault in metrics["faults"]:                  # both cuts share one window
+        assert fault["recovered"] is False and fault["convergence_ms"] is None, fault
+        assert set(fault["not_recovered"]) == east_west
+        assert fault["lost"] > 1000 and fault["outage_ms"] > 1000
+        for name in east_west:
+            assert fault["streams"][name]["recovered"] is False
+    assert lab_leftovers(run_dir=run_dir) == []
