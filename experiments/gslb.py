@@ -41,7 +41,7 @@ AFTER_S, QUICK_AFTER_S = 5.0, 3.0      # seconds of traffic after the fault (bey
 def add_arguments(parser):
     parser.add_argument("--ttls", type=int_list(1, 300), default=None, metavar="LIST",
                         help="GSLB TTLs to compare, seconds, 1 to 300 each (default 1,5; "
-                             "--quick 1,3)")
+                             "--quick too)")
     parser.add_argument("--cache-extra", type=bounded(float, 0, 300), default=None, metavar="S",
                         help="how long the caching clients keep answers beyond the TTL, "
                              "0 to 300 s (default 8, --quick 3)")
@@ -54,7 +54,7 @@ def validate(options, topo):
 
 def variants(options):
     quick = options.get("quick")
-    ttls = options.get("ttls") or ([1, 3] if quick else [1, 5])
+    ttls = options.get("ttls") or [1, 5]
     extra = options.get("cache_extra")
     extra = (3.0 if quick else 8.0) if extra is None else extra
     out = [("anycast", None, 0.0)] + [(f"gslb ttl {t}", t, 0.0) for t in ttls]
