@@ -170,11 +170,12 @@ def test_exit_codes_are_in_the_help():
     assert "1 could not run" in proc.stdout
 
 
-def test_gslb_quick_keeps_less_cache_and_traffic_after_the_fault():
+def test_gslb_quick_shortens_the_traffic_after_the_fault():
     from experiments import gslb
     assert [v[0] for v in gslb.variants({"quick": True})] == ["anycast", "gslb ttl 1",
-                                                              "gslb ttl 5", "gslb ttl 1 +3s cache"]
+                                                              "gslb ttl 5", "gslb ttl 1 +8s cache"]
     assert gslb.variants({})[-1] == ("gslb ttl 1 +8s cache", 1, 8.0)
+    assert gslb.variant_duration({"quick": True}, 5, 0) == gslb.variant_duration({}, 5, 0) - 2
     assert gslb.variants({"ttls": [2, 7], "cache_extra": 0.0})[-1] == ("gslb ttl 2 +0s cache",
                                                                        2, 0.0)
 
