@@ -57,8 +57,8 @@ def run_mode(mode, args, topo, platform):
         time.sleep(max(0.0, t0 + duration - time.time()))
         rows, summaries = probes.collect()
     outages = {"cut": [], "gray": []}
-    ends = metrics.fault_windows([(fault.at, t) for fault, t in done], t0 + duration)
-    for (fault, t), t_end in zip(done, ends):
+    windows = metrics.fault_windows([(fault.at, t) for fault, t in done], t0 + duration)
+    for (fault, _), (t, t_end) in zip(done, windows):
         if fault.action not in outages:
             continue
         impacts = []

@@ -201,15 +201,15 @@ def analyse(ctx, probes, t0, duration, done, rows, summaries, throughput):
     def endpoint_in(stream, hosts):
         return stream.src in hosts or host_ip.get(stream.dst_ip) in hosts
 
-    ends = m_.fault_windows([(fault.at, t) for fault, t in done], t0 + duration)
-    for i, (fault, t) in enumerate(done):
+    windows = m_.fault_windows([(fault.at, t) for fault, t in done], t0 + duration)
+    for i, (fault, injected) in enumerate(done):
         was_down = set(down)
         if fault.action in ("power-off", "power-on"):
             hosts = {h.name for h in topo.hosts if h.switch == fault.target}
             down = down | hosts if fault.action == "power-off" else down - hosts
         elif fault.action in ("server-down", "server-up"):
             down = down | {fault.target} if fault.action == "server-down" else down - {fault.target}
-        t_end = ends[i]
+        t, t_end = windows[i]
         per_stream = {}
         for s in probes.streams:
             summary = summaries[s.stream]
@@ -224,7 +224,7 @@ def analyse(ctx, probes, t0, duration, done, rows, summaries, throughput):
         affected = [n for n, imp in judged.items() if imp["lost"] or not imp["recovered"]]
         outages = [judged[n]["outage_ms"] for n in affected]
         impacts.append({
-            "fault": str(fault), "at_s": fault.at, "t": t,
+            "fault": str(fault), "at_s": fault.at, "t": injected, "window": [t, t_end],
             "affected": affected,
             "endpoint_down": sorted(n for n, imp in per_stream.items() if imp["endpoint_down"]),
             # the worst outage of the streams that lost traffic (a lower bound when one did

@@ -17,6 +17,8 @@ from lab.errors import LabError
 
 RTT_REL, RTT_ABS_MS, BW_REL = 0.05, 0.2, 0.05
 MAX_BASE_MS = 2.0              # more than this beyond the configured delay is the link's fault
+CALIBRATION_ATTEMPTS = 2       # the userspace path's cost drifts by ~0.25 ms over seconds: a
+#                                check that fails is calibrated and measured once more
 TCP_GOODPUT = 1448 / 1514      # TCP payload per Ethernet frame of a full-size segment (timestamps)
 
 
@@ -76,32 +78,45 @@ def measure_link(lab, link, pings=40, interval=0.02, seconds=3.0, run_dir=None):
     base = (getattr(lab, "base_rtt", None) or {}).get("rtt_ms")
     if traffic.wait_reachable(lab, src.name, dst.ip.ip) is None:
         return [judge(link.name, "rtt_ms", 2 * link.delay_ms, None, "unreachable", base)], []
-    raw = None
-    if link.impaired and link.delay_ms > 0:
-        # calibrate this link at its own operating point: the path's cost is what the RTT
-        # shows beyond the configured delay (never below zero, never above MAX_BASE_MS: a
-        # delay element that adds the wrong delay is not hidden)
-        # (two rounds: the path's cost shrinks a little with the delay it waits out)
-        lab.set_link_delay(link.name, link.delay_ms)
-        raw = _median_rtt(traffic.ping(lab, src.name, dst.ip.ip, pings, interval)[2])
-        if raw is not None:
-            base = min(max(raw - 2 * link.delay_ms, 0.0), MAX_BASE_MS)
-            lab.set_link_delay(link.name, shaping.compensated_delay(link.delay_ms, base / 2))
-            trimmed = _median_rtt(traffic.ping(lab, src.name, dst.ip.ip, pings, interval)[2])
-            if trimmed is not None:
-                base = min(max(base + trimmed - 2 * link.delay_ms, 0.0), MAX_BASE_MS)
-                lab.set_link_delay(link.name, shaping.compensated_delay(link.delay_ms, base / 2))
-            base = round(base, 3)
-    sent, received, samples = traffic.ping(lab, src.name, dst.ip.ip, pings, interval)
-    detail = f"{src.name}->{dst.name}, {received}/{sent} replies"
-    results = [judge(link.name, "rtt_ms", 2 * link.delay_ms, _median_rtt(samples), detail, base,
-                     raw)]
+    calibrate = link.impaired and link.delay_ms > 0
+    for attempt in range(1, CALIBRATION_ATTEMPTS + 1 if calibrate else 2):
+        raw = None
+        if calibrate:
+            raw, base = calibrate_link(lab, link, src, dst, pings, interval)
+        sent, received, samples = traffic.ping(lab, src.name, dst.ip.ip, pings, interval)
+        detail = f"{src.name}->{dst.name}, {received}/{sent} replies" + (
+            f", calibrated {attempt} times (the path's cost drifted)" if attempt > 1 else "")
+        rtt = judge(link.name, "rtt_ms", 2 * link.delay_ms, _median_rtt(samples), detail, base,
+                    raw)
+        if rtt.ok:
+            break
+    results = [rtt]
     if link.bw:
         save = run_dir / f"iperf3-{link.name}.json" if run_dir else None
         report = traffic.iperf3(lab, src.name, dst.name, dst.ip.ip, seconds, save_to=save)
         results.append(judge(link.name, "throughput_mbit", link.bw, report["received_mbit"],
                              f"{src.name}->{dst.name}, {report['retransmits']} retransmits"))
     return results, samples
+
+
+def calibrate_link(lab, link, src, dst, pings, interval):
+    """Calibrate one link at its own operating point; returns (raw RTT, base), in ms.
+
+    raw: the median RTT with the delay element at the configured delay; the path's cost (the
+    base) is what it shows beyond twice that delay, trimmed once from a second sample (the cost
+    shrinks a little with the delay a frame waits out). The base is bounded to 0..MAX_BASE_MS,
+    so a delay element that adds too little or far too much is not hidden."""
+    lab.set_link_delay(link.name, link.delay_ms)
+    raw = _median_rtt(traffic.ping(lab, src.name, dst.ip.ip, pings, interval)[2])
+    if raw is None:
+        return None, None
+    base = min(max(raw - 2 * link.delay_ms, 0.0), MAX_BASE_MS)
+    lab.set_link_delay(link.name, shaping.compensated_delay(link.delay_ms, base / 2))
+    trimmed = _median_rtt(traffic.ping(lab, src.name, dst.ip.ip, pings, interval)[2])
+    if trimmed is not None:
+        base = min(max(base + trimmed - 2 * link.delay_ms, 0.0), MAX_BASE_MS)
+        lab.set_link_delay(link.name, shaping.compensated_delay(link.delay_ms, base / 2))
+    return raw, round(base, 3)
 
 
 def _median_rtt(samples):

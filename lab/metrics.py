@@ -141,15 +141,16 @@ def fault_impact(rows, t_fault, t_end, t_start=None, rate=None, sent=None, guard
 
 
 def fault_windows(faults, t_stop):
-    """The end of each fault's window, from [(scheduled at s, injected at t)] in time order.
+    """Each fault's window (start, end), from [(scheduled at s, injected at t)] in time order.
 
-    A window ends when the next fault scheduled at a later time is injected, or at t_stop;
-    faults scheduled at the same instant share one window (they were injected one by one)."""
-    ends = []
-    for i, (at, _) in enumerate(faults):
-        later = [t for a, t in faults[i + 1:] if a > at]
-        ends.append(later[0] if later else t_stop)
-    return ends
+    Faults scheduled at the same instant share one window, from the first of them to be
+    injected; a window ends when the next fault scheduled later is injected, or at t_stop."""
+    windows = []
+    for i, (at, t) in enumerate(faults):
+        start = next(u for a, u in faults if a == at)
+        later = [u for a, u in faults[i + 1:] if a > at]
+        windows.append((start, later[0] if later else t_stop))
+    return windows
 
 
 def site_share(rows, site_of_host, t0, t1):

@@ -125,7 +125,8 @@ def test_nothing_received_at_all():
 
 def test_faults_at_the_same_instant_share_one_window():
     faults = [(3.0, 103.0), (3.0, 103.004), (6.0, 106.0)]
-    assert metrics.fault_windows(faults, 110.0) == [106.0, 106.0, 110.0]
+    assert metrics.fault_windows(faults, 110.0) == [(103.0, 106.0), (103.0, 106.0),
+                                                   (106.0, 110.0)]
     assert metrics.fault_windows([], 110.0) == []
 
 
