@@ -39,7 +39,7 @@ GUARD_S = 0.02       # probes sent this close to the next fault may be caught by
 def add_arguments(parser):
     parser.add_argument("--pings", type=bounded(int, 3, 10000), default=None, metavar="N",
                         help="pings per link for the RTT check (twice: calibration, then the "
-                             "check), 3 to 10000 (default 40, --quick 20)")
+                             "check), 3 to 10000 (default 40)")
     parser.add_argument("--iperf-seconds", type=bounded(float, 1, 600), default=None,
                         metavar="S", help="iperf3 seconds per link, 1 to 600 (default 2, "
                                           "--quick 1)")
@@ -58,7 +58,7 @@ def add_arguments(parser):
 def settings(options):
     """(pings, iperf seconds, duration, probe rate, fault text) with --quick's defaults."""
     quick = options.get("quick")
-    return (options.get("pings") or (20 if quick else 40),
+    return (options.get("pings") or 40,
             options.get("iperf_seconds") or (1.0 if quick else 2.0),
             options.get("duration") or (QUICK_DURATION if quick else DURATION),
             options.get("probe_rate") or 1000.0,

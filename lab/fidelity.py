@@ -17,8 +17,8 @@ from lab.errors import LabError
 
 RTT_REL, RTT_ABS_MS, BW_REL = 0.05, 0.2, 0.05
 MAX_BASE_MS = 2.0              # more than this beyond the configured delay is the link's fault
-CALIBRATION_ATTEMPTS = 2       # the userspace path's cost drifts by ~0.25 ms over seconds: a
-#                                check that fails is calibrated and measured once more
+CALIBRATION_ATTEMPTS = 3       # the userspace path's cost drifts by ~0.25 ms over seconds: a
+#                                check that fails is calibrated and measured again (twice at most)
 TCP_GOODPUT = 1448 / 1514      # TCP payload per Ethernet frame of a full-size segment (timestamps)
 
 
