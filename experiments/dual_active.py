@@ -220,7 +220,9 @@ def analyse(ctx, probes, t0, duration, done, rows, summaries, throughput):
                 # back from the dead: the outage that matters starts at the repair
                 impact["outage_ms"] = impact["convergence_ms"]
             per_stream[s.name] = impact
-        judged = {n: imp for n, imp in per_stream.items() if not imp["endpoint_down"]}
+        # streams whose host is down, or whose sender sent nothing in the window, are not judged
+        judged = {n: imp for n, imp in per_stream.items()
+                  if not imp["endpoint_down"] and imp["recovered"] is not None}
         affected = [n for n, imp in judged.items() if imp["lost"] or not imp["recovered"]]
         outages = [judged[n]["outage_ms"] for n in affected]
         impacts.append({

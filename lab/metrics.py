@@ -12,7 +12,8 @@ Definitions (also in the README):
 - lost: expected probes never received (probes sent before the fault are not charged to it).
 - recovered: the last RECOVERY_PROBES expected probes of the window (leaving out those sent in
   the last `guard` seconds, which the next fault may catch in flight) all arrived; with fewer
-  expected probes, all of them.
+  expected probes, all of them. None (not judged) when the sender sent nothing in the window
+  (it had stopped, or stalled: its figures are untrustworthy, see stream_stats).
 - outage: the longest gap in delivery, from the last probe received before the fault through
   every probe received in the window; when the stream has not recovered, the gap is closed at
   the window's end (the outage is then at least that long).
@@ -117,6 +118,9 @@ def fault_impact(rows, t_fault, t_end, t_start=None, rate=None, sent=None, guard
                    start_seq)
     tail = range(max(start_seq, tail_end - RECOVERY_PROBES), tail_end)
     recovered = len(tail) > 0 and all(s in by_seq for s in tail)
+    if not expected:
+        return {"expected": 0, "lost": 0, "outage_ms": None, "convergence_ms": None,
+                "recovered": None}
 
     before = [r[3] for r in by_seq.values() if r[3] <= t_fault]
     times = [max(before) if before else t_fault]

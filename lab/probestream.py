@@ -50,6 +50,8 @@ def send(args):
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda s, f: stop.update(now=True))
     print("ready", flush=True)
+    if args.wait_go:              # all senders of a set start together (a slow machine takes
+        sys.stdin.readline()      # seconds to start them all): on "go" from the lab
     start = time.time()
     end = start + args.duration
     seq, next_t, errors = 0, start, 0
@@ -125,6 +127,8 @@ def main(argv=None):
     tx.add_argument("--stream", type=int, required=True)
     tx.add_argument("--rate", type=float, default=1000.0, help="packets per second")
     tx.add_argument("--duration", type=float, required=True, help="seconds")
+    tx.add_argument("--wait-go", action="store_true",
+                    help="after 'ready', wait for a line on stdin before sending")
     rx = sub.add_parser("receive")
     rx.add_argument("--port", type=int, required=True)
     rx.add_argument("--host", required=True)

@@ -58,13 +58,17 @@ class ProbeSet:
                     "--src-mac", host.mac, "--dst-mac", self.gateway_mac,
                     "--src-ip", str(host.ip.ip), "--dst-ip", s.dst_ip, "--port", str(self.port),
                     "--stream", str(s.stream), "--rate", f"{self.rate:g}",
-                    "--duration", f"{duration:g}", "--summary", self.dir / f"tx-{s.stream}.json"]
+                    "--duration", f"{duration:g}", "--summary", self.dir / f"tx-{s.stream}.json",
+                    "--wait-go"]
             self.senders.append(self.lab.popen(s.src, argv, f"probe sender {s.name}",
-                                               stdout=subprocess.PIPE))
+                                               stdout=subprocess.PIPE, stdin=subprocess.PIPE))
         for proc in self.senders:
             if proc.stdout.readline().strip() != "ready":
                 raise LabError("a probe sender did not start")
-        self.start_time = time.time()
+        self.start_time = time.time()        # every sender starts now: the timeline's zero
+        for proc in self.senders:
+            proc.stdin.write("go\n")
+            proc.stdin.close()
         return self.start_time
 
     def received_so_far(self):

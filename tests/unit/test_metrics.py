@@ -168,3 +168,11 @@ def test_probes_a_dead_sender_never_sent_are_not_counted_after_it_comes_back():
     impact = metrics.fault_impact(rows, t_fault=2.0, t_end=3.0, t_start=0.0, rate=RATE)
     assert impact["lost"] == 30
     assert impact["convergence_ms"] == pytest.approx(30 + 2, abs=0.01)
+
+
+def test_a_window_in_which_the_sender_sent_nothing_is_not_judged():
+    # the sender ran from 0 to 1 s; the fault's window is 2..3 s
+    impact = metrics.fault_impact(stream(n=1000), t_fault=2.0, t_end=3.0, t_start=0.0, rate=RATE,
+                                  sent=1000)
+    assert impact["expected"] == 0 and impact["recovered"] is None
+    assert impact["lost"] == 0 and impact["outage_ms"] is None
