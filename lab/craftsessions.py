@@ -21,6 +21,8 @@ import subprocess
 import sys
 import time
 
+RTO_S = 0.2         # first retransmission timeout of unanswered data (doubles, like TCP's)
+
 PORT_BASE = 62000
 
 
@@ -112,8 +114,15 @@ def main(argv=None):
                 if s["died"] is None and s["waiting_since"] is None:
                     segment(s, "PA", b"ping")
                     s["snd"] = (s["snd"] + 4) % (1 << 32)
-                    s["waiting_since"] = now
+                    s["waiting_since"] = s["sent_at"] = now
+                    s["rto"] = RTO_S
             next_send = now + args.interval
+        for s in live:                # retransmit unanswered data as a kernel would (a segment
+            if s["died"] is None and s["waiting_since"] and now - s["sent_at"] > s["rto"]:
+                s["snd"] = (s["snd"] - 4) % (1 << 32)      # in flight at a failover is lost)
+                segment(s, "PA", b"ping")
+                s["snd"] = (s["snd"] + 4) % (1 << 32)
+                s["sent_at"], s["rto"] = now, 2 * s["rto"]
         for sport, flags, seq, ack, length in incoming(0.02):
             s = sessions.get(sport)
             if s is None or s["died"] is not None:
@@ -124,6 +133,8 @@ def main(argv=None):
                 s["rcv"] = (seq + length) % (1 << 32)
                 segment(s, "A")
                 s["last_ok"], s["waiting_since"] = time.time(), None
+            elif length > 0:
+                segment(s, "A")                        # an echo we had: acknowledge it again
         now = time.time()
         for s in live:
             if s["died"] is None and s["waiting_since"] and now - s["waiting_since"] > args.timeout:
@@ -131,7 +142,8 @@ def main(argv=None):
     for s in live:
         if s["died"] is None:
             segment(s, "RA")                           # close the crafted session
-    report = [{k: v for k, v in s.items() if k not in ("snd", "rcv", "sport", "waiting_since")}
+    report = [{k: v for k, v in s.items()
+               if k not in ("snd", "rcv", "sport", "waiting_since", "sent_at", "rto")}
               for s in sessions.values()]
     with open(args.out, "w") as fh:
         json.dump({"start": start, "end": time.time(), "sessions": report}, fh)
