@@ -224,7 +224,6 @@ def analyse(ctx, probes, t0, duration, done, rows, summaries, throughput):
         judged = {n: imp for n, imp in per_stream.items()
                   if not imp["endpoint_down"] and imp["recovered"] is not None}
         affected = [n for n, imp in judged.items() if imp["lost"] or not imp["recovered"]]
-        outages = [judged[n]["outage_ms"] for n in affected]
         impacts.append({
             "fault": str(fault), "at_s": fault.at, "t": injected, "window": [t, t_end],
             "affected": affected,
