@@ -142,6 +142,7 @@ class LabNetwork:
                 net.addLink(n1, n2, cls=Link, port1=p1, port2=p2, intfName1=i1, intfName2=i2)
 
         net.build()
+        self.quiet_switch_ports()
         net.start()
         self.start_firewalls()
         self.configure_hosts()
@@ -149,6 +150,20 @@ class LabNetwork:
         self.shape_links()
         self.use_links(())
         self.calibrate_delays()
+
+    def switch_ports(self):
+        """The switches' port interfaces (in the root namespace), by the names the lab made."""
+        return [str(intf) for switch in self.topo.switches
+                for intf in self.nodes[switch.name].intfList() if str(intf) != "lo"]
+
+    def quiet_switch_ports(self):
+        """No IPv6 on the switch ports: they live in the root namespace, where IPv6 is on, and
+        their kernel side would send router solicitations into the lab for as long as it runs
+        (a firewall counts each one as denied traffic)."""
+        for name in self.switch_ports():
+            knob = Path("/proc/sys/net/ipv6/conf", name, "disable_ipv6")
+            if knob.exists():
+                knob.write_text("1\n")
 
     def calibrate_delays(self, pings=40, interval=0.01):
         """Take the emulation's own path cost off every link's delay element.

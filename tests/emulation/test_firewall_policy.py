@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -57,3 +58,13 @@ def test_east_west_traffic_does_not_cross_the_firewalls(fw_lab):
     assert fw_lab.firewall_counters("dc1-fw") == before
 
 
+
+
+def test_switch_ports_send_nothing_of_their_own_into_the_lab(fw_lab):
+    # their kernel side in the root namespace sent IPv6 router solicitations through the
+    # firewalls for as long as the lab ran, each counted as denied
+    ports = fw_lab.switch_ports()
+    assert "dc1-eth1" in ports and len(ports) >= 10
+    knobs = {p: (Path("/proc/sys/net/ipv6/conf") / p / "disable_ipv6") for p in ports}
+    assert {p: k.read_text().strip() for p, k in knobs.items() if k.exists()} == \
+        {p: "1" for p, k in knobs.items() if k.exists()}
