@@ -359,15 +359,14 @@ def run(ctx):
     problems += [f"{s} cannot reach {d} through the gateway" for s, d in unrouted]
     problems += [f"{p['client']}: {p['service']} served from {p['site']}, expected "
                  f"{p['expected_site']}" for p in placements if not p["ok"]]
-    problems += [f"link {m.link}: {m.metric} off ({_num(m.measured)} vs {m.expected:g} "
-                 f"±{m.tolerance:.2g})" for m in measurements if not m.ok]
     problems += [f"fault {i['fault']}: {', '.join(i['not_recovered'])} did not recover by "
                  f"the end of its window ({i['lost']} probes lost)"
                  for i in impacts if not i["recovered"]]
-    problems += [f"stream {s.name}: sent {s.achieved_rate:g}/s of {s.target_rate:g}/s, its "
-                 "figures are untrustworthy" for s in stats if not s.trustworthy]
-    ok = not problems
-    return Summary(text, ok=ok, problems=problems)
+    timing = [f"link {m.link}: {m.metric} off ({_num(m.measured)} vs {m.expected:g} "
+              f"±{m.tolerance:.2g})" for m in measurements if not m.ok]
+    timing += [f"stream {s.name}: sent {s.achieved_rate:g}/s of {s.target_rate:g}/s, its "
+               "figures are untrustworthy" for s in stats if not s.trustworthy]
+    return Summary(text, ok=not problems, problems=problems, timing=timing)
 
 
 def coverage_line(mode, coverage):

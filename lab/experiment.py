@@ -25,10 +25,15 @@ class Progress:
 
 @dataclass
 class Summary:
-    """How a run ended: the text the CLI prints, success, and the problems found."""
+    """How a run ended: the text the CLI prints, success, and the problems found.
+
+    timing: verdicts about time (fidelity of delays and rates, senders keeping their rate) that
+    failed. They fail the run like problems, except on an emulated CPU (QEMU TCG), where they
+    are reported with the accelerator named (probe.timing_judged)."""
     text: str
     ok: bool
     problems: list
+    timing: list = field(default_factory=list)
 
 
 @dataclass

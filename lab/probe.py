@@ -163,23 +163,77 @@ class Platform:
 
 def _choose(option, requested, available, kernel_way, user_way, feature):
     """(choice, reason) for one option: the kernel's way when asked or when auto and present."""
+    sep = "=" if option.startswith("ACTIVELAB_") else " "
     if requested == kernel_way and not available:
-        raise LabError(f"{option} {kernel_way}: this kernel has no {feature}; "
-                       f"use {option} {user_way} (or auto)")
+        raise LabError(f"{option}{sep}{kernel_way}: this kernel has no {feature}; "
+                       f"use {option}{sep}{user_way} (or auto)")
     if requested != "auto":
-        return requested, f"{option} {requested}"
+        return requested, f"{option}{sep}{requested}"
     if available:
         return kernel_way, f"{feature} present"
     return user_way, f"no {feature} in this kernel"
 
 
+PIN_ENV = {"datapath": "ACTIVELAB_DATAPATH", "delay_method": "ACTIVELAB_DELAY_METHOD"}
+PIN_VALUES = {"datapath": ("kernel", "user"), "delay_method": ("netem", "delayline")}
+
+
+def pinned(what):
+    """The value ACTIVELAB_DATAPATH / ACTIVELAB_DELAY_METHOD pins for auto, or None."""
+    value = os.environ.get(PIN_ENV[what], "").strip()
+    if not value or value == "auto":
+        return None
+    if value not in PIN_VALUES[what]:
+        raise LabError(f"{PIN_ENV[what]}={value}: not a choice; use "
+                       f"{' or '.join(PIN_VALUES[what])} (or unset it for auto)")
+    return value
+
+
 def choose_platform(datapath="auto", delay_method="auto"):
-    """Pick the datapath and delay method (auto: the kernel's when it has them)."""
-    datapath, dp_reason = _choose("--datapath", datapath, has_kernel_datapath(), "kernel", "user",
-                                  "openvswitch kernel module")
-    delay_method, dl_reason = _choose("--delay-method", delay_method, has_netem(), "netem",
-                                      "delayline", "sch_netem")
+    """Pick the datapath and delay method (auto: the kernel's when it has them).
+
+    ACTIVELAB_DATAPATH and ACTIVELAB_DELAY_METHOD pin what auto means for a whole shell (the
+    VM harness runs the same tests on both datapaths this way); an explicit option wins."""
+    dp_option = dl_option = None
+    if datapath == "auto" and pinned("datapath"):
+        datapath, dp_option = pinned("datapath"), PIN_ENV["datapath"]
+    if delay_method == "auto" and pinned("delay_method"):
+        delay_method, dl_option = pinned("delay_method"), PIN_ENV["delay_method"]
+    datapath, dp_reason = _choose(dp_option or "--datapath", datapath, has_kernel_datapath(),
+                                  "kernel", "user", "openvswitch kernel module")
+    delay_method, dl_reason = _choose(dl_option or "--delay-method", delay_method, has_netem(),
+                                      "netem", "delayline", "sch_netem")
     return Platform(datapath, dp_reason, delay_method, dl_reason)
+
+
+ACCEL_ENV = "ACTIVELAB_ACCEL"
+EMULATED = {"tcg": "QEMU TCG (instructions emulated, not virtualized)"}
+
+
+def accelerator():
+    """How this machine's CPU runs: 'tcg' inside a QEMU guest whose instructions are emulated
+    (ACTIVELAB_ACCEL=tcg, which the VM harness sets, or a 'QEMU TCG' CPU model), else the
+    value of ACTIVELAB_ACCEL, else None (real or hardware-virtualized CPUs)."""
+    value = os.environ.get(ACCEL_ENV, "").strip().lower()
+    if value:
+        return value
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return "tcg" if "QEMU TCG" in line else None
+    except OSError:
+        pass
+    return None
+
+
+def timing_judged():
+    """(judged, why not): timing verdicts bind except on an emulated CPU, where time is not
+    representative; they are then reported with the accelerator named."""
+    accel = accelerator()
+    if accel in EMULATED:
+        return False, EMULATED[accel]
+    return True, ""
 
 
 def platform_facts(chosen):
@@ -197,4 +251,5 @@ def platform_facts(chosen):
                 python=platform.python_version(), mininet=mininet_version(),
                 open_vswitch=command_version(["ovs-vsctl", "--version"]),
                 iperf3=command_version(["iperf3", "--version"]),
-                os_ken=package_version("os-ken"), cpus=os.cpu_count())
+                os_ken=package_version("os-ken"), cpus=os.cpu_count(),
+                accelerator=accelerator() or "none")

@@ -271,7 +271,7 @@ def cmd_experiment(args):
         write_json(run_dir / "platform.json", probe.platform_facts(platform))
         log(f"run folder {run_dir}")
         summary = module.run(ctx)
-        text = "\n".join([summary.text] + [f"warning: {p}" for p in summary.problems])
+        text = "\n".join([summary.text] + warnings(summary, *probe.timing_judged()))
         write_report(run_dir, f"ActiveLab {module.NAME} on {topo.name}", text)
         (run_dir / "summary.txt").write_text(text + "\n")
     except OSError as exc:
@@ -285,14 +285,34 @@ def cmd_experiment(args):
     print()
     print(text)
     print(f"\nresults: {run_dir} (open report.html in a browser)")
-    if summary.problems:
-        print(f"verdict: FAILED ({len(summary.problems)}): " + "; ".join(summary.problems))
-        return EXIT_VERDICT
+    lines, code = verdict(summary, *probe.timing_judged())
+    print("\n".join(lines))
+    return code
+
+
+def warnings(summary, judged, why_not):
+    """The run's problems as warning lines for its summary and report."""
+    note = "" if judged else f" (timing, not judged on {why_not})"
+    return ([f"warning: {p}" for p in summary.problems]
+            + [f"warning: {p}{note}" for p in summary.timing])
+
+
+def verdict(summary, judged, why_not):
+    """(lines, exit code) ending a run. Timing verdicts fail it like the others unless time is
+    not judged here (an emulated CPU): then they are listed with the reason, and do not fail it."""
+    lines = []
+    problems = list(summary.problems) + (list(summary.timing) if judged else [])
+    if summary.timing and not judged:
+        lines.append(f"timing, not judged on {why_not} ({len(summary.timing)}): "
+                     + "; ".join(summary.timing))
+    if problems:
+        return lines + [f"verdict: FAILED ({len(problems)}): " + "; ".join(problems)], EXIT_VERDICT
     if not summary.ok:
-        print("verdict: FAILED: see the table above")
-        return EXIT_VERDICT
-    print("verdict: every check passed")
-    return EXIT_OK
+        return lines + ["verdict: FAILED: see the table above"], EXIT_VERDICT
+    if summary.timing:
+        return lines + [f"verdict: every functional check passed (timing not judged on "
+                        f"{why_not})"], EXIT_OK
+    return lines + ["verdict: every check passed"], EXIT_OK
 
 
 class Terminated(BaseException):

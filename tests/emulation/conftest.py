@@ -18,6 +18,14 @@ from lab import probe, state
 from lab.topology import load_topology
 
 REPO = Path(__file__).resolve().parents[2]
+# On an emulated CPU (QEMU TCG, the VM harness) everything takes several times longer: the
+# tests' own deadlines for a lab to come up or go away stretch by this factor there.
+PATIENCE = 1 if probe.timing_judged()[0] else 5
+
+
+def patience(seconds):
+    """A test's deadline, stretched on an emulated CPU."""
+    return seconds * PATIENCE
 
 
 def pytest_collection_modifyitems(config, items):
@@ -46,7 +54,7 @@ class LabProcess:
         self.lines = []
 
     def wait_for(self, text, timeout=60):
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + patience(timeout)
         while time.monotonic() < deadline:
             ready, _, _ = select.select([self.proc.stdout], [], [], 0.5)
             if ready:
@@ -63,7 +71,7 @@ class LabProcess:
         self.proc.send_signal(sig)
 
     def finish(self, timeout=60):
-        out, err = self.proc.communicate(timeout=timeout)
+        out, err = self.proc.communicate(timeout=patience(timeout))
         self.lines.append(out)
         return self.proc.returncode, "".join(self.lines), err
 
@@ -71,7 +79,7 @@ class LabProcess:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
-                self.proc.wait(30)
+                self.proc.wait(patience(30))
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
@@ -120,7 +128,8 @@ def run_experiment(tmp_path_factory, name, *args, timeout=600):
     import json
     out = tmp_path_factory.mktemp(name)
     proc = subprocess.run([sys.executable, str(REPO / "lab" / "run.py"), name, "--quick", *args,
-                           "--out", str(out)], capture_output=True, text=True, timeout=timeout)
+                           "--out", str(out)], capture_output=True, text=True,
+                          timeout=patience(timeout))
     assert proc.returncode == 0, proc.stdout + proc.stderr
     run_dir = next((out / name).iterdir())
     return json.loads((run_dir / "metrics.json").read_text()), run_dir

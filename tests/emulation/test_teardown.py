@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from tests.emulation.conftest import lab_leftovers
+from tests.emulation.conftest import lab_leftovers, patience
 
 SHORT = ("dual-active", "--quick", "--faults", "1s cut dci-a", "--duration", "2",
          "--pings", "3", "--iperf-seconds", "1")
@@ -98,10 +98,10 @@ def test_a_full_or_read_only_out_is_refused_before_anything_is_built(small_disk)
     with open(small_disk / "filler", "wb") as fh:
         fh.write(b"\0" * (40 << 20))                   # 24 MB left: less than a run needs
     cmd = [sys.executable, str(REPO / "lab" / "run.py"), *SHORT, "--out", str(small_disk)]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=patience(60))
     assert proc.returncode == 1 and "MB free" in proc.stderr and "--out" in proc.stderr
     (small_disk / "filler").unlink()
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=patience(60))
     assert proc.returncode == 1 and "read-only" in proc.stderr, proc.stderr
     assert list(small_disk.iterdir()) == []

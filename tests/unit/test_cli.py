@@ -77,6 +77,8 @@ def test_platform_choice_follows_what_the_kernel_has(monkeypatch):
     from lab.errors import LabError
     monkeypatch.setattr(probe, "has_kernel_datapath", lambda: False)
     monkeypatch.setattr(probe, "has_netem", lambda: True)
+    monkeypatch.delenv("ACTIVELAB_DATAPATH", raising=False)
+    monkeypatch.delenv("ACTIVELAB_DELAY_METHOD", raising=False)
     chosen = probe.choose_platform()
     assert (chosen.datapath, chosen.delay_method) == ("user", "netem")
     assert chosen.datapath_reason == "no openvswitch kernel module in this kernel"
