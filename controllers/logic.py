@@ -19,7 +19,7 @@ server and stay there while that server is healthy.
 
 import ipaddress
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import networkx as nx
 
@@ -31,6 +31,7 @@ ETH_IP, ETH_ARP, ETH_LLDP = 0x0800, 0x0806, 0x88CC
 HOP_COST_MS = 0.001            # breaks latency ties toward fewer hops
 VIP_COOKIE = 0x5650_0000       # cookie of a pinned VIP flow: VIP_COOKIE + server index
 HEALTH_MAX_DEFER = 4           # health intervals a busy controller may defer its checks
+HEALTH_SILENT_MAX = 20         # health intervals a check may wait for the control path's proof
 HEALTH_PORT_BASE = 47000       # source port of the health check of server i: base + i
 GLEAN_INTERVAL = 1.0           # seconds between ARP searches for the same unknown address
 
@@ -56,8 +57,8 @@ class ServerHealth:
     up: bool = None            # None until the first verdict
     misses: int = 0
     oks: int = 0
-    pending: int = None        # sequence number of the unanswered check
     seq: int = 1000
+    outstanding: dict = field(default_factory=dict)   # unanswered, unjudged checks: seq -> sent
 
 
 class Fabric:
@@ -75,6 +76,7 @@ class Fabric:
         self.glean_sent = {}       # ip -> time of the last ARP search
         self.last_lldp = None
         self.last_health = None
+        self.path_proven = None       # send time of the latest frame of ours that came back
         self.health = {}
         index = 0
         for service in intent.services:
@@ -94,7 +96,7 @@ class Fabric:
         msgs = [f for f in self.base_flows(dpid)]
         for flow in msgs:
             self.installed[flow.key()] = flow
-        msgs += self.lldp_out(dpid)
+        msgs += self.lldp_out(dpid, now)
         return msgs + self.sync()
 
     def switch_disconnected(self, dpid, now):
@@ -143,12 +145,20 @@ class Fabric:
     def edge_ports(self, dpid):
         return sorted(p for p in self.ports.get(dpid, {}) if (dpid, p) not in self.peer)
 
-    def lldp_out(self, dpid):
-        return [PacketOut(dpid, port, packets.lldp_frame(dpid, port))
+    def lldp_out(self, dpid, now=None):
+        """LLDP out of every port, stamped with the time it was sent (the control path's own
+        round trip, which health verdicts wait for: see health_check)."""
+        return [PacketOut(dpid, port, packets.lldp_frame(dpid, port, stamp=now))
                 for port in sorted(self.ports.get(dpid, {}))]
+
+    def heard(self, sent):
+        """Something the controller sent at `sent` came back: its own path works since then."""
+        if sent is not None and (self.path_proven is None or sent > self.path_proven):
+            self.path_proven = sent
 
     def lldp_in(self, dpid, port, info, now):
         origin = packets.lldp_origin(info)
+        self.heard(info.get("stamp"))
         if origin is None or origin == (dpid, port) or origin[0] not in self.ports:
             return []
         if self.peer.get((dpid, port)) == origin and self.peer.get(origin) == (dpid, port):
@@ -505,19 +515,32 @@ class Fabric:
     # ------------------------------------------------------------------------- health
 
     def health_check(self, now):
-        """One TCP SYN per server to its VIP port, sent from its subnet's gateway address."""
+        """One TCP SYN per server to its VIP port, sent from its subnet's gateway address.
+
+        A check not answered by the next round is a miss only once the controller has proof
+        that its own path worked after the check was sent: a frame of its own sent no earlier
+        (another server's answer, or a stamped LLDP frame) came back. Without that proof the
+        silence is the controller's (its switches' upcalls or its own event loop starved of
+        CPU), not the server's: the check waits, and a late answer still counts. Every server
+        failing at once because the machine was busy is what this prevents; a dead server is
+        still found one LLDP round trip later, and a path that proves nothing for
+        HEALTH_SILENT_MAX intervals is judged anyway."""
         msgs = []
+        interval = self.intent.health_interval
         for service in self.intent.services:
             for name, _ in service.servers:
                 health = self.health[name]
-                if health.pending is not None:
-                    msgs += self.health_verdict(health, ok=False)
+                for seq, sent in sorted(health.outstanding.items()):
+                    proven = self.path_proven is not None and self.path_proven >= sent
+                    if proven or now - sent >= HEALTH_SILENT_MAX * interval:
+                        del health.outstanding[seq]
+                        msgs += self.health_verdict(health, ok=False)
                 host = self.hosts.get(str(health.ip))
                 if host is None:
                     msgs += self.glean(health.ip, now)      # e.g. after a controller restart
                     continue
                 health.seq += 1
-                health.pending = health.seq
+                health.outstanding[health.seq] = now
                 frame = packets.tcp_segment(self.gw_mac, host.mac, self.intent.gateway_for(host.ip),
                                             service.vip, HEALTH_PORT_BASE + health.index,
                                             service.port, packets.TCP_SYN, seq=health.seq)
@@ -527,9 +550,12 @@ class Fabric:
     def health_reply(self, dpid, port, info, now):
         health = next((h for h in self.health.values()
                        if info["dst_port"] == HEALTH_PORT_BASE + h.index), None)
-        if health is None or health.pending is None or info["ack"] != health.pending + 1:
+        if health is None or info["ack"] - 1 not in health.outstanding:
             return []
-        health.pending = None
+        sent = health.outstanding[info["ack"] - 1]
+        self.heard(sent)
+        for seq in [q for q in health.outstanding if q <= info["ack"] - 1]:
+            del health.outstanding[seq]               # an answer supersedes older checks
         syn_ack = info["flags"] & packets.TCP_SYN and info["flags"] & packets.TCP_ACK
         msgs = self.health_verdict(health, ok=bool(syn_ack))
         if syn_ack:                                   # close the half-open connection
@@ -541,7 +567,6 @@ class Fabric:
         return msgs
 
     def health_verdict(self, health, ok):
-        health.pending = None
         if ok:
             health.oks, health.misses = health.oks + 1, 0
             if health.up is None or (not health.up and health.oks >= self.intent.health_recover_after):
@@ -577,7 +602,7 @@ class Fabric:
         if self.last_lldp is None or now - self.last_lldp >= self.intent.lldp_interval:
             self.last_lldp = now
             for dpid in sorted(self.ports):
-                msgs += self.lldp_out(dpid)
+                msgs += self.lldp_out(dpid, now)
         interval = self.intent.health_interval
         due = self.last_health is None or now - self.last_health >= interval
         deferred_too_long = self.last_health is not None and \

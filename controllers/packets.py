@@ -22,6 +22,13 @@ def parse(data):
             chassis, port = frame.tlvs[0], frame.tlvs[1]
             info.update(kind="lldp", chassis=chassis.chassis_id.decode(errors="replace"),
                         port_id=port.port_id.decode(errors="replace"))
+            for tlv in frame.tlvs[3:]:
+                name = getattr(tlv, "system_name", b"").decode(errors="replace")
+                if name.startswith(STAMP_PREFIX):
+                    try:
+                        info["stamp"] = float(name[len(STAMP_PREFIX):])
+                    except ValueError:
+                        pass
         return info
     request = pkt.get_protocol(arp.arp)
     if request is not None:
@@ -68,12 +75,19 @@ def arp_request(src_mac, src_ip, target_ip):
                 dst_mac="00:00:00:00:00:00", dst_ip=str(target_ip)))
 
 
-def lldp_frame(dpid, port, src_mac="02:00:00:00:00:fd"):
-    """An LLDP frame naming the switch (chassis 'dpid:<hex>') and port it leaves from."""
-    tlvs = (lldp.ChassisID(subtype=lldp.ChassisID.SUB_LOCALLY_ASSIGNED,
+STAMP_PREFIX = "activelab-sent:"
+
+
+def lldp_frame(dpid, port, src_mac="02:00:00:00:00:fd", stamp=None):
+    """An LLDP frame naming the switch (chassis 'dpid:<hex>') and port it leaves from; `stamp`
+    (the controller's clock when it sent the frame) rides in a system-name TLV."""
+    tlvs = [lldp.ChassisID(subtype=lldp.ChassisID.SUB_LOCALLY_ASSIGNED,
                            chassis_id=f"dpid:{dpid:016x}".encode()),
             lldp.PortID(subtype=lldp.PortID.SUB_PORT_COMPONENT, port_id=str(port).encode()),
-            lldp.TTL(ttl=120), lldp.End())
+            lldp.TTL(ttl=120)]
+    if stamp is not None:
+        tlvs.append(lldp.SystemName(system_name=f"{STAMP_PREFIX}{stamp:.6f}".encode()))
+    tlvs = tuple(tlvs + [lldp.End()])
     return _serialize(ethernet.ethernet(dst=LLDP_MAC, src=src_mac,
                                         ethertype=ether_types.ETH_TYPE_LLDP), lldp.lldp(tlvs))
 

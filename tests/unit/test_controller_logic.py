@@ -151,6 +151,8 @@ def run_health(net, rounds):
         for server, pkts in list(net.received.items()):
             for pkt in pkts:
                 if pkt.get("tcp_flags") == 0x02 and pkt["ipv4_dst"] == "10.200.0.10":
+                    if server in getattr(net, "silent", ()):
+                        continue                 # powered off: no answer at all
                     up = getattr(net, "service_up", {}).get(server, True)
                     reply = {"eth_src": net.topo.host(server).mac, "eth_dst": GW,
                              "eth_type": 0x0800, "ipv4_src": "10.200.0.10",
@@ -295,3 +297,50 @@ def test_a_busy_controller_takes_no_health_verdict_and_a_dead_server_is_still_fo
         net2.now += 0.5
         net2.send(net2.fabric.tick(net2.now, backlog=True))
     assert net2.fabric.health["dc1-srv2"].up is False
+
+
+def stalled_rounds(net, rounds):
+    """Health rounds in which nothing the controller sends arrives anywhere (its switches'
+    upcalls or its own loop starved): no LLDP, no check, no answer comes back."""
+    for _ in range(rounds):
+        net.now += 0.5
+        net.fabric.tick(net.now)                 # its messages are lost in the stall
+
+
+def test_a_stalled_control_path_fails_no_server_and_late_answers_count():
+    from controllers.logic import HEALTH_SILENT_MAX
+    net = network("protection")
+    assert all(h.up for h in net.fabric.health.values())
+    stalled_rounds(net, 8)                       # 4 s of silence: 8 checks each unanswered
+    assert all(h.up for h in net.fabric.health.values()), net.fabric.status()["servers"]
+    # the stall ends: the backlog of checks reaches the servers, which answer
+    run_health(net, 1)
+    assert all(h.up for h in net.fabric.health.values())
+    assert all(len(h.outstanding) <= 1 for h in net.fabric.health.values())
+    # positive control: the same silence from the servers while the control path works
+    # (LLDP comes back) is a failure of every server within fail_after rounds
+    net.service_up = {}
+    for _ in range(3 + 1):
+        net.tick(0.5)                            # delivered; nobody answers the SYNs
+    assert not any(h.up for h in net.fabric.health.values())
+    # and a path that proves nothing for HEALTH_SILENT_MAX intervals is judged anyway
+    net = network("protection")
+    stalled_rounds(net, HEALTH_SILENT_MAX + 3)
+    assert not any(h.up for h in net.fabric.health.values())
+
+
+def test_one_silent_server_among_answering_ones_is_found_in_fail_after_rounds(net):
+    net.silent = {"dc2-srv2"}                    # the others' answers prove the path works
+    rounds = 0
+    while net.fabric.health["dc2-srv2"].up and rounds < 10:
+        run_health(net, 1)
+        rounds += 1
+    assert rounds == 4      # a check is missed at the next round; fail_after = 3: as before
+    assert all(h.up for n, h in net.fabric.health.items() if n != "dc2-srv2")
+
+
+def test_lldp_carries_its_send_time_and_ignores_foreign_names():
+    from controllers import packets
+    info = packets.parse(packets.lldp_frame(1, 3, stamp=1234.5))
+    assert info["stamp"] == 1234.5 and packets.lldp_origin(info) == (1, 3)
+    assert "stamp" not in packets.parse(packets.lldp_frame(1, 3))
