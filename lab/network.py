@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from lab import controller, fabric, firewall, sh, shaping, state, traffic
+from lab import controller, fabric, firewall, probe, sh, shaping, state, traffic
 from lab.errors import LabError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -102,6 +102,11 @@ class LabNetwork:
 
         setLogLevel("warning")
         self.check_free()
+        if self.platform.datapath == "user":
+            probe.load_modules("tun")                # the netdev bridges' own ports are taps
+            if not Path("/dev/net/tun").exists():
+                raise LabError("the userspace datapath needs /dev/net/tun: modprobe tun (or "
+                               "use --datapath kernel)")
         topo, ledger = self.topo, self.ledger
         self.net = net = Mininet(controller=None, switch=OVSSwitch, build=False,
                                  autoSetMacs=False, autoStaticArp=False, waitConnected=False)
@@ -236,6 +241,8 @@ class LabNetwork:
         """Each firewall node: a bridge through nftables + conntrack, with the topology's policy
         (midstream: loose TCP pickup; accept_all: the probe suite's positive control; see
         lab/firewall.py). Safe to call again to change it."""
+        if self.topo.firewalls:
+            probe.load_modules("br_netfilter")       # bridged IPv4 through nftables
         for index, (name, link) in enumerate(self.topo.firewalls, start=1):
             configured = self.node_run(name, ["ip", "link", "show", firewall.BRIDGE],
                                        check=False).returncode == 0

@@ -36,6 +36,15 @@ def _in_scratch_netns(argv):
     return sh.ok(["unshare", "--net", "--"] + argv)
 
 
+def load_modules(*names):
+    """modprobe each kernel module the lab needs now (nothing auto-loads them: a sysctl of
+    br_netfilter does not exist until it is loaded, a tap device needs tun). A kernel that
+    has them built in, or lacks them, is left as it is: what then fails says so."""
+    if shutil.which("modprobe"):
+        for name in names:
+            sh.ok(["modprobe", "-q", name])
+
+
 def has_kernel_datapath():
     """True when the openvswitch kernel module is (or can be) loaded."""
     if shutil.which("modprobe"):
