@@ -50,8 +50,8 @@ def add_arguments(parser):
                         help=f"seconds of traffic for the fault timeline, 1 to 3600 (default "
                              f"{DURATION:g}, --quick {QUICK_DURATION:g})")
     parser.add_argument("--faults", default=None, metavar="TIMELINE",
-                        help=f"fault timeline, e.g. '3s cut dci-a; 6s heal dci-a' (default: "
-                             f"{FAULTS}); actions: cut heal gray ungray power-off power-on "
+                        help=f"fault timeline, e.g. '3s cut dci-a; 6s heal dci-a', or 'none' "
+                             f"(traffic only; default: {FAULTS}); actions: cut heal gray ungray power-off power-on "
                              "server-down server-up controller-stop controller-start")
 
 

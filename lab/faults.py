@@ -34,8 +34,11 @@ class Fault:
 
 
 def parse_faults(text, topo, option="--faults"):
-    """The faults of a timeline, in time order. Raises LabError naming the bad entry."""
+    """The faults of a timeline, in time order ('none': no faults, traffic only). Raises
+    LabError naming the bad entry."""
     faults = []
+    if text.strip().lower() == "none":
+        return ()
     for entry in filter(str.strip, text.split(";")):
         match = ENTRY_RE.match(entry)
         if not match:

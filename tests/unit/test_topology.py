@@ -167,3 +167,13 @@ def test_bad_fault_timelines_are_one_line_errors(text, words):
     with pytest.raises(LabError) as info:
         parse_faults(text, load_topology("dual-active"))
     assert words in str(info.value) and str(info.value).startswith("--faults: ")
+
+
+def test_a_timeline_of_none_is_traffic_without_faults():
+    from lab.errors import LabError
+    from lab.faults import parse_faults
+    topo = load_topology("dual-active")
+    assert parse_faults("none", topo) == () and parse_faults(" None ", topo) == ()
+    assert len(parse_faults("2s cut dci-a", topo)) == 1        # positive control
+    with pytest.raises(LabError, match="'nothing' is not a fault"):
+        parse_faults("nothing", topo)
