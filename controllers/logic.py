@@ -410,6 +410,11 @@ class Fabric:
         healthy = [name for name, _ in service.servers
                    if self.health[name].up and self.server_site(name) is not None]
         if not healthy:
+            # fail open, as cloud load balancers do: when no server passes its checks, the
+            # verdicts are more likely wrong than every server dead; serve as if all were up
+            healthy = [name for name, _ in service.servers
+                       if self.health[name].up is not None and self.server_site(name) is not None]
+        if not healthy:
             return None
         dist = self.distances_from(ingress)
         by_site = {}
@@ -518,8 +523,8 @@ class Fabric:
         """One TCP SYN per server to its VIP port, sent from its subnet's gateway address.
 
         A check not answered by the next round is a miss only once the controller has proof
-        that its own path worked after the check was sent: a frame of its own sent no earlier
-        (another server's answer, or a stamped LLDP frame) came back. Without that proof the
+        that its own path worked after the check was sent: a frame of its own sent at least
+        one interval later (another server's answer, or a stamped LLDP frame) came back. Without that proof the
         silence is the controller's (its switches' upcalls or its own event loop starved of
         CPU), not the server's: the check waits, and a late answer still counts. Every server
         failing at once because the machine was busy is what this prevents; a dead server is
@@ -531,7 +536,9 @@ class Fabric:
             for name, _ in service.servers:
                 health = self.health[name]
                 for seq, sent in sorted(health.outstanding.items()):
-                    proven = self.path_proven is not None and self.path_proven >= sent
+                    # proof: a frame of ours sent a whole interval after the check came back
+                    # (an answer to the check, which had that head start, would have too)
+                    proven = self.path_proven is not None and self.path_proven >= sent + interval
                     if proven or now - sent >= HEALTH_SILENT_MAX * interval:
                         del health.outstanding[seq]
                         msgs += self.health_verdict(health, ok=False)
