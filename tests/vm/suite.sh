@@ -66,10 +66,11 @@ TESTS=(tests/emulation/test_controller.py tests/emulation/test_firewall_remedies
 for path in kernel user; do
   if [ "$path" = user ]; then
     export ACTIVELAB_DATAPATH=user ACTIVELAB_DELAY_METHOD=delayline
+    pace=("${USER_PACE[@]}")
   else
     unset ACTIVELAB_DATAPATH ACTIVELAB_DELAY_METHOD
+    pace=("${PACE[@]}")
   fi
-  if [ "$path" = user ]; then pace=("${USER_PACE[@]}"); else pace=("${PACE[@]}"); fi
   part dual-active "$path" $PY lab/run.py dual-active --quick "${pace[@]}" --out "$OUT/runs/$path"
   if [ "$SMOKE" -eq 0 ]; then
     part tests "$path" $PY -m pytest -p no:cacheprovider "${TESTS[@]}" \
