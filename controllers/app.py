@@ -172,7 +172,11 @@ class ActiveLabController(app_manager.OSKenApp):
 
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
     def flow_removed(self, ev):
+        """Only an idle timeout ends a pin: a flow we deleted or replaced ourselves was already
+        forgotten (or pinned anew, which this late report must not undo)."""
         msg = ev.msg
+        if msg.reason != msg.datapath.ofproto.OFPRR_IDLE_TIMEOUT:
+            return
         match = {k: v for k, v in msg.match.items()}
         self.send(self.fabric.flow_removed(msg.datapath.id, match))
 

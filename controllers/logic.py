@@ -34,6 +34,7 @@ HEALTH_MAX_DEFER = 4           # health intervals a busy controller may defer it
 HEALTH_SILENT_MAX = 20         # health intervals a check may wait for the control path's proof
 HEALTH_PORT_BASE = 47000       # source port of the health check of server i: base + i
 GLEAN_INTERVAL = 1.0           # seconds between ARP searches for the same unknown address
+PIN_REFRESH = 1.0              # seconds before a pinned VIP flow is sent to its switch again
 
 P_LLDP, P_ARP, P_ROUTED, P_TRANSIT = 1000, 900, 100, 50
 P_VIP_FLOW, P_VIP, P_GATEWAY, P_SESSION, P_HOST, P_GLEAN = 3000, 2000, 1500, 1200, 1000, 10
@@ -73,10 +74,13 @@ class Fabric:
         self.installed = {}        # Flow.key() -> Flow
         self.groups = {}           # (dpid, group_id) -> buckets
         self.pinned = {}           # (dpid, match items) -> server name, VIP flows we installed
+        self.pin_sent = {}         # (dpid, match items) -> when its flow was last sent
+        self.now = 0.0             # the time of the event being handled
         self.glean_sent = {}       # ip -> time of the last ARP search
         self.last_lldp = None
         self.last_health = None
         self.path_proven = None       # send time of the latest frame of ours that came back
+        self.path_progress = None     # when path_proven last moved on (the path is alive)
         self.health = {}
         index = 0
         for service in intent.services:
@@ -93,6 +97,8 @@ class Fabric:
         self.installed = {k: f for k, f in self.installed.items() if f.dpid != dpid}
         self.groups = {k: b for k, b in self.groups.items() if k[0] != dpid}
         self.pinned = {k: s for k, s in self.pinned.items() if k[0] != dpid}
+        self.pin_sent = {k: t for k, t in self.pin_sent.items() if k[0] != dpid}
+        self.now = now
         msgs = [f for f in self.base_flows(dpid)]
         for flow in msgs:
             self.installed[flow.key()] = flow
@@ -108,6 +114,7 @@ class Fabric:
 
     def port_changed(self, dpid, port, live, now):
         """A port's liveness changed (carrier, admin state or BFD)."""
+        self.now = now
         if dpid not in self.ports or self.ports[dpid].get(port) == live:
             return []
         self.ports[dpid][port] = live
@@ -151,14 +158,19 @@ class Fabric:
         return [PacketOut(dpid, port, packets.lldp_frame(dpid, port, stamp=now))
                 for port in sorted(self.ports.get(dpid, {}))]
 
-    def heard(self, sent):
-        """Something the controller sent at `sent` came back: its own path works since then."""
+    def heard(self, sent, now=None):
+        """Something the controller sent at `sent` came back: its own path works since then.
+
+        `now` is when it came back: a path that lags (frames seconds old still arriving, in
+        order) is alive, and a check is then waited for, not judged silent."""
         if sent is not None and (self.path_proven is None or sent > self.path_proven):
             self.path_proven = sent
+            if now is not None:
+                self.path_progress = now
 
     def lldp_in(self, dpid, port, info, now):
         origin = packets.lldp_origin(info)
-        self.heard(info.get("stamp"))
+        self.heard(info.get("stamp"), now)
         if origin is None or origin == (dpid, port) or origin[0] not in self.ports:
             return []
         if self.peer.get((dpid, port)) == origin and self.peer.get(origin) == (dpid, port):
@@ -336,6 +348,7 @@ class Fabric:
     # ------------------------------------------------------------------------ packet-in
 
     def packet_in(self, dpid, in_port, data, now):
+        self.now = now
         info = packets.parse(data)
         info["raw"] = data
         kind = info["kind"]
@@ -439,21 +452,60 @@ class Fabric:
         return match["ipv4_src"]
 
     def vip_flow(self, dpid, port, service, info, now):
-        """Pin a new flow to a server and send its first packet on through the tables."""
+        """Pin a new flow to a server and send its first packet on through the tables.
+
+        Packets of a flow already pinned here (they were on their way to the controller
+        before its flow reached the switch: at a flow's start every packet of the controller's
+        delay comes up) are only sent on: no new choice, and the flow is sent again at most
+        every PIN_REFRESH seconds (in case the switch lost it). Each of them costing a
+        server choice and a flow change is how a busy controller fell seconds behind."""
         match = self.flow_match(info, service.vip)
-        server = self.choose_server(service, dpid, self.affinity_key(match))
-        if server is None:
-            return []
+        key = (dpid, tuple(sorted(match.items())))
+        out = [PacketOut(dpid, TABLE, info.get("raw", b""), in_port=port)]
+        server = self.pinned.get(key)
+        if server is not None and str(self.health[server].ip) in self.hosts:
+            if now - self.pin_sent.get(key, -1e9) < PIN_REFRESH:
+                return out
+        else:
+            server = self.choose_server(service, dpid, self.affinity_key(match))
+            if server is None:
+                return []
+        return self.pin(dpid, match, server, now) + out
+
+    def pin(self, dpid, match, server, now):
+        """The messages that pin a VIP flow (match at switch dpid) to a server."""
         host = self.hosts[str(self.health[server].ip)]
         flow = Flow(dpid, T_ROUTE, P_VIP_FLOW, match,
                     (("set", "eth_src", self.gw_mac), ("set", "eth_dst", host.mac), ("dec_ttl",)),
                     goto=T_FORWARD, cookie=VIP_COOKIE + self.health[server].index,
                     idle_timeout=self.intent.flow_idle_timeout)
-        self.pinned[(dpid, tuple(sorted(match.items())))] = server
+        key = (dpid, tuple(sorted(match.items())))
+        self.pinned[key] = server
+        self.pin_sent[key] = now
         msgs = [flow]
         if self.intent.symmetric:
             msgs += self.return_pin(dpid, match, host)
-        return msgs + [PacketOut(dpid, TABLE, info.get("raw", b""), in_port=port)]
+        return msgs
+
+    def repin(self, key, server):
+        """A pinned flow's server failed or went out of reach: choose again now and move the
+        flow in the switch (its packets never go up to the controller), or remove it when no
+        server is left. Deleting it instead sent every packet of every such flow to the
+        controller until its next packet-in was handled."""
+        dpid, items = key
+        match = dict(items)
+        service = next((v for v in self.intent.services if str(v.vip) == match["ipv4_dst"]), None)
+        choice = None
+        if service is not None and dpid in self.ports:
+            choice = self.choose_server(service, dpid, self.affinity_key(match))
+        if choice is not None and choice != server:
+            return self.pin(dpid, match, choice, self.now)
+        self.pinned.pop(key, None)
+        self.pin_sent.pop(key, None)
+        if choice == server:          # the choice is the same (every server failed: fail open)
+            return []
+        return [Flow(dpid, T_ROUTE, P_VIP_FLOW, match, delete=True,
+                     cookie=VIP_COOKIE + self.health[server].index)]
 
     @staticmethod
     def flow_match(info, dst):
@@ -512,9 +564,7 @@ class Fabric:
             if dpid not in reach:
                 reach[dpid] = self.distances_from(dpid)
             if host is None or host.dpid not in reach[dpid]:
-                msgs.append(Flow(dpid, T_ROUTE, P_VIP_FLOW, dict(items), delete=True,
-                                 cookie=VIP_COOKIE + self.health[server].index))
-                del self.pinned[(dpid, items)]
+                msgs += self.repin((dpid, items), server)
         return msgs
 
     # ------------------------------------------------------------------------- health
@@ -528,8 +578,10 @@ class Fabric:
         silence is the controller's (its switches' upcalls or its own event loop starved of
         CPU), not the server's: the check waits, and a late answer still counts. Every server
         failing at once because the machine was busy is what this prevents; a dead server is
-        still found one LLDP round trip later, and a path that proves nothing for
-        HEALTH_SILENT_MAX intervals is judged anyway."""
+        still found one LLDP round trip later. A path that makes no progress at all (nothing
+        of ours comes back, not even late) for HEALTH_SILENT_MAX intervals after the check is
+        judged anyway; a path that lags (frames of ours arriving seconds late, as when a
+        flood of packet-ins queues ahead of them) still makes progress, and is waited for."""
         msgs = []
         interval = self.intent.health_interval
         for service in self.intent.services:
@@ -539,7 +591,8 @@ class Fabric:
                     # proof: a frame of ours sent a whole interval after the check came back
                     # (an answer to the check, which had that head start, would have too)
                     proven = self.path_proven is not None and self.path_proven >= sent + interval
-                    if proven or now - sent >= HEALTH_SILENT_MAX * interval:
+                    alive = max(sent, self.path_progress or sent)
+                    if proven or now - alive >= HEALTH_SILENT_MAX * interval:
                         del health.outstanding[seq]
                         msgs += self.health_verdict(health, ok=False)
                 host = self.hosts.get(str(health.ip))
@@ -560,7 +613,7 @@ class Fabric:
         if health is None or info["ack"] - 1 not in health.outstanding:
             return []
         sent = health.outstanding[info["ack"] - 1]
-        self.heard(sent)
+        self.heard(sent, now)
         for seq in [q for q in health.outstanding if q <= info["ack"] - 1]:
             del health.outstanding[seq]               # an answer supersedes older checks
         syn_ack = info["flags"] & packets.TCP_SYN and info["flags"] & packets.TCP_ACK
@@ -586,13 +639,11 @@ class Fabric:
         return []
 
     def withdraw(self, health):
-        """A server is down: unpin its flows so their next packet chooses again."""
+        """A server is down: its flows choose again (see repin)."""
         msgs = []
-        for (dpid, items), server in list(self.pinned.items()):
+        for key, server in list(self.pinned.items()):
             if server == health.name:
-                msgs.append(Flow(dpid, T_ROUTE, P_VIP_FLOW, dict(items), delete=True,
-                                 cookie=VIP_COOKIE + health.index))
-                del self.pinned[(dpid, items)]
+                msgs += self.repin(key, server)
         return msgs
 
     # --------------------------------------------------------------------------- timers
@@ -606,6 +657,7 @@ class Fabric:
         only on its own failed checks, never because the controller was busy. A backlog
         defers checks by at most HEALTH_MAX_DEFER intervals (a dead server is still found)."""
         msgs = []
+        self.now = now
         if self.last_lldp is None or now - self.last_lldp >= self.intent.lldp_interval:
             self.last_lldp = now
             for dpid in sorted(self.ports):
@@ -621,7 +673,9 @@ class Fabric:
 
     def flow_removed(self, dpid, match):
         """An idle VIP flow expired in the switch."""
-        self.pinned.pop((dpid, tuple(sorted(match.items()))), None)
+        key = (dpid, tuple(sorted(match.items())))
+        self.pinned.pop(key, None)
+        self.pin_sent.pop(key, None)
         return []
 
     # --------------------------------------------------------------------------- status

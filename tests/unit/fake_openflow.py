@@ -147,6 +147,7 @@ class FakeNetwork:
         self.host_at = {}            # host name -> (dpid, port)
         self.received = {}           # host name -> [packets]
         self.trail = []              # (dpid, port) every switch-to-switch hop left by
+        self.packet_ins = []         # (dpid, packet) of every packet a switch sent up
         dpid = {s.name: s.dpid for s in topo.switches}
         for switch in topo.switches:
             self.switches[switch.dpid] = FakeSwitch(switch.dpid,
@@ -182,6 +183,7 @@ class FakeNetwork:
         msgs = []
         for port, pkt in outputs:
             if port == CONTROLLER:
+                self.packet_ins.append((dpid, dict(pkt)))
                 msgs += self.fabric.packet_in(dpid, self.in_port_of(pkt), to_bytes(pkt), self.now)
                 continue
             if not self.switches[dpid].live.get(port, False):

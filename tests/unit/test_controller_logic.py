@@ -148,19 +148,24 @@ def run_health(net, rounds):
         for host in net.received:
             net.received[host] = []
         net.tick(0.5)
-        for server, pkts in list(net.received.items()):
-            for pkt in pkts:
-                if pkt.get("tcp_flags") == 0x02 and pkt["ipv4_dst"] == "10.200.0.10":
-                    if server in getattr(net, "silent", ()):
-                        continue                 # powered off: no answer at all
-                    up = getattr(net, "service_up", {}).get(server, True)
-                    reply = {"eth_src": net.topo.host(server).mac, "eth_dst": GW,
-                             "eth_type": 0x0800, "ipv4_src": "10.200.0.10",
-                             "ipv4_dst": pkt["ipv4_src"], "ip_proto": 6, "ttl": 64,
-                             "tcp_src": pkt["tcp_dst"], "tcp_dst": pkt["tcp_src"],
-                             "tcp_flags": 0x12 if up else 0x14, "tcp_seq": 1,
-                             "tcp_ack": pkt["tcp_seq"] + 1}
-                    net.host_sends(server, reply)
+        answer_checks(net)
+
+
+def answer_checks(net):
+    """Every server answers the health checks it received, as its service state says."""
+    for server, pkts in list(net.received.items()):
+        for pkt in pkts:
+            if pkt.get("tcp_flags") == 0x02 and pkt["ipv4_dst"] == "10.200.0.10":
+                if server in getattr(net, "silent", ()):
+                    continue                 # powered off: no answer at all
+                up = getattr(net, "service_up", {}).get(server, True)
+                reply = {"eth_src": net.topo.host(server).mac, "eth_dst": GW,
+                         "eth_type": 0x0800, "ipv4_src": "10.200.0.10",
+                         "ipv4_dst": pkt["ipv4_src"], "ip_proto": 6, "ttl": 64,
+                         "tcp_src": pkt["tcp_dst"], "tcp_dst": pkt["tcp_src"],
+                         "tcp_flags": 0x12 if up else 0x14, "tcp_seq": 1,
+                         "tcp_ack": pkt["tcp_seq"] + 1}
+                net.host_sends(server, reply)
 
 
 def test_health_checks_mark_servers_up(net):
@@ -327,6 +332,85 @@ def test_a_stalled_control_path_fails_no_server_and_late_answers_count():
     net = network("protection")
     stalled_rounds(net, HEALTH_SILENT_MAX + 3)
     assert not any(h.up for h in net.fabric.health.values())
+
+
+def lagging_rounds(net, rounds, lag):
+    """Health rounds in which everything the switches send up reaches the controller `lag`
+    seconds late, in order (a flood of packet-ins queued ahead of it: the VM smoke's kernel
+    run had its port events 18 s late); the servers themselves answer at once."""
+    real, queue = net.fabric.packet_in, []
+
+    def late(dpid, port, data, now):
+        queue.append((now + lag, dpid, port, data))
+        return []
+    net.fabric.packet_in = late
+    try:
+        for _ in range(rounds):
+            for host in net.received:
+                net.received[host] = []
+            net.tick(0.5)
+            answer_checks(net)
+            while queue and queue[0][0] <= net.now:
+                _, dpid, port, data = queue.pop(0)
+                net.send(real(dpid, port, data, net.now))
+    finally:
+        net.fabric.packet_in = real
+
+
+def test_a_lagging_control_path_fails_no_server_and_a_dead_one_is_still_found():
+    from controllers.logic import HEALTH_SILENT_MAX
+    lag = HEALTH_SILENT_MAX * 0.5 + 4                # longer than the silence rule's patience
+    net = network("protection")
+    lagging_rounds(net, 2 * int(lag / 0.5) + 4, lag)
+    assert all(h.up for h in net.fabric.health.values()), net.fabric.status()["servers"]
+    # positive control: a server that stops answering on the same lagging path is found
+    net.silent = {"dc2-srv2"}
+    lagging_rounds(net, 2 * int(lag / 0.5) + 10, lag)
+    assert net.fabric.health["dc2-srv2"].up is False
+    assert all(h.up for n, h in net.fabric.health.items() if n != "dc2-srv2")
+
+
+def vip_packet_ins(net, client, sport):
+    ip = str(net.topo.host(client).ip.ip)
+    return [p for _, p in net.packet_ins
+            if p.get("ipv4_src") == ip and p.get("ipv4_dst") == "10.200.0.10"
+            and p.get("udp_src") == sport]
+
+
+def test_a_failed_servers_flows_move_in_the_switch_without_going_up_to_the_controller(net):
+    first = list(net.send_ip("client1", "10.200.0.10", proto=17, sport=44000, dport=7000))
+    assert first[0].startswith("dc1-") and len(vip_packet_ins(net, "client1", 44000)) == 1
+    for server in ("dc1-srv1", "dc1-srv2"):
+        health_answers(net, server, False)
+    run_health(net, 3)
+    net.packet_ins = []
+    moved = list(net.send_ip("client1", "10.200.0.10", proto=17, sport=44000, dport=7000))
+    assert moved and moved[0].startswith("dc2-"), moved
+    assert vip_packet_ins(net, "client1", 44000) == []          # moved by the controller at once
+    # positive control: a new flow does go up to the controller, once
+    assert list(net.send_ip("client1", "10.200.0.10", proto=17, sport=44001, dport=7000))
+    assert len(vip_packet_ins(net, "client1", 44001)) == 1
+
+
+def test_late_packets_of_a_pinned_flow_are_sent_on_to_its_server_without_a_new_choice(net):
+    from controllers.logic import PIN_REFRESH
+    from controllers.ofmsg import Flow
+    from tests.unit.fake_openflow import to_bytes
+    first = list(net.send_ip("client1", "10.200.0.10", proto=17, sport=45000, dport=7000))
+    assert first[0].startswith("dc1-")
+    # a packet of the same flow that was already on its way up when the flow was installed
+    late = to_bytes(net.ip_packet("client1", "10.200.0.10", proto=17, sport=45000, dport=7000))
+    edge = net.host_at["client1"][0]
+    msgs = net.fabric.packet_in(edge, net.host_at["client1"][1], late, net.now + 0.1)
+    assert not any(isinstance(m, Flow) for m in msgs) and len(msgs) == 1
+    for host in net.received:
+        net.received[host] = []
+    net.send(msgs)
+    assert [h for h, p in net.received.items() if p] == [first[0]]
+    # positive control: after PIN_REFRESH the flow is sent to the switch again (it may be lost)
+    msgs = net.fabric.packet_in(edge, net.host_at["client1"][1], late,
+                                net.now + PIN_REFRESH + 0.2)
+    assert any(isinstance(m, Flow) and m.match.get("udp_src") == 45000 for m in msgs)
 
 
 def test_one_silent_server_among_answering_ones_is_found_in_fail_after_rounds(net):
