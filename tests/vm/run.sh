@@ -150,11 +150,15 @@ boot() {    # boot ACCEL: start QEMU in the background, its PID in QEMU_PID
   QEMU_PID=$!
 }
 
+qemu_alive() {  # QEMU still runs (an exited, not yet reaped QEMU is a zombie: state Z)
+  [ -r "/proc/$QEMU_PID/stat" ] && ! grep -q '^[0-9]* (.*) Z ' "/proc/$QEMU_PID/stat" 2>/dev/null
+}
+
 wait_for() {   # wait_for FILE TEXT SECONDS: until TEXT is in FILE or QEMU ends
   local deadline=$(( $(date +%s) + $3 ))
   while [ "$(date +%s)" -lt "$deadline" ]; do
     grep -q "$2" "$1" 2>/dev/null && return 0
-    kill -0 "$QEMU_PID" 2>/dev/null || return 1
+    qemu_alive || return 1
     sleep 1
   done
   return 1
@@ -167,7 +171,7 @@ if [ -w /dev/kvm ]; then
   if wait_for "$SCRATCH/console-kvm.log" "== guest up" 60; then
     ACCEL=kvm
   else
-    echo "== KVM: no guest came up under it within 60 s ($(grep -m1 -o 'Assertion.*\|error.*' "$SCRATCH/console-kvm.log" | cut -c1-100 || echo 'it hung')): using TCG"
+    echo "== KVM: no guest came up under it ($(grep -m1 -o 'Assertion.*\|error.*' "$SCRATCH/console-kvm.log" | cut -c1-100 || echo 'it hung')): using TCG"
     kill "$QEMU_PID" 2>/dev/null || true
     while kill -0 "$QEMU_PID" 2>/dev/null; do sleep 0.2; done
     QEMU_PID=""
