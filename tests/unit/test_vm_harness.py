@@ -47,3 +47,5 @@ def test_ci_runs_the_readme_test_command_then_the_vm_smoke():
     assert "bash install.sh && .venv/bin/python -m pytest" in ci
     assert "bash tests/vm/run.sh debian12 --smoke" in ci
     assert ci.index("-m pytest") < ci.index("tests/vm/run.sh")
+    # on by default: only ACTIVELAB_CI_VM=0 (or a host that is not x86_64) skips it
+    assert 'ACTIVELAB_CI_VM:-1}" = 0' in ci and "set -euo pipefail" in ci
