@@ -96,7 +96,7 @@ echo "== guest: could not mount the shares"; echo o > /proc/sysrq-trigger; sleep
 lab_packages=$(sed -n '/^APT_PACKAGES=(/,/^)/p' install.sh | sed '1d;$d;s/#.*//' | tr -s ' \n' ',' \
                | sed 's/^,//;s/,$//')
 packages="linux-image-amd64,initramfs-tools,kmod,udev,ca-certificates,$lab_packages"
-KEY=$( { echo "$SUITE $packages"; echo "$STUB"; cat setup.py; } | sha256sum | cut -c1-16)
+KEY=$( { echo "$SUITE $packages"; echo "$STUB"; cat setup.py pyproject.toml; } | sha256sum | cut -c1-16)
 
 build_image() {
   local tmp="$CACHE.building"
@@ -105,7 +105,7 @@ build_image() {
   # the wheelhouse is made inside the image by its own Python, as install.sh's venv would
   # resolve the pinned packages there (the host's Python may be another version); pip trusts
   # the certificates the host trusts (a proxy's CA) for that one download
-  mkdir -p "$tmp/src" && cp setup.py "$tmp/src/" && mkdir -p "$tmp/src/lab"
+  mkdir -p "$tmp/src" && cp setup.py pyproject.toml "$tmp/src/" && mkdir -p "$tmp/src/lab"
   touch "$tmp/src/lab/__init__.py"
   printf '%s\n' "$STUB" > "$tmp/init"
   mmdebstrap --variant=minbase --include="$packages" \
