@@ -26,6 +26,7 @@ from lab.errors import LabError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CALIBRATION_MS = 1.0        # one-way delay of the link the base RTT is measured over
+CONTROLLER_START_S = 90.0    # how long the controller may take to listen (cold start, slow CPU)
 
 
 def in_node(pid, argv):
@@ -380,7 +381,12 @@ class LabNetwork:
         self.controller_cmd = controller.controller_argv(
             config, port, self.run_dir / "controller.log", self.status_path)
         self.controller = self.popen_root(self.controller_cmd, "controller")
-        traffic.wait_root_listening(port, proc=self.controller)
+        # a cold start compiles every module it imports (os-ken, eventlet, ...): on a slow or
+        # emulated CPU with nothing compiled yet that took longer than 15 s (Debian 13, TCG)
+        try:
+            traffic.wait_root_listening(port, timeout=CONTROLLER_START_S, proc=self.controller)
+        except LabError as exc:
+            raise LabError(f"controller: {exc}: see {self.run_dir / 'controller.log'}") from None
         for link in self.topo.links:
             for end in link.ends:
                 sh.run(controller.bfd_cmd(self.topo.port_to(end, link.name).intf, bfd_ms))
