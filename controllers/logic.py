@@ -498,12 +498,12 @@ class Fabric:
         choice = None
         if service is not None and dpid in self.ports:
             choice = self.choose_server(service, dpid, self.affinity_key(match))
-        if choice is not None and choice != server:
+        if choice == server:          # the same choice (every server failed: fail open)
+            return []
+        if choice is not None:
             return self.pin(dpid, match, choice, self.now)
         self.pinned.pop(key, None)
         self.pin_sent.pop(key, None)
-        if choice == server:          # the choice is the same (every server failed: fail open)
-            return []
         return [Flow(dpid, T_ROUTE, P_VIP_FLOW, match, delete=True,
                      cookie=VIP_COOKIE + self.health[server].index)]
 

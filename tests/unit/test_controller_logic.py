@@ -436,9 +436,15 @@ def test_when_no_server_passes_its_checks_the_vip_fails_open(net):
     run_health(net, 3)
     # positive control: the one server still passing gets the new flow
     assert list(net.send_ip("client1", "10.200.0.10", proto=6, sport=42000, dport=80)) == ["dc2-srv2"]
+    pinned = net.fabric.status()["pinned_flows"]
     health_answers(net, "dc2-srv2", False)
     run_health(net, 3)
     assert not any(h.up for h in net.fabric.health.values())
+    # the flow on the last server moves to where fail-open sends new flows, and stays pinned
+    assert net.fabric.status()["pinned_flows"] == pinned
+    net.packet_ins = []
+    moved = list(net.send_ip("client1", "10.200.0.10", proto=6, sport=42000, dport=80))
+    assert moved and moved[0].startswith("dc1-") and net.packet_ins == [], moved
     # every verdict says down: more likely the verdicts are wrong; serve the nearest as if up
     got = list(net.send_ip("client1", "10.200.0.10", proto=6, sport=42001, dport=80))
     assert got and got[0].startswith("dc1-"), got
