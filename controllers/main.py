@@ -16,6 +16,14 @@ def main(argv=None):
     parser.add_argument("--log", required=True, help="log file")
     parser.add_argument("--status", required=True, help="status JSON file the lab reads")
     args = parser.parse_args(argv)
+    from controllers.intent import Intent, IntentError
+    try:
+        Intent.load(args.config)           # refuse a wrong intent in one line, before os-ken starts
+    except IntentError as exc:
+        print(f"error: controller: {exc}", file=sys.stderr)
+        with open(args.log, "a") as fh:
+            fh.write(f"error: {exc}\n")
+        return 2
 
     logging.basicConfig(filename=args.log, level=logging.INFO,
                         format="%(asctime)s.%(msecs)03d %(name)s %(levelname)s %(message)s",

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from lab import metrics as m_
+from controllers.intent import DEFAULT_MODE
 from lab.controller import GATEWAY_MAC, intent_for
 from lab.faults import Fault, inject
 from lab.streams import ProbeSet
@@ -124,7 +125,7 @@ def run_design(ctx, name, duration=None, rate=None):
     log(f"[{name}] {topo.name}: " + ", ".join(f"{s} {r}" for s, r in roles.items())
         + f"; VIP policy {spec['policy']}")
     with ctx.open_lab() as lab:
-        lab.attach_controller(intent_for(topo, ctx.options.get("mode", "protection"),
+        lab.attach_controller(intent_for(topo, ctx.options.get("mode", DEFAULT_MODE),
                                          spec["policy"]),
                               bfd_ms=ctx.options.get("bfd_ms", 100), serving=serving)
         service = topo.services[0]

@@ -29,6 +29,7 @@ import sys
 import time
 
 from lab import firewall, fwprobes, plots
+from controllers.intent import DEFAULT_POLICY
 from lab.controller import GATEWAY_MAC, intent_for
 from lab.errors import LabError
 from lab.experiment import Summary
@@ -155,7 +156,7 @@ def one_remedy(ctx, remedy, n, control=False):
     result = {"remedy": remedy}
     with sub.open_lab() as lab:
         lab.attach_controller(intent_for(topo, ctx.options["mode"],
-                                         ctx.options.get("vip_policy", "anycast"),
+                                         ctx.options.get("vip_policy", DEFAULT_POLICY),
                                          routing="hot-potato",
                                          symmetric=remedy == "symmetric"),
                               bfd_ms=ctx.options["bfd_ms"])

@@ -19,6 +19,7 @@ import sys
 import time
 
 from lab import plots
+from controllers.intent import DEFAULT_MODE, DEFAULT_POLICY
 from lab.controller import intent_for
 from lab.errors import LabError
 from lab.experiment import Summary
@@ -90,8 +91,8 @@ def one_variant(ctx, label, ttl, extra, duration):
     gslb_host = topo.hosts_at(survivor)[-1]
     failed_hosts = {h.name for h in topo.hosts_at("dc1")}
     with sub.open_lab() as lab:
-        lab.attach_controller(intent_for(topo, ctx.options.get("mode", "protection"),
-                                         ctx.options.get("vip_policy", "anycast")),
+        lab.attach_controller(intent_for(topo, ctx.options.get("mode", DEFAULT_MODE),
+                                         ctx.options.get("vip_policy", DEFAULT_POLICY)),
                               bfd_ms=ctx.options.get("bfd_ms", 100))
         if ttl is not None:
             lab.popen(gslb_host.name, gslb_argv(topo, ttl, run_dir / "gslb.jsonl"),

@@ -13,14 +13,13 @@ import time
 
 from lab.errors import LabError
 
-GATEWAY_MAC = "02:00:00:00:00:fe"
-MODES = ("protection", "restoration")
-POLICIES = ("anycast", "primary-backup")
+from controllers.intent import (DEFAULT_MODE, DEFAULT_POLICY, GATEWAY_MAC, Intent,
+                                LinkIntent, ServiceIntent, SwitchIntent)
 
 
-def intent_for(topo, mode="protection", policy="anycast", health_interval=0.5,
+def intent_for(topo, mode=DEFAULT_MODE, policy=DEFAULT_POLICY, health_interval=0.5,
                routing="shortest", symmetric=False):
-    """The controller's intent for a topology, as a JSON-ready dict.
+    """The controller's intent for a topology (an ``Intent``; ``to_dict`` is its JSON form).
 
     routing 'hot-potato' makes traffic enter the sites at the client edge's nearest site and
     leave each site by its own edge link (a common multi-site design, and the source of
@@ -29,23 +28,20 @@ def intent_for(topo, mode="protection", policy="anycast", health_interval=0.5,
     dpid = {s.name: s.dpid for s in topo.switches}
 
     def end(switch, link):
-        return [dpid[switch], topo.port_to(switch, link.name).number]
+        return dpid[switch], topo.port_to(switch, link.name).number
 
-    return {
-        "mode": mode,
-        "gateway_mac": GATEWAY_MAC,
-        "switches": [{"name": s.name, "dpid": s.dpid, "kind": s.kind, "subnet": str(s.subnet),
-                      "gateway": str(s.gateway)} for s in topo.switches],
-        "links": [{"name": l.name, "a": end(l.a, l), "b": end(l.b, l), "delay_ms": l.delay_ms,
-                   "kind": l.kind} for l in topo.links],
-        "services": [{"name": v.name, "vip": str(v.vip), "port": v.port, "primary": v.primary,
-                      "policy": policy,
-                      "servers": [[n, str(topo.host(n).ip.ip)] for n in v.servers]}
-                     for v in topo.services],
-        "health_interval": health_interval,
-        "routing": routing,
-        "symmetric": symmetric,
-    }
+    intent = Intent(
+        mode=mode, gateway_mac=GATEWAY_MAC,
+        switches=tuple(SwitchIntent(s.name, s.dpid, s.kind, s.subnet, s.gateway)
+                       for s in topo.switches),
+        links=tuple(LinkIntent(l.name, end(l.a, l), end(l.b, l), float(l.delay_ms), l.kind)
+                    for l in topo.links),
+        services=tuple(ServiceIntent(v.name, v.vip, v.port,
+                                     tuple((n, topo.host(n).ip.ip) for n in v.servers),
+                                     v.primary, policy) for v in topo.services),
+        health_interval=health_interval, routing=routing, symmetric=symmetric)
+    # the controller's own check of its document, before any process starts
+    return Intent.from_dict(intent.to_dict())
 
 
 def free_port():

@@ -10,6 +10,7 @@ Each check returns the list of what is missing or wrong (empty: the lab is done)
 import json
 from pathlib import Path
 
+from controllers.intent import MODES
 from lab.errors import LabError, TopologyError
 from lab.topology import load_topology
 
@@ -95,7 +96,7 @@ def check_lab3(path=None, results=None):
             rejected.setdefault(mode, f"{run.name}: {problem}")
     return [f"no finished dual-active run with --mode {mode} in {root}"
             + (f" (not counted: {rejected[mode]})" if mode in rejected else "")
-            for mode in ("protection", "restoration") if mode not in modes]
+            for mode in MODES if mode not in modes]
 
 
 def check_lab4(path=None, results=None):

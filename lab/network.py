@@ -14,7 +14,6 @@ run's Ledger before it is created (see lab/state.py).
 
 import contextlib
 import dataclasses
-import json
 import signal
 import subprocess
 import sys
@@ -374,7 +373,7 @@ class LabNetwork:
         a cold standby's servers start it later, when promoted).
         """
         config = self.run_dir / "controller-intent.json"
-        config.write_text(json.dumps(intent, indent=1))
+        intent.save(config)
         port = controller.free_port()
         self.status_path.unlink(missing_ok=True)
         start = time.monotonic()

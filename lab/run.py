@@ -33,7 +33,7 @@ import os                  # noqa: E402
 import signal              # noqa: E402
 
 from lab import options, probe, state                                # noqa: E402
-from lab.controller import MODES, POLICIES                            # noqa: E402
+from controllers.intent import DEFAULT_MODE, DEFAULT_POLICY, MODES, POLICIES  # noqa: E402
 from lab.errors import LabError                                      # noqa: E402
 from lab.experiment import Progress, RunContext                      # noqa: E402
 from lab.report import write_report                                  # noqa: E402
@@ -59,11 +59,11 @@ class OneLineParser(argparse.ArgumentParser):
 
 def add_controller_arguments(parser, offered=("mode", "vip_policy", "bfd_ms")):
     if "mode" in offered:
-        parser.add_argument("--mode", choices=MODES, default="protection",
+        parser.add_argument("--mode", choices=MODES, default=DEFAULT_MODE,
                             help="failover: protection (fast-failover groups, BFD) or "
                                  "restoration (the controller recomputes on events)")
     if "vip_policy" in offered:
-        parser.add_argument("--vip-policy", choices=POLICIES, default="anycast",
+        parser.add_argument("--vip-policy", choices=POLICIES, default=DEFAULT_POLICY,
                             help="anycast (nearest healthy site) or primary-backup (primary "
                                  "site until it fails)")
     if "bfd_ms" in offered:

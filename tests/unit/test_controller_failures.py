@@ -10,7 +10,6 @@ import itertools
 import networkx as nx
 import pytest
 
-from controllers.intent import Intent
 from lab.controller import intent_for
 from lab.topology import load_topology, multi_active
 from tests.unit.fake_openflow import FakeNetwork
@@ -18,7 +17,7 @@ from tests.unit.test_controller_logic import run_health
 
 
 def build(topo, mode):
-    net = FakeNetwork(topo, Intent.from_dict(intent_for(topo, mode)))
+    net = FakeNetwork(topo, intent_for(topo, mode))
     net.start()
     for host in topo.hosts:
         net.arp(host.name, topo.switch(host.switch).gateway)

@@ -2,7 +2,6 @@
 
 import pytest
 
-from controllers.intent import Intent
 from controllers.logic import Fabric
 from lab.controller import GATEWAY_MAC, intent_for
 from lab.topology import load_topology
@@ -13,8 +12,7 @@ GW = GATEWAY_MAC
 
 def network(mode="protection", policy="anycast", routing="shortest", symmetric=False):
     topo = load_topology("dual-active")
-    net = FakeNetwork(topo, Intent.from_dict(intent_for(topo, mode, policy, routing=routing,
-                                                        symmetric=symmetric)))
+    net = FakeNetwork(topo, intent_for(topo, mode, policy, routing=routing, symmetric=symmetric))
     net.start()
     for host in topo.hosts:                      # hosts boot and ARP for their gateway
         net.arp(host.name, topo.switch(host.switch).gateway)
