@@ -9,13 +9,23 @@ import logging
 import sys
 
 
-def main(argv=None):
+def parser():
+    """The command line (controller_argv writes it)."""
     parser = argparse.ArgumentParser(prog="python -m controllers.main", description=__doc__.split("\n")[0])
     parser.add_argument("--config", required=True, help="intent JSON written by the lab")
     parser.add_argument("--port", type=int, required=True, help="OpenFlow TCP port on 127.0.0.1")
     parser.add_argument("--log", required=True, help="log file")
     parser.add_argument("--status", required=True, help="status JSON file the lab reads")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def controller_argv(config, port, log, status, python=None):
+    return [python or sys.executable, "-m", __name__, "--config", str(config), "--port", str(port),
+            "--log", str(log), "--status", str(status)]
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     from controllers.intent import Intent, IntentError
     try:
         Intent.load(args.config)           # refuse a wrong intent in one line, before os-ken starts

@@ -22,12 +22,10 @@ active sites) at FAULT_AT. Metrics (pure, see design_metrics):
 import dataclasses
 import json
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from lab import metrics as m_
+from lab import metrics as m_, sessions, standby
 from controllers.intent import DEFAULT_MODE
 from lab.controller import GATEWAY_MAC, intent_for
 from lab.faults import Fault, inject
@@ -130,29 +128,27 @@ def run_design(ctx, name, duration=None, rate=None):
                               bfd_ms=ctx.options.get("bfd_ms", 100), serving=serving)
         service = topo.services[0]
         primaries = [str(h.ip.ip) for h in topo.servers if roles[h.switch] == "active"]
+        agents = []
         for server in topo.servers:
-            lab.popen(server.name, [sys.executable, "-m", "lab.sessions", "serve", "--port",
-                                    str(SESSION_PORT)], f"session server {server.name}",
-                      stdout=subprocess.PIPE).stdout.readline()
+            agents.append(lab.start_agent(server.name, sessions.serve_argv(SESSION_PORT),
+                                          f"session server {server.name}", wait=False))
             if roles[server.switch] == "cold":
-                lab.popen(server.name, [sys.executable, "-m", "lab.standby", "--name", server.name,
-                                        "--watch", ",".join(primaries), "--port", str(service.port),
-                                        "--promotion-s", f"{PROMOTION_S:g}"],
-                          f"standby agent {server.name}", stdout=subprocess.PIPE).stdout.readline()
+                agents.append(lab.start_agent(
+                    server.name, standby.standby_argv(server.name, primaries, service.port,
+                                                      PROMOTION_S),
+                    f"standby agent {server.name}", wait=False))
+        lab.wait_agents(agents)
         probes = ProbeSet(lab, ctx.run_dir, GATEWAY_MAC, rate=rate)
         for client in topo.clients:
             probes.add(f"{client.name}>{service.name}", client.name, service.vip)
         probes.start_receivers([h.name for h in topo.servers])
-        sessions = []
+        clients = []
         for client in topo.clients:
             out = ctx.run_dir / f"sessions-{client.name}.json"
-            proc = lab.popen(client.name, [sys.executable, "-m", "lab.sessions", "run", "--dst",
-                                           str(service.vip), "--port", str(SESSION_PORT),
-                                           "--count", "3", "--duration", f"{duration:g}",
-                                           "--out", str(out)],
-                             f"sessions {client.name}", stdout=subprocess.PIPE)
-            proc.stdout.readline()
-            sessions.append((proc, out))
+            clients.append((lab.start_agent(
+                client.name, sessions.run_argv(service.vip, SESSION_PORT, 3, duration, out),
+                f"sessions {client.name}", log=out.with_suffix(".log"), wait=False), out))
+        lab.wait_agents([proc for proc, _ in clients])
         t0 = probes.start(duration)
         bytes0 = dci_bytes(lab)
         time.sleep(max(0.0, t0 + FAULT_AT - time.time()))
@@ -162,7 +158,7 @@ def run_design(ctx, name, duration=None, rate=None):
         log(f"[{name}] t={t_fault - t0:.1f}s power-off {fault_site}")
         rows, summaries = probes.collect(timeout=duration + 10)
         reports = []
-        for proc, out in sessions:
+        for proc, out in clients:
             proc.wait(duration + 15)
             reports.append(json.loads(out.read_text()))
     result = design_metrics(topo, rows, probes.streams, reports, t0, t_fault, t0 + duration,

@@ -24,11 +24,9 @@ import dataclasses
 import json
 import re
 import statistics
-import subprocess
-import sys
 import time
 
-from lab import firewall, fwprobes, plots
+from lab import craftsessions, firewall, fwprobes, plots, sessions
 from controllers.intent import DEFAULT_POLICY
 from lab.controller import GATEWAY_MAC, intent_for
 from lab.errors import LabError
@@ -59,16 +57,12 @@ def validate(options, topo):
 
 
 def sessions_argv(dst, count, duration, out):
-    return [sys.executable, "-m", "lab.sessions", "run", "--dst", str(dst), "--port",
-            str(SESSION_PORT), "--count", str(count), "--duration", f"{duration:g}",
-            "--connect-timeout", "1.5", "--out", str(out)]
+    return sessions.run_argv(dst, SESSION_PORT, count, duration, out, connect_timeout=1.5)
 
 
 def crafted_argv(client, dst, count, duration, out):
-    return [sys.executable, "-m", "lab.craftsessions", "--intf", client.intf, "--src-mac",
-            client.mac, "--src-ip", str(client.ip.ip), "--gw-mac", GATEWAY_MAC, "--dst", str(dst),
-            "--port", str(SESSION_PORT), "--count", str(count), "--duration", f"{duration:g}",
-            "--out", str(out)]
+    return craftsessions.run_argv(client.intf, client.mac, client.ip.ip, GATEWAY_MAC, dst,
+                                  SESSION_PORT, count, duration, out)
 
 
 def run_sessions(lab, run_dir, phase, dst, count, duration, during=None):
@@ -81,12 +75,9 @@ def run_sessions(lab, run_dir, phase, dst, count, duration, during=None):
                                                                     duration, out))):
             out = run_dir / f"sessions-{phase}-{client.name}-{kind}.json"
             procs[f"{client.name}:{kind}"] = (
-                lab.popen(client.name, argv_for(out), f"{kind} sessions {phase} {client.name}",
-                          stdout=subprocess.PIPE, stderr=out.with_suffix(".log")), out)
-    for proc, out in procs.values():
-        if proc.stdout.readline().strip() != "ready":
-            raise LabError(f"a session client of phase {phase} did not start: see "
-                           f"{out.with_suffix('.log')}")
+                lab.start_agent(client.name, argv_for(out), f"{kind} sessions {phase} {client.name}",
+                                log=out.with_suffix(".log"), wait=False), out)
+    lab.wait_agents([proc for proc, _ in procs.values()])
     if during:
         during()
     reports = {}
@@ -120,14 +111,10 @@ def probe_suite(lab, run_dir, tag, client, server, spoof, fw):
     BFD port would be taken by the switch's own BFD before any server could see it)."""
     out = run_dir / f"leaks-{tag}.json"
     link = dict(lab.topo.firewalls)[fw]
-    watcher = lab.popen(fw, [sys.executable, "-m", "lab.fwprobes", "watch", "--intf",
-                             firewall.inside_intf(fw, link), "--out", out],
-                        f"probe watcher {tag}", stdout=subprocess.PIPE)
-    watcher.stdout.readline()
-    lab.node_run(client.name, [sys.executable, "-m", "lab.fwprobes", "send", "--intf", client.intf,
-                               "--src-mac", client.mac, "--src-ip", str(client.ip.ip),
-                               "--gw-mac", GATEWAY_MAC, "--dst-ip", str(server.ip.ip),
-                               "--spoof-ip", str(spoof), "--open-port", str(SESSION_PORT)],
+    watcher = lab.start_agent(fw, fwprobes.watch_argv(firewall.inside_intf(fw, link), out),
+                              f"probe watcher {tag}", log=out.with_suffix(".log"))
+    lab.node_run(client.name, fwprobes.send_argv(client.intf, client.mac, client.ip.ip,
+                                                 GATEWAY_MAC, server.ip.ip, spoof, SESSION_PORT),
                  timeout=60)
     time.sleep(0.3)
     lab.stop_process(watcher)
@@ -165,10 +152,8 @@ def one_remedy(ctx, remedy, n, control=False):
         if remedy == "loose":
             lab.start_firewalls(midstream=True)
         for server in topo.servers:
-            proc = lab.popen(server.name, [sys.executable, "-m", "lab.sessions", "serve",
-                                           "--port", str(SESSION_PORT)],
-                             f"session server {server.name}", stdout=subprocess.PIPE)
-            proc.stdout.readline()
+            lab.start_agent(server.name, sessions.serve_argv(SESSION_PORT),
+                            f"session server {server.name}")
         events = {fw: run_dir / f"conntrack-events-{fw}.txt" for fw in (fw1, fw2)}
         listeners = [lab.popen(fw, ["conntrack", "-E", "-e", "NEW", "-p", "tcp", "-o", "timestamp"],
                                f"conntrack events {fw}", stdout=path)

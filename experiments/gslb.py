@@ -14,8 +14,6 @@ site) and the attempts that failed meanwhile.
 
 import dataclasses
 import json
-import subprocess
-import sys
 import time
 
 from lab import plots
@@ -25,6 +23,7 @@ from lab.errors import LabError
 from lab.experiment import Summary
 from lab.fabric import latencies
 from lab.faults import Fault, inject
+from lab import gslb
 from lab.gslb import failover
 from lab.options import bounded, int_list
 from lab.results import format_table, write_json
@@ -70,15 +69,12 @@ def variant_duration(options, ttl, extra):
 
 def gslb_argv(topo, ttl, log):
     service = topo.services[0]
-    sites = {s.name: topo.hosts_at(s.name)[0] for s in topo.sites}
-    argv = [sys.executable, "-m", "lab.gslb", "serve", "--name", DNS_NAME, "--ttl", str(ttl),
-            "--sites", ",".join(f"{n}={h.ip.ip}" for n, h in sites.items()),
-            "--check-port", str(service.port), "--log", str(log)]
+    sites = {s.name: topo.hosts_at(s.name)[0].ip.ip for s in topo.sites}
+    proximity = {}
     for edge in (s for s in topo.switches if s.kind == "edge"):
         dist = latencies(topo, edge.name)
-        order = sorted(sites, key=lambda n: (dist.get(n, float("inf")), n))
-        argv += ["--proximity", f"{edge.subnet}={','.join(order)}"]
-    return argv
+        proximity[edge.subnet] = sorted(sites, key=lambda n: (dist.get(n, float("inf")), n))
+    return gslb.serve_argv(DNS_NAME, ttl, sites, proximity, service.port, log)
 
 
 def one_variant(ctx, label, ttl, extra, duration):
@@ -95,20 +91,19 @@ def one_variant(ctx, label, ttl, extra, duration):
                                          ctx.options.get("vip_policy", DEFAULT_POLICY)),
                               bfd_ms=ctx.options.get("bfd_ms", 100))
         if ttl is not None:
-            lab.popen(gslb_host.name, gslb_argv(topo, ttl, run_dir / "gslb.jsonl"),
-                      f"gslb on {gslb_host.name}", stdout=subprocess.PIPE).stdout.readline()
+            lab.start_agent(gslb_host.name, gslb_argv(topo, ttl, run_dir / "gslb.jsonl"),
+                            f"gslb on {gslb_host.name}", log=run_dir / "gslb.log")
         clients = []
         for client in topo.clients:
             out = run_dir / f"attempts-{client.name}.json"
-            target = (["--vip", str(service.vip)] if ttl is None else
-                      ["--server", str(gslb_host.ip.ip), "--name", DNS_NAME,
-                       "--cache-extra", f"{extra:g}"])
-            proc = lab.popen(client.name, [sys.executable, "-m", "lab.gslb", "client", *target,
-                                           "--port", str(service.port), "--duration",
-                                           f"{duration:g}", "--out", out],
-                             f"client {client.name}", stdout=subprocess.PIPE)
-            proc.stdout.readline()
+            target = ({"vip": service.vip} if ttl is None else
+                      {"server": gslb_host.ip.ip, "name": DNS_NAME, "cache_extra": extra})
+            proc = lab.start_agent(client.name, gslb.client_argv(service.port, duration, out,
+                                                                 **target),
+                                   f"client {client.name}", log=out.with_suffix(".log"),
+                                   wait=False)
             clients.append((client.name, proc, out))
+        lab.wait_agents([proc for _, proc, _ in clients])
         time.sleep(FAULT_AT)
         t_fault = time.time()
         inject(lab, Fault(FAULT_AT, "power-off", "dc1"))

@@ -8,7 +8,6 @@ discovered every link; everything else the controller finds out by itself.
 
 import json
 import socket
-import sys
 import time
 
 from lab.errors import LabError
@@ -49,11 +48,6 @@ def free_port():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def controller_argv(config, port, log, status, python=sys.executable):
-    return [python, "-m", "controllers.main", "--config", str(config), "--port", str(port),
-            "--log", str(log), "--status", str(status)]
 
 
 def read_status(path):

@@ -20,6 +20,7 @@ import struct
 import subprocess
 import sys
 import time
+from lab.sh import python_module
 
 RTO_S = 0.2         # first retransmission timeout of unanswered data (doubles, like TCP's)
 
@@ -34,7 +35,8 @@ def suppress_resets(port_base, count):
     subprocess.run(["nft", "-f", "-"], input=rules, text=True, check=True)
 
 
-def main(argv=None):
+def parser():
+    """The command line (the argv builders below write it)."""
     parser = argparse.ArgumentParser(prog="python -m lab.craftsessions")
     for name in ("intf", "src-mac", "src-ip", "gw-mac", "dst", "out"):
         parser.add_argument(f"--{name}", required=True)
@@ -44,7 +46,16 @@ def main(argv=None):
     parser.add_argument("--timeout", type=float, default=2.0)
     parser.add_argument("--connect-timeout", type=float, default=1.5)
     parser.add_argument("--duration", type=float, required=True)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def run_argv(intf, src_mac, src_ip, gw_mac, dst, port, count, duration, out):
+    return python_module(__name__, intf=intf, src_mac=src_mac, src_ip=src_ip, gw_mac=gw_mac,
+                         dst=dst, port=port, count=count, duration=float(duration), out=out)
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
 
     from scapy.layers.inet import IP, TCP
     from scapy.layers.l2 import Ether

@@ -34,6 +34,8 @@ import struct
 import sys
 import time
 
+from lab.sh import python_module
+
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4          # a frame we sent ourselves, seen again by the packet socket
 RCVBUF = 4 << 20
@@ -162,7 +164,8 @@ class DelayLine:
         return stats
 
 
-def main(argv=None):
+def parser():
+    """The command line (line_argv writes it)."""
     parser = argparse.ArgumentParser(prog="python -m lab.delayline", description=__doc__.split("\n")[0])
     parser.add_argument("--a", required=True, help="first interface")
     parser.add_argument("--b", required=True, help="second interface")
@@ -173,7 +176,18 @@ def main(argv=None):
     parser.add_argument("--seed", type=int, default=1, help="random seed for jitter and loss")
     parser.add_argument("--stats", help="write counters here as JSON on exit")
     parser.add_argument("--control", help="file holding a new one-way delay in ms, read on SIGHUP")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def line_argv(intf_a, intf_b, delay_ms, jitter_ms, loss, limit, seed, stats=None, control=None,
+              python=None):
+    return python_module(__name__, a=intf_a, b=intf_b, delay_ms=float(delay_ms),
+                         jitter_ms=float(jitter_ms), loss=float(loss), limit=limit, seed=seed,
+                         stats=stats, control=control, python=python)
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
 
     line = DelayLine(args.a, args.b, args.delay_ms, args.jitter_ms, args.loss, args.limit, args.seed)
 

@@ -16,6 +16,7 @@ import struct
 import sys
 import threading
 import time
+from lab.sh import python_module
 
 MARKER = 0xF100
 PROBES = (
@@ -144,7 +145,8 @@ def send(args):
     return 0
 
 
-def main(argv=None):
+def parser():
+    """The command line (the argv builders below write it)."""
     parser = argparse.ArgumentParser(prog="python -m lab.fwprobes")
     sub = parser.add_subparsers(dest="command", required=True)
     w = sub.add_parser("watch")
@@ -155,7 +157,20 @@ def main(argv=None):
         s.add_argument(f"--{name}", required=True)
     s.add_argument("--open-port", type=int, default=443)
     s.add_argument("--closed-port", type=int, default=22)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def watch_argv(intf, out):
+    return python_module(__name__, "watch", intf=intf, out=out)
+
+
+def send_argv(intf, src_mac, src_ip, gw_mac, dst_ip, spoof_ip, open_port):
+    return python_module(__name__, "send", intf=intf, src_mac=src_mac, src_ip=src_ip,
+                         gw_mac=gw_mac, dst_ip=dst_ip, spoof_ip=spoof_ip, open_port=open_port)
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     return watch(args) if args.command == "watch" else send(args)
 
 

@@ -22,6 +22,7 @@ import socket
 import sys
 import threading
 import time
+from lab.sh import python_module
 
 
 def check(address, port, timeout=0.3):
@@ -172,7 +173,8 @@ def failover(attempts, t_fault, failed_hosts):
             "failed_attempts": failed}
 
 
-def main(argv=None):
+def parser():
+    """The command line (the argv builders below write it)."""
     parser = argparse.ArgumentParser(prog="python -m lab.gslb")
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve")
@@ -192,7 +194,26 @@ def main(argv=None):
     c.add_argument("--cache-extra", type=float, default=0.0)
     c.add_argument("--duration", type=float, required=True)
     c.add_argument("--out", required=True)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def serve_argv(name, ttl, sites, proximity, check_port, log=None):
+    """sites: {site: address}; proximity: {subnet: [site, ...]} (nearest first)."""
+    return python_module(__name__, "serve", name=name, ttl=ttl,
+                         sites=",".join(f"{s}={a}" for s, a in sites.items()),
+                         proximity=[f"{net}={','.join(order)}" for net, order in proximity.items()],
+                         check_port=check_port, log=log)
+
+
+def client_argv(port, duration, out, vip=None, server=None, name=None, cache_extra=None):
+    """Either vip (anycast: no DNS) or server + name (resolve through the GSLB)."""
+    return python_module(__name__, "client", vip=vip, server=server, name=name,
+                         cache_extra=None if cache_extra is None else float(cache_extra),
+                         port=port, duration=float(duration), out=out)
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     return serve(args) if args.command == "serve" else client(args)
 
 

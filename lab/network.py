@@ -14,18 +14,64 @@ run's Ledger before it is created (see lab/state.py).
 
 import contextlib
 import dataclasses
+import select
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
-from lab import controller, fabric, firewall, probe, sh, shaping, state, traffic
+from lab import controller, fabric, firewall, probe, service, sh, shaping, state, traffic
+from controllers.main import controller_argv
 from lab.errors import LabError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CALIBRATION_MS = 1.0        # one-way delay of the link the base RTT is measured over
 CONTROLLER_START_S = 90.0    # how long the controller may take to listen (cold start, slow CPU)
+AGENT_READY_S = 60.0         # how long an agent may take to say 'ready' (Python + scapy imports
+#                              on an emulated CPU take seconds)
+
+
+def read_line(stream, timeout):
+    """One line from a child's piped stdout, stripped; '' at its end, None after `timeout` s."""
+    if timeout > 0:
+        ready, _, _ = select.select([stream], [], [], timeout)
+        if not ready:
+            return None
+    elif not select.select([stream], [], [], 0)[0]:
+        return None
+    return stream.readline().strip()
+
+
+def wait_agents(procs, timeout=AGENT_READY_S):
+    """Wait until every agent in `procs` said 'ready'; LabError naming the first that did
+    not (it exited, said something else, or was silent for `timeout` s) and its log."""
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        what, log = proc.agent
+        line = read_line(proc.stdout, deadline - time.monotonic())
+        if line == "ready":
+            continue
+        if line:
+            reason = f"said {line[:80]!r} instead of 'ready'"
+        elif line is None:
+            reason = f"said nothing within {timeout:g}s"
+        else:                                      # its output ended: it exited
+            try:
+                reason = f"exited with code {proc.wait(5)}"
+            except subprocess.TimeoutExpired:
+                reason = "closed its output"
+        last = tail_line(log)
+        raise LabError(f"{what} did not start: it {reason}"
+                       + (f" ({last[:160]})" if last else "") + f"; see {log}")
+
+
+def tail_line(path):
+    """The last non-empty line of a (log) file, '' when there is none."""
+    try:
+        lines = [l.strip() for l in Path(path).read_text(errors="replace").splitlines()]
+    except OSError:
+        return ""
+    return next((l for l in reversed(lines) if l), "")
 
 
 def in_node(pid, argv):
@@ -46,6 +92,7 @@ class LabNetwork:
         self.net = None
         self.nodes = {}
         self.delaylines = {}          # link name -> Popen
+        self.agent_logs = []          # agents' stderr files: the empty ones go at stop
         self.processes = []           # Popen handles of everything else we started
         self.tree = frozenset()
         self.controller = None        # Popen of the controller, once attached
@@ -307,14 +354,10 @@ class LabNetwork:
                 self.node_run(link.name, ["ip", "link", "set", intf, "up"])
             argv = shaping.delayline_argv(link, ia, ib, self.seed + n, logs / f"{link.name}.json",
                                           logs / f"{link.name}.control")
-            proc = self.popen(link.name, argv, f"delay line {link.name}",
-                              stdout=subprocess.PIPE, stderr=logs / f"{link.name}.log")
-            self.delaylines[link.name] = proc
-        for name, proc in self.delaylines.items():
-            line = proc.stdout.readline().strip()        # 'ready' once both sockets are open
-            if line != "ready":
-                raise LabError(f"delay line of link {name} did not start: see "
-                               f"{self.run_dir / 'delayline' / (name + '.log')}")
+            self.delaylines[link.name] = self.start_agent(
+                link.name, argv, f"delay line {link.name}", log=logs / f"{link.name}.log",
+                wait=False)
+        self.wait_agents(list(self.delaylines.values()))   # 'ready': both sockets are open
 
     def shape_links(self):
         for link in self.topo.links:
@@ -377,7 +420,7 @@ class LabNetwork:
         port = controller.free_port()
         self.status_path.unlink(missing_ok=True)
         start = time.monotonic()
-        self.controller_cmd = controller.controller_argv(
+        self.controller_cmd = controller_argv(
             config, port, self.run_dir / "controller.log", self.status_path)
         self.controller = self.popen_root(self.controller_cmd, "controller")
         # a cold start compiles every module it imports (os-ken, eventlet, ...): on a slow or
@@ -420,21 +463,17 @@ class LabNetwork:
         """The VIP on each server's loopback, and the service answering with the server's name
         (on `serving` only, when given)."""
         ports = {}
-        for service in self.topo.services:
-            for name in service.servers:
-                self.node_run(name, ["ip", "addr", "replace", f"{service.vip}/32", "dev", "lo"])
+        for vip in self.topo.services:
+            for name in vip.servers:
+                self.node_run(name, ["ip", "addr", "replace", f"{vip.vip}/32", "dev", "lo"])
                 if serving is None or name in serving:
-                    ports.setdefault(name, set()).add(service.port)
+                    ports.setdefault(name, set()).add(vip.port)
         for name, numbers in sorted(ports.items()):
             for number in sorted(numbers):
                 self.start_service(name, number)
 
     def start_service(self, name, port):
-        proc = self.popen(name, [sys.executable, "-m", "lab.service", "serve", "--name", name,
-                                 "--port", str(port)], f"service {name}:{port}",
-                          stdout=subprocess.PIPE)
-        if proc.stdout.readline().strip() != "ready":
-            raise LabError(f"the service on {name} port {port} did not start")
+        proc = self.start_agent(name, service.serve_argv(name, port), f"service {name}:{port}")
         self.services[(name, port)] = proc
         return proc
 
@@ -552,6 +591,28 @@ class LabNetwork:
         return sh.run(in_node(self.node_pid(name), argv), timeout=timeout, check=check,
                       stdin=stdin)
 
+    # ------------------------------------------------------------------------- agents
+
+    def start_agent(self, name, argv, what, log=None, stdin=None, wait=True):
+        """Start an agent (an in-host program of ours that prints 'ready' when it is) in node
+        `name`; its stdout is piped to us, its stderr goes to `log` (default
+        RUN_DIR/agents/WHAT.log). wait: return only once it said 'ready' (else call
+        wait_agents with it: start many, then wait for all). Returns the Popen."""
+        if log is None:
+            log = self.run_dir / "agents" / ("".join(c if c.isalnum() or c in "-_." else "-"
+                                                     for c in what) + ".log")
+        Path(log).parent.mkdir(parents=True, exist_ok=True)
+        proc = self.popen(name, argv, what, stdout=subprocess.PIPE, stderr=Path(log),
+                          stdin=stdin)
+        proc.agent = (what, Path(log))
+        self.agent_logs.append(Path(log))
+        if wait:
+            self.wait_agents([proc])
+        return proc
+
+    def wait_agents(self, procs, timeout=AGENT_READY_S):
+        wait_agents(procs, timeout)
+
     def popen(self, name, argv, what, **kwargs):
         """Start argv inside node `name` (own session), recorded for teardown; returns Popen.
 
@@ -596,6 +657,12 @@ class LabNetwork:
         """Stop what we started, then let Mininet remove links, switches and hosts."""
         for proc in reversed(self.processes):
             self.stop_process(proc)
+        for log in self.agent_logs:              # an agent that said nothing leaves no file
+            with contextlib.suppress(OSError):
+                if log.stat().st_size == 0:
+                    log.unlink()
+        with contextlib.suppress(OSError):       # and no empty folder
+            (self.run_dir / "agents").rmdir()
         if self.net is not None:
             self.net.stop()
             self.net = None

@@ -21,6 +21,7 @@ import socket
 import struct
 import sys
 import time
+from lab.sh import python_module
 
 MAGIC = b"ALPB"
 HEADER = struct.Struct("!4sIQd")         # magic, stream, seq, send time
@@ -116,7 +117,8 @@ def receive(args):
     return 0
 
 
-def main(argv=None):
+def parser():
+    """The command line (the argv builders below write it)."""
     parser = argparse.ArgumentParser(prog="python -m lab.probestream")
     sub = parser.add_subparsers(dest="command", required=True)
     tx = sub.add_parser("send")
@@ -133,7 +135,23 @@ def main(argv=None):
     rx.add_argument("--port", type=int, required=True)
     rx.add_argument("--host", required=True)
     rx.add_argument("--out", required=True)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def send_argv(intf, src_mac, dst_mac, src_ip, dst_ip, port, stream, rate, duration, summary,
+              wait_go=True):
+    return python_module(__name__, "send", intf=intf, src_mac=src_mac, dst_mac=dst_mac,
+                         src_ip=src_ip, dst_ip=dst_ip, port=port, stream=stream,
+                         rate=float(rate), duration=float(duration), summary=summary,
+                         wait_go=wait_go)
+
+
+def receive_argv(port, host, out):
+    return python_module(__name__, "receive", port=port, host=host, out=out)
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     if args.command == "send":
         args.sport = args.sport or 40000 + args.stream
         return send(args)

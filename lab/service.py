@@ -12,6 +12,7 @@ import socket
 import socketserver
 import sys
 import threading
+from lab.sh import python_module
 
 
 def serve(name, port):
@@ -43,7 +44,8 @@ def query(ip, port, timeout=2.0):
         return ""
 
 
-def main(argv=None):
+def parser():
+    """The command line (the argv builders below write it)."""
     parser = argparse.ArgumentParser(prog="python -m lab.service")
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve")
@@ -53,7 +55,19 @@ def main(argv=None):
     q.add_argument("--ip", required=True)
     q.add_argument("--port", type=int, default=80)
     q.add_argument("--timeout", type=float, default=2.0)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def serve_argv(name, port=80):
+    return python_module(__name__, "serve", name=name, port=port)
+
+
+def query_argv(ip, port=80, timeout=2.0):
+    return python_module(__name__, "query", ip=ip, port=port, timeout=float(timeout))
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     if args.command == "serve":
         serve(args.name, args.port)
         return 0

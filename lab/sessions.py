@@ -17,6 +17,7 @@ import socket
 import socketserver
 import sys
 import time
+from lab.sh import python_module
 
 
 def serve(port):
@@ -100,7 +101,8 @@ def run(args):
     return 0
 
 
-def main(argv=None):
+def parser():
+    """The command line (the argv builders below write it)."""
     parser = argparse.ArgumentParser(prog="python -m lab.sessions")
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve")
@@ -114,7 +116,21 @@ def main(argv=None):
     r.add_argument("--connect-timeout", type=float, default=3.0)
     r.add_argument("--duration", type=float, required=True)
     r.add_argument("--out", required=True)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def serve_argv(port=443):
+    return python_module(__name__, "serve", port=port)
+
+
+def run_argv(dst, port, count, duration, out, connect_timeout=None):
+    return python_module(__name__, "run", dst=dst, port=port, count=count,
+                         duration=float(duration), out=out,
+                         connect_timeout=None if connect_timeout is None else float(connect_timeout))
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     if args.command == "serve":
         serve(args.port)
         return 0

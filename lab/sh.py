@@ -1,6 +1,7 @@
 """Running commands: argv lists only (no shell strings), with timeouts and one-line errors."""
 
 import subprocess
+import sys
 
 from lab.errors import LabError
 
@@ -30,3 +31,21 @@ def ok(argv, timeout=10):
         return run(argv, timeout=timeout, check=False).returncode == 0
     except LabError:
         return False
+
+
+def python_module(module, *args, python=None, **options):
+    """The argv that runs `python -m module ARGS --option value ...`: each agent builds its
+    command line with this beside its own parser. Options: snake_case → --kebab-case; None is
+    left out; True is a bare flag, False left out; floats without a trailing .0; lists repeat
+    the option once per item."""
+    argv = [python or sys.executable, "-m", module, *[str(a) for a in args]]
+    for key, value in options.items():
+        flag = "--" + key.replace("_", "-")
+        if value is None or value is False:
+            continue
+        if value is True:
+            argv.append(flag)
+            continue
+        for item in (value if isinstance(value, (list, tuple)) else [value]):
+            argv += [flag, f"{item:g}" if isinstance(item, float) else str(item)]
+    return argv

@@ -7,7 +7,8 @@ netem the limit is raised by the packets in flight so the delay itself never dro
 """
 
 import math
-import sys
+
+from lab import delayline
 
 MTU_BITS = 1514 * 8
 
@@ -67,14 +68,11 @@ def offload_cmds(intf):
     return [["ethtool", "-K", intf, "tx", "off"]]
 
 
-def delayline_argv(link, intf_a, intf_b, seed, stats_path, control_path=None,
-                   python=sys.executable):
+def delayline_argv(link, intf_a, intf_b, seed, stats_path, control_path=None, python=None):
     """The userspace delay line's command line for `link` between two interfaces."""
-    argv = [python, "-m", "lab.delayline", "--a", intf_a, "--b", intf_b,
-            "--delay-ms", f"{link.delay_ms:g}", "--jitter-ms", f"{link.jitter_ms:g}",
-            "--loss", f"{link.loss:g}", "--limit", str(link.queue + in_flight_packets(link)),
-            "--seed", str(seed), "--stats", str(stats_path)]
-    return argv + (["--control", str(control_path)] if control_path else [])
+    return delayline.line_argv(intf_a, intf_b, link.delay_ms, link.jitter_ms, link.loss,
+                               link.queue + in_flight_packets(link), seed, stats_path,
+                               control_path, python=python)
 
 
 def compensated_delay(delay_ms, compensation_ms):

@@ -13,6 +13,7 @@ import sys
 import time
 
 from lab import service
+from lab.sh import python_module
 
 
 def alive(ip, port, timeout=0.15):
@@ -23,7 +24,8 @@ def alive(ip, port, timeout=0.15):
         return False
 
 
-def main(argv=None):
+def parser():
+    """The command line (the argv builders below write it)."""
     parser = argparse.ArgumentParser(prog="python -m lab.standby")
     parser.add_argument("--name", required=True, help="this server's name (what it answers)")
     parser.add_argument("--watch", required=True, help="primary servers' addresses, comma-separated")
@@ -31,7 +33,16 @@ def main(argv=None):
     parser.add_argument("--interval", type=float, default=0.3)
     parser.add_argument("--fail-after", type=int, default=3)
     parser.add_argument("--promotion-s", type=float, default=2.0)
-    args = parser.parse_args(argv)
+    return parser
+
+
+def standby_argv(name, watch, port, promotion_s):
+    return python_module(__name__, name=name, watch=",".join(str(w) for w in watch), port=port,
+                         promotion_s=float(promotion_s))
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
     primaries = args.watch.split(",")
     print("ready", flush=True)
     misses = 0

@@ -9,12 +9,10 @@ import csv
 import json
 import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass
 
-from lab import traffic
-from lab.errors import LabError
+from lab import probestream, traffic
 
 PROBE_PORT = 7000
 
@@ -42,29 +40,23 @@ class ProbeSet:
     def start_receivers(self, hosts):
         for host in hosts:
             out = self.dir / f"rx-{host}.csv"
-            proc = self.lab.popen(host, [sys.executable, "-m", "lab.probestream", "receive",
-                                         "--port", str(self.port), "--host", host, "--out", out],
-                                  f"probe receiver in {host}", stdout=subprocess.PIPE)
+            proc = self.lab.start_agent(host, probestream.receive_argv(self.port, host, out),
+                                        f"probe receiver in {host}",
+                                        log=self.dir / f"rx-{host}.log", wait=False)
             self.receivers[host] = (proc, out)
-        for host, (proc, _) in self.receivers.items():
-            if proc.stdout.readline().strip() != "ready":
-                raise LabError(f"the probe receiver in {host} did not start")
+        self.lab.wait_agents([proc for proc, _ in self.receivers.values()])
 
     def start(self, duration):
         """Start every sender; returns the common start time (CLOCK_REALTIME)."""
         for s in self.streams:
             host = self.lab.topo.host(s.src)
-            argv = [sys.executable, "-m", "lab.probestream", "send", "--intf", host.intf,
-                    "--src-mac", host.mac, "--dst-mac", self.gateway_mac,
-                    "--src-ip", str(host.ip.ip), "--dst-ip", s.dst_ip, "--port", str(self.port),
-                    "--stream", str(s.stream), "--rate", f"{self.rate:g}",
-                    "--duration", f"{duration:g}", "--summary", self.dir / f"tx-{s.stream}.json",
-                    "--wait-go"]
-            self.senders.append(self.lab.popen(s.src, argv, f"probe sender {s.name}",
-                                               stdout=subprocess.PIPE, stdin=subprocess.PIPE))
-        for proc in self.senders:
-            if proc.stdout.readline().strip() != "ready":
-                raise LabError("a probe sender did not start")
+            argv = probestream.send_argv(host.intf, host.mac, self.gateway_mac, host.ip.ip,
+                                         s.dst_ip, self.port, s.stream, self.rate, duration,
+                                         self.dir / f"tx-{s.stream}.json", wait_go=True)
+            self.senders.append(self.lab.start_agent(
+                s.src, argv, f"probe sender {s.name}", log=self.dir / f"tx-{s.stream}.log",
+                stdin=subprocess.PIPE, wait=False))
+        self.lab.wait_agents(self.senders)
         self.start_time = time.time()        # every sender starts now: the timeline's zero
         for proc in self.senders:
             proc.stdin.write("go\n")

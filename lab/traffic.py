@@ -6,10 +6,9 @@ are unit-tested without a network.
 
 import json
 import re
-import sys
 import time
 
-from lab import sh
+from lab import service, sh
 from lab.errors import LabError
 
 RTT_RE = re.compile(r"icmp_seq=(\d+) ttl=\d+ time=([\d.]+) ms")
@@ -115,11 +114,6 @@ def iperf3(lab, src, dst_host, dst_ip, seconds=3, port=IPERF_PORT, save_to=None)
     return parse_iperf3(proc.stdout)
 
 
-def service_query_argv(ip, port, timeout=2.0):
-    return [sys.executable, "-m", "lab.service", "query", "--ip", str(ip), "--port", str(port),
-            "--timeout", f"{timeout:g}"]
-
-
 def vip_answer(lab, client, ip, port):
     """Which server answers `client` on ip:port (its name), or '' when none does."""
-    return lab.node_run(client, service_query_argv(ip, port), check=False).stdout.strip()
+    return lab.node_run(client, service.query_argv(ip, port), check=False).stdout.strip()

@@ -1,12 +1,11 @@
 """Stateful firewalls for real: the policy as written, on dual-active-fw."""
 
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from lab import probe, traffic
+from lab import probe, sessions, traffic
 from lab.controller import intent_for
 from lab.experiment import Progress
 from lab.network import running_lab
@@ -19,12 +18,8 @@ def fw_lab(tmp_path_factory):
     with running_lab(topo, probe.choose_platform(), tmp_path_factory.mktemp("fw"), "test-fw",
                      log=Progress(quiet=True)) as lab:
         lab.attach_controller(intent_for(topo))
-        for server in ("dc1-srv1",):
-            proc = lab.popen(server, [sys.executable, "-m", "lab.sessions", "serve", "--port", "443"],
-                             "session server", stdout=subprocess.PIPE)
-            proc.stdout.readline()
-            lab.popen(server, [sys.executable, "-m", "lab.sessions", "serve", "--port", "2222"],
-                      "session server 2222", stdout=subprocess.PIPE).stdout.readline()
+        lab.start_agent("dc1-srv1", sessions.serve_argv(443), "session server")
+        lab.start_agent("dc1-srv1", sessions.serve_argv(2222), "session server 2222")
         yield lab
 
 
@@ -45,9 +40,7 @@ def test_policy_allows_what_it_says_and_drops_and_counts_the_rest(fw_lab):
 
 
 def test_sites_may_open_connections_out(fw_lab):
-    proc = fw_lab.popen("client2", [sys.executable, "-m", "lab.sessions", "serve", "--port", "2222"],
-                        "client-side server", stdout=subprocess.PIPE)
-    proc.stdout.readline()
+    proc = fw_lab.start_agent("client2", sessions.serve_argv(2222), "client-side server")
     assert tcp_connects(fw_lab, "dc1-srv1", "10.100.0.12", 2222)
     fw_lab.stop_process(proc)
 

@@ -1,0 +1,116 @@
+"""Agents (programs of ours that run inside lab hosts): each command line is built beside its
+parser and parses back to what was asked; starting one waits for its 'ready' and fails loudly."""
+
+import subprocess
+import sys
+
+import pytest
+
+from controllers import main as controller_main
+from lab import (craftsessions, delayline, fwprobes, gslb, probestream, service, sessions, sh,
+                 standby)
+from lab.errors import LabError
+from lab.network import wait_agents
+
+
+def parsed(module, argv):
+    assert argv[:3] == [sys.executable, "-m", module.__name__]
+    return vars(module.parser().parse_args(argv[3:]))
+
+
+def test_python_module_argv_rules():
+    argv = sh.python_module("m", "cmd", a_b=1, rate=2.0, x=None, flag=True, off=False,
+                            many=["p", "q"], python="py")
+    assert argv == ["py", "-m", "m", "cmd", "--a-b", "1", "--rate", "2", "--flag",
+                    "--many", "p", "--many", "q"]
+
+
+@pytest.mark.parametrize("module, argv, expected", [
+    (service, service.serve_argv("dc1-srv1", 8080), {"command": "serve", "name": "dc1-srv1", "port": 8080}),
+    (service, service.query_argv("10.200.0.10", 80, 0.5),
+     {"command": "query", "ip": "10.200.0.10", "port": 80, "timeout": 0.5}),
+    (probestream, probestream.send_argv("c1-eth0", "aa:bb:cc:dd:ee:01", "02:00:00:00:00:fe",
+                                        "10.100.0.11", "10.200.0.10", 7000, 3, 250.0, 12.5,
+                                        "/r/tx-3.json"),
+     {"command": "send", "intf": "c1-eth0", "src_mac": "aa:bb:cc:dd:ee:01",
+      "dst_mac": "02:00:00:00:00:fe", "src_ip": "10.100.0.11", "dst_ip": "10.200.0.10",
+      "port": 7000, "stream": 3, "rate": 250.0, "duration": 12.5, "summary": "/r/tx-3.json",
+      "wait_go": True, "sport": 0}),
+    (probestream, probestream.receive_argv(7000, "dc1-srv1", "/r/rx.csv"),
+     {"command": "receive", "port": 7000, "host": "dc1-srv1", "out": "/r/rx.csv"}),
+    (sessions, sessions.serve_argv(443), {"command": "serve", "port": 443}),
+    (sessions, sessions.run_argv("10.2.0.11", 443, 4, 20, "/r/s.json", connect_timeout=1.5),
+     {"command": "run", "dst": "10.2.0.11", "port": 443, "count": 4, "duration": 20.0,
+      "out": "/r/s.json", "connect_timeout": 1.5}),
+    (craftsessions, craftsessions.run_argv("c1-eth0", "aa:bb:cc:dd:ee:01", "10.100.0.11",
+                                           "02:00:00:00:00:fe", "10.2.0.11", 443, 3, 9, "/r/c.json"),
+     {"intf": "c1-eth0", "src_ip": "10.100.0.11", "gw_mac": "02:00:00:00:00:fe",
+      "dst": "10.2.0.11", "port": 443, "count": 3, "duration": 9.0, "out": "/r/c.json"}),
+    (standby, standby.standby_argv("dc2-srv1", ["10.1.0.11", "10.1.0.12"], 80, 2),
+     {"name": "dc2-srv1", "watch": "10.1.0.11,10.1.0.12", "port": 80, "promotion_s": 2.0}),
+    (gslb, gslb.serve_argv("web.lab", 5, {"dc1": "10.1.0.11", "dc2": "10.2.0.11"},
+                           {"10.100.0.0/24": ["dc1", "dc2"], "10.101.0.0/24": ["dc2", "dc1"]},
+                           80, "/r/g.jsonl"),
+     {"command": "serve", "name": "web.lab", "ttl": 5, "sites": "dc1=10.1.0.11,dc2=10.2.0.11",
+      "proximity": ["10.100.0.0/24=dc1,dc2", "10.101.0.0/24=dc2,dc1"], "check_port": 80,
+      "log": "/r/g.jsonl"}),
+    (gslb, gslb.client_argv(80, 10, "/r/a.json", server="10.2.0.12", name="web.lab",
+                            cache_extra=3),
+     {"command": "client", "server": "10.2.0.12", "name": "web.lab", "vip": None,
+      "cache_extra": 3.0, "port": 80, "duration": 10.0, "out": "/r/a.json"}),
+    (gslb, gslb.client_argv(80, 10, "/r/a.json", vip="10.200.0.10"),
+     {"command": "client", "vip": "10.200.0.10", "server": None, "cache_extra": 0.0}),
+    (fwprobes, fwprobes.watch_argv("fw1-eth1", "/r/l.json"),
+     {"command": "watch", "intf": "fw1-eth1", "out": "/r/l.json"}),
+    (fwprobes, fwprobes.send_argv("c1-eth0", "aa:bb:cc:dd:ee:01", "10.100.0.11",
+                                  "02:00:00:00:00:fe", "10.2.0.11", "10.2.0.99", 443),
+     {"command": "send", "dst_ip": "10.2.0.11", "spoof_ip": "10.2.0.99", "open_port": 443}),
+    (delayline, delayline.line_argv("a0", "a1", 2, 0.5, 1, 121, 7, "/r/s.json", "/r/c"),
+     {"a": "a0", "b": "a1", "delay_ms": 2.0, "jitter_ms": 0.5, "loss": 1.0, "limit": 121,
+      "seed": 7, "stats": "/r/s.json", "control": "/r/c"}),
+    (controller_main, controller_main.controller_argv("/r/i.json", 6653, "/r/c.log", "/r/s.json"),
+     {"config": "/r/i.json", "port": 6653, "log": "/r/c.log", "status": "/r/s.json"}),
+])
+def test_each_agents_argv_parses_back_with_its_own_parser(module, argv, expected):
+    got = parsed(module, argv)
+    assert {k: got[k] for k in expected} == expected
+
+
+def agent(tmp_path, code, what="test agent"):
+    log = tmp_path / "agent.log"
+    with open(log, "w") as err:
+        proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE,
+                                stderr=err, text=True)
+    proc.agent = (what, log)
+    return proc
+
+
+@pytest.mark.parametrize("code, said", [
+    ("import sys; sys.stderr.write('boom: no such interface\\n'); sys.exit(4)",
+     "exited with code 4 (boom: no such interface)"),
+    ("print('listening', flush=True); import time; time.sleep(5)",
+     "said 'listening' instead of 'ready'"),
+    ("import time; time.sleep(5)", "said nothing within 0.5s"),
+])
+def test_an_agent_that_does_not_say_ready_fails_loudly(tmp_path, code, said):
+    proc = agent(tmp_path, code)
+    try:
+        with pytest.raises(LabError) as err:
+            wait_agents([proc], timeout=0.5)
+        message = str(err.value)
+        assert message.startswith("test agent did not start: it ") and said in message
+        assert str(tmp_path / "agent.log") in message and "\n" not in message
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_agents_that_say_ready_pass(tmp_path):                       # positive control
+    procs = [agent(tmp_path, "import time; time.sleep(0.2); print('ready', flush=True); "
+                             "time.sleep(1)") for _ in range(3)]
+    try:
+        wait_agents(procs, timeout=5)
+    finally:
+        for proc in procs:
+            proc.kill()
+            proc.wait()
