@@ -13,7 +13,6 @@ import argparse
 import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -28,7 +27,7 @@ def run_mode(mode, args, topo, platform):
     from lab import metrics
     from lab.controller import GATEWAY_MAC, intent_for
     from lab.experiment import Progress
-    from lab.faults import Fault, inject
+    from lab.faults import Fault, run_timeline
     from lab.network import running_lab
     from lab.streams import ProbeSet
 
@@ -49,12 +48,7 @@ def run_mode(mode, args, topo, platform):
         probes.add(f"{b.name}>{a.name}", b.name, a.ip.ip)
         probes.start_receivers([a.name, b.name])
         t0 = probes.start(duration)
-        done = []
-        for fault in faults:
-            time.sleep(max(0.0, t0 + fault.at - time.time()))
-            done.append((fault, time.time()))
-            inject(lab, fault)
-        time.sleep(max(0.0, t0 + duration - time.time()))
+        done = run_timeline(lab, faults, t0, until=duration)
         rows, summaries = probes.collect()
     outages = {"cut": [], "gray": []}
     windows = metrics.fault_windows([(fault.at, t) for fault, t in done], t0 + duration)

@@ -28,7 +28,7 @@ from pathlib import Path
 from lab import metrics as m_, sessions, standby
 from controllers.intent import DEFAULT_MODE
 from lab.controller import GATEWAY_MAC, intent_for
-from lab.faults import Fault, inject
+from lab.faults import Fault, run_timeline
 from lab.streams import ProbeSet
 from lab.options import bounded
 from lab.topology import load_topology, multi_active, with_dci
@@ -153,8 +153,7 @@ def run_design(ctx, name, duration=None, rate=None):
         bytes0 = dci_bytes(lab)
         time.sleep(max(0.0, t0 + FAULT_AT - time.time()))
         dci_mbit = 8 * (dci_bytes(lab) - bytes0) / max(time.time() - t0, 1e-3) / 1e6
-        t_fault = time.time()
-        inject(lab, Fault(FAULT_AT, "power-off", fault_site))
+        (_, t_fault), = run_timeline(lab, [Fault(FAULT_AT, "power-off", fault_site)], t0)
         log(f"[{name}] t={t_fault - t0:.1f}s power-off {fault_site}")
         rows, summaries = probes.collect(timeout=duration + 10)
         reports = []

@@ -14,13 +14,12 @@ convergence, throughput before/during/after, and each site's share of client tra
 """
 
 import statistics
-import time
 
 from lab import fabric, fidelity, metrics as m_, plots, traffic
 from lab.controller import GATEWAY_MAC, intent_for
 from lab.errors import LabError
 from lab.experiment import Summary
-from lab.faults import inject, parse_faults
+from lab.faults import hosts_down, parse_faults, run_timeline
 from lab.options import bounded
 from lab.results import format_table, write_csv, write_json
 from lab.streams import IperfTimeline, ProbeSet
@@ -158,22 +157,12 @@ def traffic_phase(ctx, lab, faults, duration, rate):
     for flow in iperfs:
         flow.start(duration)
     t0 = probes.start(duration)
-    done, next_progress = [], t0 + 1
-    for fault in faults:
-        while time.time() < t0 + fault.at:
-            if time.time() >= next_progress:
-                log(f"  t={time.time() - t0:4.1f}s live loss {100 * probes.live_loss(time.time()):.1f}%")
-                next_progress += 1
-            time.sleep(min(0.01, max(0.0, t0 + fault.at - time.time())))
-        t = time.time()
-        inject(lab, fault)
-        done.append((fault, t))
-        log(f"  t={t - t0:4.1f}s fault: {fault}")
-    while time.time() < t0 + duration:
-        if time.time() >= next_progress:
-            log(f"  t={time.time() - t0:4.1f}s live loss {100 * probes.live_loss(time.time()):.1f}%")
-            next_progress += 1
-        time.sleep(0.05)
+
+    def progress(now):
+        log(f"  t={now - t0:4.1f}s live loss {100 * probes.live_loss(now):.1f}%")
+
+    done = run_timeline(lab, faults, t0, until=duration, every=progress,
+                        announce=lambda fault, t: log(f"  t={t - t0:4.1f}s fault: {fault}"))
     rows, summaries = probes.collect()
     throughput = {flow.name: flow.collect()[0] for flow in iperfs}
     return probes, t0, done, rows, summaries, throughput
@@ -195,7 +184,8 @@ def analyse(ctx, probes, t0, duration, done, rows, summaries, throughput):
     first = done[0][1] if done else t0 + duration
     shares.append({"phase": "before faults", "share": m_.site_share(client_rows, site_of,
                                                                      t0 + 0.5, first)})
-    down = set()                     # hosts powered off or down: their own streams cannot recover
+    # hosts powered off or down: their own streams cannot recover
+    down_sets = hosts_down(topo, [fault for fault, _ in done])
     host_ip = {str(h.ip.ip): h.name for h in topo.hosts}
 
     def endpoint_in(stream, hosts):
@@ -203,12 +193,7 @@ def analyse(ctx, probes, t0, duration, done, rows, summaries, throughput):
 
     windows = m_.fault_windows([(fault.at, t) for fault, t in done], t0 + duration)
     for i, (fault, injected) in enumerate(done):
-        was_down = set(down)
-        if fault.action in ("power-off", "power-on"):
-            hosts = {h.name for h in topo.hosts if h.switch == fault.target}
-            down = down | hosts if fault.action == "power-off" else down - hosts
-        elif fault.action in ("server-down", "server-up"):
-            down = down | {fault.target} if fault.action == "server-down" else down - {fault.target}
+        was_down, down = down_sets[i]
         t, t_end = windows[i]
         per_stream = {}
         for s in probes.streams:

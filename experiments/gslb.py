@@ -22,7 +22,7 @@ from lab.controller import intent_for
 from lab.errors import LabError
 from lab.experiment import Summary
 from lab.fabric import latencies
-from lab.faults import Fault, inject
+from lab.faults import Fault, hosts_down, run_timeline
 from lab import gslb
 from lab.gslb import failover
 from lab.options import bounded, int_list
@@ -85,7 +85,8 @@ def one_variant(ctx, label, ttl, extra, duration):
     service = topo.services[0]
     survivor = next(s.name for s in topo.sites if s.name != "dc1")
     gslb_host = topo.hosts_at(survivor)[-1]
-    failed_hosts = {h.name for h in topo.hosts_at("dc1")}
+    fault = Fault(FAULT_AT, "power-off", "dc1")
+    (_, failed_hosts), = hosts_down(topo, [fault])
     with sub.open_lab() as lab:
         lab.attach_controller(intent_for(topo, ctx.options.get("mode", DEFAULT_MODE),
                                          ctx.options.get("vip_policy", DEFAULT_POLICY)),
@@ -104,9 +105,7 @@ def one_variant(ctx, label, ttl, extra, duration):
                                    wait=False)
             clients.append((client.name, proc, out))
         lab.wait_agents([proc for _, proc, _ in clients])
-        time.sleep(FAULT_AT)
-        t_fault = time.time()
-        inject(lab, Fault(FAULT_AT, "power-off", "dc1"))
+        (_, t_fault), = run_timeline(lab, [fault], time.time())
         for _, proc, _ in clients:
             proc.wait(duration + 15)
     per_client = {name: failover(json.loads(out.read_text()), t_fault, failed_hosts)

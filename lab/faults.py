@@ -13,6 +13,7 @@ something and measures; it never tells the controller what it broke.
 """
 
 import re
+import time
 from dataclasses import dataclass
 
 from lab.errors import LabError
@@ -75,3 +76,48 @@ def inject(lab, fault):
         lab.stop_controller()
     elif action == "controller-start":
         lab.start_controller()
+
+
+def hosts_down(topo, faults):
+    """What each fault of a timeline does to the hosts: for each fault in order, the set of
+    hosts down (powered off with their site, or their own link down) before it and after it.
+    The one place that knows which hosts a fault takes down or brings back."""
+    down, out = set(), []
+    for fault in faults:
+        before = set(down)
+        if fault.action in ("power-off", "power-on"):
+            site = {h.name for h in topo.hosts if h.switch == fault.target}
+            down = down | site if fault.action == "power-off" else down - site
+        elif fault.action in ("server-down", "server-up"):
+            down = down | {fault.target} if fault.action == "server-down" else down - {fault.target}
+        out.append((before, set(down)))
+    return out
+
+
+def run_timeline(lab, faults, t0, until=None, every=None, announce=None, tick=0.01):
+    """Inject each fault at t0 + its time (CLOCK_REALTIME), in order; then wait until
+    t0 + until when given. every(now): called about once a second meanwhile (progress lines);
+    announce(fault, t): after each fault is injected. Returns [(fault, the time it was injected)]: the instant just before the action began."""
+    done, next_call = [], t0 + 1
+
+    def wait_until(deadline):
+        nonlocal next_call
+        while True:
+            now = time.time()
+            if every is not None and now >= next_call:
+                every(now)
+                next_call += 1
+            if now >= deadline:
+                return
+            time.sleep(min(tick, deadline - now))
+
+    for fault in faults:
+        wait_until(t0 + fault.at)
+        t = time.time()
+        inject(lab, fault)
+        done.append((fault, t))
+        if announce is not None:
+            announce(fault, t)
+    if until is not None:
+        wait_until(t0 + until)
+    return done

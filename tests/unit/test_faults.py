@@ -1,0 +1,73 @@
+"""Fault timelines: one runner for every experiment, one place that knows what a fault downs."""
+
+import time
+
+from lab.faults import Fault, hosts_down, parse_faults, run_timeline
+from lab.topology import load_topology
+
+
+class RecordingLab:
+    """Stands in for LabNetwork: records each action and when it came."""
+
+    def __init__(self):
+        self.calls = []
+
+    def _note(self, *call):
+        self.calls.append((time.time(), call))
+
+    def set_link(self, name, up):
+        self._note("link", name, up)
+
+    def gray_link(self, name, on):
+        self._note("gray", name, on)
+
+    def power_site(self, name, on):
+        self._note("power", name, on)
+
+    def host_link(self, name, up):
+        self._note("host", name, up)
+
+    def stop_controller(self):
+        self._note("controller", False)
+
+    def start_controller(self):
+        self._note("controller", True)
+
+
+def test_the_runner_injects_each_fault_at_its_time_and_in_order():
+    topo = load_topology("dual-active")
+    faults = parse_faults("0.1s cut dci-a; 0.25s gray dci-b; 0.3s power-off dc2; "
+                          "0.35s controller-stop", topo)
+    lab, ticks, told = RecordingLab(), [], []
+    t0 = time.time()
+    done = run_timeline(lab, faults, t0, until=1.3, every=ticks.append,
+                        announce=lambda f, t: told.append(str(f)))
+    assert [c for _, c in lab.calls] == [("link", "dci-a", False), ("gray", "dci-b", True),
+                                         ("power", "dc2", False), ("controller", False)]
+    assert [f for f, _ in done] == list(faults) and told == [str(f) for f in faults]
+    for (fault, t), (called, _) in zip(done, lab.calls):
+        assert fault.at <= t - t0 < fault.at + 0.05 and t <= called
+    assert time.time() - t0 >= 1.3 and len(ticks) == 1          # about once a second
+
+
+def test_a_late_start_injects_at_once_without_reordering():
+    lab = RecordingLab()
+    faults = [Fault(0.0, "cut", "dci-a"), Fault(0.01, "heal", "dci-a")]
+    done = run_timeline(lab, faults, time.time() - 5)
+    assert [c for _, c in lab.calls] == [("link", "dci-a", False), ("link", "dci-a", True)]
+    assert done[0][1] <= done[1][1]
+
+
+def test_hosts_down_follows_power_and_server_faults():
+    topo = load_topology("dual-active")
+    dc1 = {h.name for h in topo.hosts if h.switch == "dc1"}
+    assert dc1 and len(dc1) < len(topo.hosts)
+    faults = [Fault(1, "power-off", "dc1"), Fault(2, "server-down", "dc2-srv1"),
+              Fault(3, "cut", "dci-a"), Fault(4, "power-on", "dc1"),
+              Fault(5, "server-up", "dc2-srv1")]
+    sets = hosts_down(topo, faults)
+    assert sets[0] == (set(), dc1)
+    assert sets[1] == (dc1, dc1 | {"dc2-srv1"})
+    assert sets[2] == (dc1 | {"dc2-srv1"}, dc1 | {"dc2-srv1"})     # a link cut downs no host
+    assert sets[3] == (dc1 | {"dc2-srv1"}, {"dc2-srv1"})
+    assert sets[4] == ({"dc2-srv1"}, set())
