@@ -10,6 +10,8 @@ import json
 import socket
 import time
 
+from controllers.main import controller_argv
+from lab import traffic
 from lab.errors import LabError
 
 from controllers.intent import (DEFAULT_MODE, DEFAULT_POLICY, GATEWAY_MAC, Intent,
@@ -41,6 +43,66 @@ def intent_for(topo, mode=DEFAULT_MODE, policy=DEFAULT_POLICY, health_interval=0
         health_interval=health_interval, routing=routing, symmetric=symmetric)
     # the controller's own check of its document, before any process starts
     return Intent.from_dict(intent.to_dict())
+
+
+START_S = 90.0       # how long the controller may take to listen (a cold start compiles every
+#                      module it imports: on Debian 13 under QEMU TCG that took over 15 s)
+
+
+class ControllerProcess:
+    """The controller as one process of the lab: its intent, log and status file in the run
+    folder, listening on 127.0.0.1 only, started and stopped by its PID, restarted with the
+    same intent and port, read through its status file.
+
+    spawn(argv, what) starts a process recorded for teardown (LabNetwork.popen_root);
+    stop(proc) stops one by its PID (LabNetwork.stop_process)."""
+
+    def __init__(self, run_dir, spawn, stop):
+        self.config = run_dir / "controller-intent.json"
+        self.log = run_dir / "controller.log"
+        self.status_path = run_dir / "controller-status.json"
+        self._spawn, self._stop = spawn, stop
+        self.argv = None
+        self.proc = None
+
+    @property
+    def pid(self):
+        return self.proc.pid if self.proc is not None else None
+
+    @property
+    def running(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def start(self, intent, timeout=START_S):
+        """Write the intent, start the process on a free port and wait until it listens."""
+        intent.save(self.config)
+        self.status_path.unlink(missing_ok=True)
+        self.port = free_port()
+        self.argv = controller_argv(self.config, self.port, self.log, self.status_path)
+        self.proc = self._spawn(self.argv, "controller")
+        try:
+            traffic.wait_root_listening(self.port, timeout=timeout, proc=self.proc)
+        except LabError as exc:
+            raise LabError(f"controller: {exc}: see {self.log}") from None
+        return self.port
+
+    def stop(self):
+        """Stop the process (the switches keep their flows: fail mode secure)."""
+        if self.proc is not None:
+            self._stop(self.proc)
+            self.proc = None
+
+    def restart(self):
+        """A new process with the same intent and port (the switches reconnect by themselves)."""
+        if self.proc is None and self.argv is not None:
+            self.proc = self._spawn(self.argv, "controller")
+
+    def status(self):
+        return read_status(self.status_path)
+
+    def wait(self, condition, what, timeout):
+        """Poll the status file until condition(status) holds (LabError naming the log)."""
+        return wait_status(self.status_path, condition, what, timeout, self.proc)
 
 
 def free_port():

@@ -21,12 +21,10 @@ import time
 from pathlib import Path
 
 from lab import controller, fabric, firewall, probe, service, sh, shaping, state, traffic
-from controllers.main import controller_argv
 from lab.errors import LabError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 CALIBRATION_MS = 1.0        # one-way delay of the link the base RTT is measured over
-CONTROLLER_START_S = 90.0    # how long the controller may take to listen (cold start, slow CPU)
 AGENT_READY_S = 60.0         # how long an agent may take to say 'ready' (Python + scapy imports
 #                              on an emulated CPU take seconds)
 
@@ -95,8 +93,8 @@ class LabNetwork:
         self.agent_logs = []          # agents' stderr files: the empty ones go at stop
         self.processes = []           # Popen handles of everything else we started
         self.tree = frozenset()
-        self.controller = None        # Popen of the controller, once attached
-        self.status_path = self.run_dir / "controller-status.json"
+        self.controller = controller.ControllerProcess(self.run_dir, self.popen_root,
+                                                       self.stop_process)
         self.extra_ports = {}         # switch -> port numbers added after the build (moves)
         self.services = {}            # (server, port) -> Popen of its service
         self.moved = {}               # host -> the switch it was moved to
@@ -415,20 +413,8 @@ class LabNetwork:
         serving: the VIP servers that run the service from the start (default: all of them;
         a cold standby's servers start it later, when promoted).
         """
-        config = self.run_dir / "controller-intent.json"
-        intent.save(config)
-        port = controller.free_port()
-        self.status_path.unlink(missing_ok=True)
         start = time.monotonic()
-        self.controller_cmd = controller_argv(
-            config, port, self.run_dir / "controller.log", self.status_path)
-        self.controller = self.popen_root(self.controller_cmd, "controller")
-        # a cold start compiles every module it imports (os-ken, eventlet, ...): on a slow or
-        # emulated CPU with nothing compiled yet that took longer than 15 s (Debian 13, TCG)
-        try:
-            traffic.wait_root_listening(port, timeout=CONTROLLER_START_S, proc=self.controller)
-        except LabError as exc:
-            raise LabError(f"controller: {exc}: see {self.run_dir / 'controller.log'}") from None
+        port = self.controller.start(intent)
         for link in self.topo.links:
             for end in link.ends:
                 sh.run(controller.bfd_cmd(self.topo.port_to(end, link.name).intf, bfd_ms))
@@ -436,17 +422,15 @@ class LabNetwork:
             sh.run(controller.set_controller_cmd(switch.name, port))
         self.route_via_gateway()
         self.start_services(serving)
-        controller.wait_status(self.status_path, lambda s: controller.all_up(self.topo, s),
-                               "every switch connected and every link live", timeout, self.controller)
+        self.controller.wait(lambda s: controller.all_up(self.topo, s),
+                             "every switch connected and every link live", timeout)
         for host in self.topo.hosts:              # hosts speak: ARP for and ping their gateway
             gateway = self.topo.switch(host.switch).gateway
             if traffic.wait_reachable(self, host.name, gateway, timeout=5) is None:
                 raise LabError(f"{host.name} cannot reach its gateway {gateway} through the "
-                               f"controller; see {self.run_dir / 'controller.log'}")
-        controller.wait_status(self.status_path,
-                               lambda s: controller.all_learned(self.topo, s, serving),
-                               "every host located and every VIP server healthy", timeout,
-                               self.controller)
+                               f"controller; see {self.controller.log}")
+        self.controller.wait(lambda s: controller.all_learned(self.topo, s, serving),
+                             "every host located and every VIP server healthy", timeout)
         return time.monotonic() - start
 
     def route_via_gateway(self):
@@ -482,12 +466,12 @@ class LabNetwork:
         self.stop_process(self.services.pop((name, port)))
 
     def controller_status(self):
-        return controller.read_status(self.status_path)
+        return self.controller.status()
 
     def wait_links_live(self, timeout=20.0):
         """Wait until the controller sees every link live again (after a repair BFD needs ~2 s)."""
-        return controller.wait_status(self.status_path, lambda s: controller.all_up(self.topo, s),
-                                      "every link live", timeout, self.controller)
+        return self.controller.wait(lambda s: controller.all_up(self.topo, s),
+                                    "every link live", timeout)
 
     # -------------------------------------------------------------------------- faults
 
@@ -532,14 +516,11 @@ class LabNetwork:
 
     def stop_controller(self):
         """Stop the controller process (the switches keep their flows: fail mode secure)."""
-        if self.controller is not None:
-            self.stop_process(self.controller)
-            self.controller = None
+        self.controller.stop()
 
     def start_controller(self):
         """Start a new controller process with the same intent and port."""
-        if self.controller is None:
-            self.controller = self.popen_root(self.controller_cmd, "controller")
+        self.controller.restart()
 
     def move_host(self, name, to_switch):
         """Re-link host `name` to switch `to_switch` on a new port; it keeps its IP and MAC.
