@@ -180,7 +180,16 @@ def run_one(ctx, name):
     from lab.results import write_json
     result = run_design(ctx, name)
     write_json(ctx.run_dir / "metrics.json", result)
+    plot_one(ctx.run_dir)
     return Summary(table([result]), ok=not problems([result]), problems=problems([result]))
+
+
+def plot_one(run_dir):
+    """An experiment that is one design: its RTO, utilization and sessions lost."""
+    from lab import plots
+    out = run_dir / "designs.png"
+    plots.designs([plots.read_metrics(run_dir)], out)
+    return [out]
 
 
 def problems(results):

@@ -13,13 +13,17 @@ recover, power a site off and on). Per fault: which streams lost traffic, outage
 convergence, throughput before/during/after, and each site's share of client traffic.
 """
 
+import csv
+import json
 import statistics
+from pathlib import Path
+from types import SimpleNamespace
 
 from lab import fabric, fidelity, metrics as m_, plots, traffic
 from lab.controller import GATEWAY_MAC, intent_for
 from lab.errors import LabError
 from lab.experiment import Summary
-from lab.faults import hosts_down, parse_faults, run_timeline
+from lab.faults import Fault, hosts_down, parse_faults, run_timeline
 from lab.options import bounded
 from lab.results import format_table, write_csv, write_json
 from lab.streams import IperfTimeline, ProbeSet
@@ -168,16 +172,20 @@ def traffic_phase(ctx, lab, faults, duration, rate):
     return probes, t0, done, rows, summaries, throughput
 
 
-def analyse(ctx, probes, t0, duration, done, rows, summaries, throughput):
-    """Per-stream totals and per-fault impact from the raw samples."""
-    topo = ctx.topo
+def analyse_streams(hosts, streams, t0, duration, done, rows, summaries, throughput):
+    """Per-stream totals and per-fault impact from the raw samples (pure).
+
+    hosts: the topology's hosts (name, switch, ip, role: params.json); streams: Stream-like
+    (stream, name, src, dst_ip); done: [(Fault, t injected)]; rows: (stream, seq, sent,
+    received, host); summaries: each sender's summary by stream; throughput: {flow: [(t, mbit)]}."""
     by_stream = {}
     for row in rows:
         by_stream.setdefault(row[0], []).append(row)
     stats = [m_.stream_stats(s.stream, s.name, by_stream.get(s.stream, []), summaries[s.stream])
-             for s in probes.streams]
-    site_of = {h.name: h.switch for h in topo.hosts}
-    client_streams = {s.stream for s in probes.streams if s.src in {c.name for c in topo.clients}}
+             for s in streams]
+    site_of = {h["name"]: h["switch"] for h in hosts}
+    clients = {h["name"] for h in hosts if h["role"] == "client"}
+    client_streams = {s.stream for s in streams if s.src in clients}
     client_rows = [r for r in rows if r[0] in client_streams]
     replication = throughput.get("replication", [])
     impacts, shares = [], []
@@ -185,8 +193,8 @@ def analyse(ctx, probes, t0, duration, done, rows, summaries, throughput):
     shares.append({"phase": "before faults", "share": m_.site_share(client_rows, site_of,
                                                                      t0 + 0.5, first)})
     # hosts powered off or down: their own streams cannot recover
-    down_sets = hosts_down(topo, [fault for fault, _ in done])
-    host_ip = {str(h.ip.ip): h.name for h in topo.hosts}
+    down_sets = hosts_down(site_of, [fault for fault, _ in done])
+    host_ip = {h["ip"].split("/")[0]: h["name"] for h in hosts}
 
     def endpoint_in(stream, hosts):
         return stream.src in hosts or host_ip.get(stream.dst_ip) in hosts
@@ -196,7 +204,7 @@ def analyse(ctx, probes, t0, duration, done, rows, summaries, throughput):
         was_down, down = down_sets[i]
         t, t_end = windows[i]
         per_stream = {}
-        for s in probes.streams:
+        for s in streams:
             summary = summaries[s.stream]
             impact = m_.fault_impact(by_stream.get(s.stream, []), t, t_end, summary["start"],
                                      summary["target_rate"], summary["sent"], guard=GUARD_S)
@@ -234,6 +242,8 @@ def analyse(ctx, probes, t0, duration, done, rows, summaries, throughput):
 
 
 def run(ctx):
+    """Build, measure and break: every raw file into the run folder; then analyse (metrics.json),
+    plot and summarize from those files alone."""
     pings, seconds, duration, rate, _ = settings(ctx.options)
     log, topo, run_dir = ctx.log, ctx.topo, ctx.run_dir
     faults = validate(ctx.options, topo)
@@ -247,13 +257,10 @@ def run(ctx):
         ready_s, routed_pairs, placements = controller_phase(ctx, lab)
         probes, t0, done, rows, summaries, throughput = traffic_phase(ctx, lab, faults,
                                                                       duration, rate)
-        status = lab.controller_status()
+        status = lab.controller_status() or {}
         log("tearing down")
     torn_down_s = log.elapsed()
-    stats, impacts, shares = analyse(ctx, probes, t0, duration, done, rows, summaries, throughput)
 
-    unreachable = [(s, d) for s, d, ok in pairs if not ok]
-    unrouted = [(s, d) for s, d, ok in routed_pairs if not ok]
     write_csv(run_dir / "reachability.csv", ["src", "dst", "reachable", "phase"],
               [p + ("l2-fabric",) for p in pairs] + [p + ("controller",) for p in routed_pairs])
     write_csv(run_dir / "rtt_samples.csv", ["link", "seq", "rtt_ms"], samples)
@@ -264,45 +271,106 @@ def run(ctx):
                 m.tolerance, m.ok, m.detail) for m in measurements])
     write_csv(run_dir / "vip_placement.csv", list(placements[0]) if placements else ["service"],
               [list(p.values()) for p in placements])
-    metrics = {
-        "seconds_to_up": round(built_s, 2),
-        "seconds_to_verified": round(verified_s, 2),
-        "seconds_total": round(torn_down_s, 2),
-        "reachability": {"pairs": len(pairs), "reachable": len(pairs) - len(unreachable),
-                         "unreachable": unreachable},
-        "base_rtt_ms": base,
-        "fidelity": [m.to_dict() for m in measurements],
-        "fidelity_ok": all(m.ok for m in measurements),
-        "rtt_jitter_ms": {name: round(statistics.pstdev([r for n, _, r in samples if n == name]), 3)
-                          for name in {n for n, _, _ in samples}},
-        "controller": {
-            "mode": ctx.options["mode"], "vip_policy": ctx.options["vip_policy"],
-            "bfd_ms": ctx.options["bfd_ms"], "seconds_to_ready": round(ready_s, 2),
-            "reachability": {"pairs": len(routed_pairs),
-                             "reachable": len(routed_pairs) - len(unrouted),
-                             "unreachable": unrouted},
-            "vip_placement": placements,
-            "links_discovered": len(status["links"]) if status else 0,
-            "backup_coverage": (status or {}).get("backup_coverage"),
-            "hosts_located": len(status["hosts"]) if status else 0,
-        },
-    }
     write_csv(run_dir / "probes.csv", ["stream", "seq", "sent", "received", "host"],
               sorted(rows, key=lambda r: (r[0], r[1])))
     write_json(run_dir / "streams.json", [dict(vars(s), rate=rate) for s in probes.streams])
     write_csv(run_dir / "faults.csv", ["at_s", "fault", "t"], [(f.at, str(f), t) for f, t in done])
     write_csv(run_dir / "throughput.csv", ["name", "t", "mbit"],
               [(name, t, mbit) for name, tl in throughput.items() for t, mbit in tl])
-    metrics["topology"] = topo.name
-    metrics["timeline"] = {"t0": t0, "duration_s": duration, "probe_rate": rate,
-                           "trustworthy": all(s.trustworthy for s in stats)}
-    metrics["streams"] = [s.to_dict() for s in stats]
-    metrics["faults"] = impacts
-    metrics["site_share"] = shares
-    write_json(run_dir / "metrics.json", metrics)
-    plots.plot_run(run_dir)
+    # what the build and controller phases observed (the traffic phase's raw files are above)
+    write_json(run_dir / "phases.json", {
+        "seconds_to_up": round(built_s, 2), "seconds_to_verified": round(verified_s, 2),
+        "seconds_total": round(torn_down_s, 2), "seconds_to_ready": round(ready_s, 2),
+        "reachability": [list(p) for p in pairs], "routed": [list(p) for p in routed_pairs],
+        "base_rtt_ms": base, "fidelity": [m.to_dict() for m in measurements],
+        "vip_placement": placements,
+        "controller_status": {"links": len(status.get("links", [])),
+                              "hosts": len(status.get("hosts", {})),
+                              "backup_coverage": status.get("backup_coverage")},
+        "timeline": {"t0": t0, "duration_s": duration, "probe_rate": rate},
+    })
+    write_json(run_dir / "metrics.json", analyse(run_dir))
+    plot(run_dir)
+    return summarize(run_dir)
 
-    rows = [(m.link, topo.link(m.link).kind, "RTT ms" if m.metric == "rtt_ms" else "TCP Mbit/s",
+
+def _read_csv(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def analyse(run_dir):
+    """metrics.json's content from the run folder's raw files alone (pure: the same files give
+    the same figures; `lab/run.py analyse RUN_DIR` recomputes an old run's)."""
+    run_dir = Path(run_dir)
+    params = json.loads((run_dir / "params.json").read_text())
+    phases = json.loads((run_dir / "phases.json").read_text())
+    options, hosts = params["options"], params["topology"]["hosts"]
+    streams = [SimpleNamespace(**s) for s in json.loads((run_dir / "streams.json").read_text())]
+    summaries = {s.stream: json.loads((run_dir / "probes" / f"tx-{s.stream}.json").read_text())
+                 for s in streams}
+    rows = [(int(r["stream"]), int(r["seq"]), float(r["sent"]), float(r["received"]), r["host"])
+            for r in _read_csv(run_dir / "probes.csv")]
+    done = [(Fault.parse(float(r["at_s"]), r["fault"]), float(r["t"]))
+            for r in _read_csv(run_dir / "faults.csv")]
+    throughput = {}
+    for r in _read_csv(run_dir / "throughput.csv"):
+        throughput.setdefault(r["name"], []).append((float(r["t"]), float(r["mbit"])))
+    timeline = phases["timeline"]
+    stats, impacts, shares = analyse_streams(hosts, streams, timeline["t0"],
+                                             timeline["duration_s"], done, rows, summaries,
+                                             throughput)
+    samples = [(r["link"], float(r["rtt_ms"])) for r in _read_csv(run_dir / "rtt_samples.csv")]
+    pairs, routed = phases["reachability"], phases["routed"]
+    status = phases["controller_status"]
+    return {
+        "seconds_to_up": phases["seconds_to_up"],
+        "seconds_to_verified": phases["seconds_to_verified"],
+        "seconds_total": phases["seconds_total"],
+        "reachability": {"pairs": len(pairs), "reachable": sum(1 for p in pairs if p[2]),
+                         "unreachable": [p[:2] for p in pairs if not p[2]]},
+        "base_rtt_ms": phases["base_rtt_ms"],
+        "fidelity": phases["fidelity"],
+        "fidelity_ok": all(m["ok"] for m in phases["fidelity"]),
+        "rtt_jitter_ms": {name: round(statistics.pstdev([r for n, r in samples if n == name]), 3)
+                          for name in {n for n, _ in samples}},
+        "controller": {
+            "mode": options["mode"], "vip_policy": options["vip_policy"],
+            "bfd_ms": options["bfd_ms"], "seconds_to_ready": phases["seconds_to_ready"],
+            "reachability": {"pairs": len(routed), "reachable": sum(1 for p in routed if p[2]),
+                             "unreachable": [p[:2] for p in routed if not p[2]]},
+            "vip_placement": phases["vip_placement"],
+            "links_discovered": status["links"],
+            "backup_coverage": status["backup_coverage"],
+            "hosts_located": status["hosts"],
+        },
+        "topology": params["topology"]["name"],
+        "timeline": dict(timeline, trustworthy=all(s.trustworthy for s in stats)),
+        "streams": [s.to_dict() for s in stats],
+        "faults": impacts,
+        "site_share": shares,
+    }
+
+
+def plot(run_dir):
+    """The run's figures from its raw files and metrics.json; returns their paths."""
+    return plots.timeline(run_dir)
+
+
+def summarize(run_dir):
+    """The run's Summary (text, problems, timing verdicts) from metrics.json and its params."""
+    run_dir = Path(run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    params = json.loads((run_dir / "params.json").read_text())
+    platform = json.loads((run_dir / "platform.json").read_text())
+    links = {l["name"]: l for l in params["topology"]["links"]}
+    mode = params["options"]["mode"]
+    ctl, timeline = metrics["controller"], metrics["timeline"]
+    measurements = [fidelity.Measurement(**m) for m in metrics["fidelity"]]
+    stats, impacts, shares = metrics["streams"], metrics["faults"], metrics["site_share"]
+    placements, base = ctl["vip_placement"], metrics["base_rtt_ms"]
+    reach, routed = metrics["reachability"], ctl["reachability"]
+    rows = [(m.link, links[m.link]["kind"], "RTT ms" if m.metric == "rtt_ms" else "TCP Mbit/s",
              f"{m.configured:g}", f"{m.expected:g}", _num(m.raw) if m.raw is not None else "",
              _num(m.base_ms) if m.metric == "rtt_ms" else "", _num(m.measured),
              f"±{m.tolerance:.2g}",
@@ -310,10 +378,10 @@ def run(ctx):
     vip_rows = [(p["client"], p["service"], p["server"] or "-", p["site"] or "-",
                  p["expected_site"], "ok" if p["ok"] else "WRONG") for p in placements]
     text = "\n".join([
-        f"platform: {ctx.platform.datapath_label} datapath ({ctx.platform.datapath_reason}); "
-        f"delay by {ctx.platform.delay_label} ({ctx.platform.delay_reason})",
-        f"reachability: {metrics['reachability']['reachable']}/{len(pairs)} host pairs; "
-        f"up in {built_s:.1f}s, verified in {verified_s:.1f}s",
+        f"platform: {platform['datapath_label']} datapath ({platform['datapath_reason']}); "
+        f"delay by {platform['delay_label']} ({platform['delay_reason']})",
+        f"reachability: {reach['reachable']}/{reach['pairs']} host pairs; "
+        f"up in {metrics['seconds_to_up']:.1f}s, verified in {metrics['seconds_to_verified']:.1f}s",
         (f"base RTT of the switch path: {base['rtt_ms']:.2f} ms (over {base['link']} with no "
          f"delay), taken off every delay element ({base['compensation_ms']:.2f} ms each way)"
          if base else "base RTT: not calibrated (no link with a delay element between hosts)"),
@@ -321,14 +389,15 @@ def run(ctx):
         format_table(["link", "kind", "metric", "configured", "expected", "raw", "base",
                       "measured", "tolerance", "verdict", "path"], rows),
         "",
-        f"controller ({ctx.options['mode']}): ready in {ready_s:.1f}s; through the anycast "
-        f"gateway {len(routed_pairs) - len(unrouted)}/{len(routed_pairs)} host pairs reachable",
+        f"controller ({mode}): ready in {ctl['seconds_to_ready']:.1f}s; through the anycast "
+        f"gateway {routed['reachable']}/{routed['pairs']} host pairs reachable",
         format_table(["client", "service", "served by", "site", "expected", "verdict"], vip_rows),
-        coverage_line(ctx.options["mode"], (status or {}).get("backup_coverage")),
+        coverage_line(mode, ctl["backup_coverage"]),
         "",
-        f"probe streams ({rate:g}/s each): "
-        + ", ".join(f"{s.name} {s.loss_pct:g}% lost, {s.reordered} reordered"
-                    + ("" if s.trustworthy else f" (UNTRUSTWORTHY: sent {s.achieved_rate:g}/s)")
+        f"probe streams ({timeline['probe_rate']:g}/s each): "
+        + ", ".join(f"{s['name']} {s['loss_pct']:g}% lost, {s['reordered']} reordered"
+                    + ("" if s["trustworthy"] else
+                       f" (UNTRUSTWORTHY: sent {s['achieved_rate']:g}/s)")
                     for s in stats),
         format_table(["t s", "fault", "affected streams", "outage ms", "lost", "converged ms",
                       "DCI Mbit/s before/during/after", "client share after"],
@@ -340,8 +409,8 @@ def run(ctx):
                       for i, sh in zip(impacts, shares[1:])]),
         f"plots: {run_dir / 'delivery.png'}, throughput.png, site_share.png",
     ])
-    problems = [f"{s} cannot reach {d}" for s, d in unreachable]
-    problems += [f"{s} cannot reach {d} through the gateway" for s, d in unrouted]
+    problems = [f"{s} cannot reach {d}" for s, d in reach["unreachable"]]
+    problems += [f"{s} cannot reach {d} through the gateway" for s, d in routed["unreachable"]]
     problems += [f"{p['client']}: {p['service']} served from {p['site']}, expected "
                  f"{p['expected_site']}" for p in placements if not p["ok"]]
     problems += [f"fault {i['fault']}: {', '.join(i['not_recovered'])} did not recover by "
@@ -349,8 +418,8 @@ def run(ctx):
                  for i in impacts if not i["recovered"]]
     timing = [f"link {m.link}: {m.metric} off ({_num(m.measured)} vs {m.expected:g} "
               f"±{m.tolerance:.2g})" for m in measurements if not m.ok]
-    timing += [f"stream {s.name}: sent {s.achieved_rate:g}/s of {s.target_rate:g}/s, its "
-               "figures are untrustworthy" for s in stats if not s.trustworthy]
+    timing += [f"stream {s['name']}: sent {s['achieved_rate']:g}/s of {s['target_rate']:g}/s, "
+               "its figures are untrustworthy" for s in stats if not s["trustworthy"]]
     return Summary(text, ok=not problems, problems=problems, timing=timing)
 
 

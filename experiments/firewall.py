@@ -212,6 +212,13 @@ def one_remedy(ctx, remedy, n, control=False):
     return result
 
 
+def plot(run_dir):
+    """The sessions established over asymmetric paths and surviving failover, per remedy."""
+    out = run_dir / "firewall.png"
+    plots.firewall(plots.read_metrics(run_dir)["remedies"], out)
+    return [out]
+
+
 def run(ctx):
     topo = ctx.topo
     validate(ctx.options, topo)
@@ -223,7 +230,7 @@ def run(ctx):
                                               "probe_control": {"probes": len(fwprobes.PROBES),
                                                                 "missing": missing},
                                               "remedies": results})
-    plots.plot_run(ctx.run_dir)
+    plot(ctx.run_dir)
     rows = []
     for r in results:
         lags = r["sync_lag_ms"]

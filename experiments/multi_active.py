@@ -30,3 +30,6 @@ def topology_for(args):
 
 def run(ctx):
     return designs.run_one(ctx, NAME)
+
+
+plot = designs.plot_one

@@ -16,3 +16,6 @@ DESCRIPTION = "one active site and a cold standby: RTO, sessions lost, idle capa
 
 def run(ctx):
     return designs.run_one(ctx, NAME)
+
+
+plot = designs.plot_one

@@ -16,3 +16,6 @@ DESCRIPTION = "production, hot local DR (1.5 ms), cold remote DR (25 ms): RTO an
 
 def run(ctx):
     return designs.run_one(ctx, NAME)
+
+
+plot = designs.plot_one

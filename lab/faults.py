@@ -33,6 +33,12 @@ class Fault:
     def __str__(self):
         return f"{self.action} {self.target}" if self.target else self.action
 
+    @classmethod
+    def parse(cls, at, text):
+        """The Fault whose str() is `text` ('cut dci-a', 'controller-stop'), at `at` s."""
+        action, _, target = text.partition(" ")
+        return cls(at, action, target or None)
+
 
 def parse_faults(text, topo, option="--faults"):
     """The faults of a timeline, in time order ('none': no faults, traffic only). Raises
@@ -78,15 +84,16 @@ def inject(lab, fault):
         lab.start_controller()
 
 
-def hosts_down(topo, faults):
+def hosts_down(site_of, faults):
     """What each fault of a timeline does to the hosts: for each fault in order, the set of
     hosts down (powered off with their site, or their own link down) before it and after it.
-    The one place that knows which hosts a fault takes down or brings back."""
+    site_of: {host: its site's switch} (topology.site_of()). The one place that knows which
+    hosts a fault takes down or brings back."""
     down, out = set(), []
     for fault in faults:
         before = set(down)
         if fault.action in ("power-off", "power-on"):
-            site = {h.name for h in topo.hosts if h.switch == fault.target}
+            site = {h for h, switch in site_of.items() if switch == fault.target}
             down = down | site if fault.action == "power-off" else down - site
         elif fault.action in ("server-down", "server-up"):
             down = down | {fault.target} if fault.action == "server-down" else down - {fault.target}

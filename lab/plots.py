@@ -130,23 +130,17 @@ def _title(run):
     return f"{run['metrics'].get('topology', '')} {options.get('mode', '')}".strip()
 
 
-def plot_run(run_dir):
-    """Redraw every plot of a run folder from its raw files; returns the PNG paths."""
-    run_dir = Path(run_dir)
+def read_metrics(run_dir):
+    """A run folder's metrics.json (one-line LabError when it has none)."""
     try:
-        metrics = json.loads((run_dir / "metrics.json").read_text())
+        return json.loads((Path(run_dir) / "metrics.json").read_text())
     except (OSError, ValueError):
         raise LabError(f"{run_dir}: no readable metrics.json; give a run folder written by "
                        "lab/run.py") from None
-    for key, draw, name in (("remedies", firewall, "firewall.png"),
-                            ("designs", designs, "designs.png"),
-                            ("variants", gslb, "gslb.png")):
-        if key in metrics:
-            draw(metrics[key], run_dir / name)
-            return [run_dir / name]
-    if "design" in metrics:
-        designs([metrics], run_dir / "designs.png")
-        return [run_dir / "designs.png"]
+
+
+def timeline(run_dir):
+    """A timeline run's figures (dual-active): delivery, throughput, site share."""
     run = load_run(run_dir)
     paths = [run["dir"] / n for n in ("delivery.png", "throughput.png", "site_share.png")]
     delivery(run, paths[0])

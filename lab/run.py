@@ -78,27 +78,35 @@ def build_parser():
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
                                 parser_class=OneLineParser)
     doctor = sub.add_parser("doctor", help="check what this machine can run")
+    doctor.set_defaults(handler=cmd_doctor)
     doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
-    sub.add_parser("list", help="list experiments and topologies")
-    sub.add_parser("clean", help="remove what a crashed run left behind (from its state file)")
-    plot = sub.add_parser("plot", help="redraw a run folder's plots from its raw CSV files")
+    sub.add_parser("list", help="list experiments and topologies").set_defaults(handler=cmd_list)
+    sub.add_parser("clean", help="remove what a crashed run left behind (from its state file)"
+                   ).set_defaults(handler=cmd_clean)
+    plot = sub.add_parser("plot", help="redraw a run folder's plots from its raw files (with "
+                                       "the experiment that wrote it)")
+    plot.set_defaults(handler=cmd_plot)
     plot.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     compare = sub.add_parser("compare", help="draw runs side by side (outage per fault)")
+    compare.set_defaults(handler=cmd_compare)
     compare.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
     compare.add_argument("--out", type=Path, default=None, metavar="PNG",
                          help="where to write the figure (default: compare.png in the first run)")
     check = sub.add_parser("check", help="grade a guided lab (docs/labs/): exit 0 when done")
+    check.set_defaults(handler=cmd_check)
     check.add_argument("lab", choices=("lab1", "lab3", "lab4"), help="the lab to check")
     check.add_argument("--file", type=Path, default=None, metavar="YAML",
                        help="your topology file (lab1, lab4)")
     check.add_argument("--results", type=Path, default=None, metavar="DIR",
                        help="results folder (lab3; default results/)")
     draw = sub.add_parser("draw", help="draw a topology (sites, links, bw/delay) to a PNG")
+    draw.set_defaults(handler=cmd_draw)
     draw.add_argument("topology", metavar="TOPOLOGY",
                       help=f"topology name or YAML file (shipped: {', '.join(available_topologies())})")
     draw.add_argument("--out", type=Path, default=None, metavar="PNG",
                       help="where to write it (default: TOPOLOGY.png here)")
     cli = sub.add_parser("cli", help="the Mininet CLI on a running lab with the controller")
+    cli.set_defaults(handler=cmd_cli)
     cli.add_argument("topology", nargs="?", default="dual-active", metavar="TOPOLOGY",
                      help=f"topology name or YAML file (shipped: {', '.join(available_topologies())})")
     cli.add_argument("--datapath", choices=("auto", "kernel", "user"), default="auto",
@@ -106,14 +114,15 @@ def build_parser():
     cli.add_argument("--delay-method", choices=("auto", "netem", "delayline"), default="auto",
                      help="delay/loss emulation (auto: netem when the kernel has it)")
     add_controller_arguments(cli)
-    for name, module in EXPERIMENTS.items():
-        exp = sub.add_parser(name, help=module.DESCRIPTION, description=module.__doc__,
+    for name, experiment in EXPERIMENTS.items():
+        exp = sub.add_parser(name, help=experiment.description, description=experiment.doc,
                              epilog=EXIT_CODES,
                              formatter_class=argparse.RawDescriptionHelpFormatter)
-        offered = getattr(module, "COMMON_OPTIONS", options.COMMON)
+        exp.set_defaults(handler=cmd_experiment)
+        offered = experiment.common_options
         if "topology" in offered:
-            exp.add_argument("--topology", default=module.TOPOLOGY, metavar="NAME|FILE",
-                             help=f"topology name or YAML file (default {module.TOPOLOGY}; "
+            exp.add_argument("--topology", default=experiment.topology, metavar="NAME|FILE",
+                             help=f"topology name or YAML file (default {experiment.topology}; "
                                   f"shipped: {', '.join(available_topologies())})")
         exp.add_argument("--out", type=Path, default=None, metavar="DIR",
                          help="results root folder (default results/)")
@@ -128,7 +137,7 @@ def build_parser():
         exp.add_argument("--delay-method", choices=("auto", "netem", "delayline"), default="auto",
                          help="delay/loss emulation (auto: netem when the kernel has it)")
         add_controller_arguments(exp, offered)
-        module.add_arguments(exp)
+        experiment.add_arguments(exp)
     return parser
 
 
@@ -149,7 +158,7 @@ def cmd_doctor(args):
 
 def cmd_list(args):
     print(format_table(["experiment", "default topology", "what it does"],
-                       [(n, m.TOPOLOGY, m.DESCRIPTION) for n, m in EXPERIMENTS.items()]))
+                       [(n, e.topology, e.description) for n, e in EXPERIMENTS.items()]))
     rows = []
     for name in available_topologies():
         try:
@@ -190,8 +199,8 @@ def cmd_clean(args):
 
 
 def cmd_plot(args):
-    from lab import plots
-    for path in plots.plot_run(args.run_dir):
+    import experiments
+    for path in experiments.plot(args.run_dir):
         print(path)
     return 0
 
@@ -219,17 +228,17 @@ def cmd_compare(args):
     return 0
 
 
-def prepare(args, module=None):
+def prepare(args, experiment=None):
     """Validate the topology and every option, check the machine, choose the platform: all
     before building or writing anything."""
-    if module is not None and hasattr(module, "topology_for"):
-        topo = module.topology_for(args)
+    if experiment is not None and experiment.topology_for is not None:
+        topo = experiment.topology_for(args)
     else:
         topo = load_topology(args.topology)
     if getattr(args, "dci_delay", None) or getattr(args, "dci_bw", None):
         topo = with_dci(topo, delay=args.dci_delay, bw=args.dci_bw)
-    if module is not None and hasattr(module, "validate"):
-        module.validate(vars(args), topo)
+    if experiment is not None and experiment.validate is not None:
+        experiment.validate(vars(args), topo)
     if hasattr(args, "out"):
         options.check_out_dir(args.out or RESULTS_ROOT)
     require_root()
@@ -254,25 +263,25 @@ def cmd_cli(args):
 
 
 def cmd_experiment(args):
-    module = EXPERIMENTS[args.command]
-    topo, platform = prepare(args, module)
+    experiment = EXPERIMENTS[args.command]
+    topo, platform = prepare(args, experiment)
     try:
-        run_dir = new_run_dir(module.NAME, args.out)
+        run_dir = new_run_dir(experiment.name, args.out)
     except OSError as exc:
         raise LabError(f"--out {args.out or 'results/'}: cannot create the run folder "
                        f"({exc.strerror}); choose a writable folder") from None
     log = Progress(T0)
     opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    ctx = RunContext(experiment=module.NAME, topo=topo, platform=platform, run_dir=run_dir,
+    ctx = RunContext(experiment=experiment.name, topo=topo, platform=platform, run_dir=run_dir,
                      options=opts, log=log, seed=args.seed)
     try:
-        write_json(run_dir / "params.json", {"experiment": module.NAME, "options": opts,
+        write_json(run_dir / "params.json", {"experiment": experiment.name, "options": opts,
                                              "topology": topo.to_dict()})
         write_json(run_dir / "platform.json", probe.platform_facts(platform))
         log(f"run folder {run_dir}")
-        summary = module.run(ctx)
+        summary = experiment.run(ctx)
         text = "\n".join([summary.text] + warnings(summary, *probe.timing_judged()))
-        write_report(run_dir, f"ActiveLab {module.NAME} on {topo.name}", text)
+        write_report(run_dir, f"ActiveLab {experiment.name} on {topo.name}", text)
         (run_dir / "summary.txt").write_text(text + "\n")
     except OSError as exc:
         raise LabError(f"{exc.filename or run_dir}: {exc.strerror or exc}; the lab was torn "
@@ -340,11 +349,9 @@ def main(argv=None):
 
     signal.signal(signal.SIGTERM, on_terminate)
     signal.signal(signal.SIGHUP, on_terminate)
-    commands = {"doctor": cmd_doctor, "list": cmd_list, "clean": cmd_clean, "cli": cmd_cli,
-                "plot": cmd_plot, "compare": cmd_compare, "draw": cmd_draw, "check": cmd_check}
     try:
         args = build_parser().parse_args(argv)
-        return commands.get(args.command, cmd_experiment)(args)
+        return args.handler(args)
     except (KeyboardInterrupt, Terminated) as exc:
         how = "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated"
         left = left_behind()

@@ -65,7 +65,7 @@ def test_hosts_down_follows_power_and_server_faults():
     faults = [Fault(1, "power-off", "dc1"), Fault(2, "server-down", "dc2-srv1"),
               Fault(3, "cut", "dci-a"), Fault(4, "power-on", "dc1"),
               Fault(5, "server-up", "dc2-srv1")]
-    sets = hosts_down(topo, faults)
+    sets = hosts_down({h.name: h.switch for h in topo.hosts}, faults)
     assert sets[0] == (set(), dc1)
     assert sets[1] == (dc1, dc1 | {"dc2-srv1"})
     assert sets[2] == (dc1 | {"dc2-srv1"}, dc1 | {"dc2-srv1"})     # a link cut downs no host

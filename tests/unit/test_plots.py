@@ -1,11 +1,13 @@
-"""Every experiment's figure is redrawn from its run folder's metrics.json (lab/run.py plot)."""
+"""Every experiment's figure is redrawn from its run folder's metrics.json by the experiment
+that wrote it (lab/run.py plot dispatches on params.json)."""
 
 import json
 
 import pytest
 
-from lab import plots
+import experiments
 from lab.errors import LabError
+from lab.experiment import Experiment
 
 FIREWALL = {"remedies": [
     {"remedy": r, "asymmetric": {"established": e, "attempted": 12},
@@ -17,16 +19,47 @@ GSLB = {"variants": [{"variant": "anycast", "failover_s": 0.09},
                      {"variant": "gslb ttl 5", "failover_s": None}]}
 
 
-@pytest.mark.parametrize("metrics, png", [
-    (FIREWALL, "firewall.png"), ({"designs": [DESIGN]}, "designs.png"), (DESIGN, "designs.png"),
-    (GSLB, "gslb.png")])
-def test_plot_run_redraws_the_figure_of_each_experiment(tmp_path, metrics, png):
+@pytest.mark.parametrize("experiment, metrics, png", [
+    ("firewall", FIREWALL, "firewall.png"), ("compare-designs", {"designs": [DESIGN]}, "designs.png"),
+    ("primary-backup", DESIGN, "designs.png"), ("multi-active", DESIGN, "designs.png"),
+    ("three-site", DESIGN, "designs.png"), ("gslb", GSLB, "gslb.png")])
+def test_plot_redraws_the_figure_of_each_experiment(tmp_path, experiment, metrics, png):
+    (tmp_path / "params.json").write_text(json.dumps({"experiment": experiment}))
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
-    assert plots.plot_run(tmp_path) == [tmp_path / png]
+    assert experiments.plot(tmp_path) == [tmp_path / png]
     assert (tmp_path / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (tmp_path / png).stat().st_size > 10000
 
 
 def test_a_folder_without_metrics_is_a_one_line_error(tmp_path):
+    (tmp_path / "params.json").write_text(json.dumps({"experiment": "gslb"}))
     with pytest.raises(LabError, match="no readable metrics.json"):
-        plots.plot_run(tmp_path)
+        experiments.plot(tmp_path)
+
+
+@pytest.mark.parametrize("params, said", [
+    (None, "no readable params.json"), ("{}", "no readable params.json"),
+    ('{"experiment": "warp-drive"}', "written by experiment 'warp-drive'")])
+def test_a_folder_of_no_known_experiment_is_a_one_line_error(tmp_path, params, said):
+    if params is not None:
+        (tmp_path / "params.json").write_text(params)
+    with pytest.raises(LabError, match=said) as err:
+        experiments.plot(tmp_path)
+    assert "\n" not in str(err.value)
+
+
+def test_every_registered_experiment_follows_the_protocol():
+    assert set(experiments.EXPERIMENTS) >= {"dual-active", "firewall", "gslb", "primary-backup",
+                                            "three-site", "multi-active", "compare-designs"}
+    for name, experiment in experiments.EXPERIMENTS.items():
+        assert experiment.name == name and experiment.description and experiment.doc
+        assert callable(experiment.run) and callable(experiment.plot)
+
+
+def test_a_module_missing_part_of_the_protocol_is_refused():
+    import types
+    module = types.ModuleType("half_done")
+    module.NAME, module.DESCRIPTION, module.TOPOLOGY = "x", "y", "z"
+    module.add_arguments = module.run = lambda *a: None
+    with pytest.raises(TypeError, match="lacks plot"):
+        Experiment.from_module(module)
