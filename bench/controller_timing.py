@@ -35,12 +35,13 @@ def cpu_percent(pid, seconds):
 
 def main():
     ensure_venv()
-    from lab import probe, sh
-    from lab.controller import bfd_cmd, intent_for
+    from lab import sh
+    from lab.emulation import probe
+    from lab.emulation.controller import bfd_cmd, intent_for
     from lab.experiment import Progress
-    from lab.network import running_lab
-    from lab.results import format_table
-    from lab.topology import load_topology
+    from lab.emulation.network import running_lab
+    from lab.analysis.results import format_table
+    from lab.model.topology import load_topology
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cuts", type=int, default=10, help="dci-a cuts per mode")
@@ -75,12 +76,12 @@ def main():
                         sh.run(bfd_cmd(intf, interval))
                     time.sleep(2)
                     cpu_rows.append((interval, len(ports), f"{cpu_percent(vswitchd, args.cpu_seconds):.1f}",
-                                     f"{cpu_percent(lab.controller.pid, args.cpu_seconds):.1f}"))
+                                     f"{cpu_percent(lab.emulation.controller.pid, args.cpu_seconds):.1f}"))
                 for intf in ports:
                     sh.run(["ovs-vsctl", "set", "interface", intf, "bfd:enable=false"])
                 time.sleep(2)
                 cpu_rows.append(("off", 0, f"{cpu_percent(vswitchd, args.cpu_seconds):.1f}",
-                                 f"{cpu_percent(lab.controller.pid, args.cpu_seconds):.1f}"))
+                                 f"{cpu_percent(lab.emulation.controller.pid, args.cpu_seconds):.1f}"))
     print(format_table(["mode", "start-to-ready s", "port-down reactions",
                         "reaction p50 ms", "reaction max ms"], rows))
     print()

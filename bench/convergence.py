@@ -24,12 +24,12 @@ CYCLE = 4.5           # seconds per fault and repair: BFD needs ~2 s to come up 
 
 
 def run_mode(mode, args, topo, platform):
-    from lab import metrics
-    from lab.controller import GATEWAY_MAC, intent_for
+    from lab.analysis import metrics
+    from lab.emulation.controller import GATEWAY_MAC, intent_for
     from lab.experiment import Progress
-    from lab.faults import Fault, run_timeline
-    from lab.network import running_lab
-    from lab.streams import ProbeSet
+    from lab.model.faults import Fault, run_timeline
+    from lab.emulation.network import running_lab
+    from lab.emulation.streams import ProbeSet
 
     faults = []
     for k in range(args.repeat):
@@ -69,9 +69,9 @@ def run_mode(mode, args, topo, platform):
 
 def main():
     ensure_venv()
-    from lab import probe
-    from lab.results import format_table
-    from lab.topology import load_topology
+    from lab.emulation import probe
+    from lab.analysis.results import format_table
+    from lab.model.topology import load_topology
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeat", type=int, default=10, help="faults of each kind per mode")

@@ -36,10 +36,10 @@ def percentile(values, q):
 
 
 def measure(delay_ms, bw, pings, platform):
-    from lab import traffic
+    from lab.emulation import traffic
     from lab.experiment import Progress
-    from lab.network import running_lab
-    from lab.topology import parse_topology
+    from lab.emulation.network import running_lab
+    from lab.model.topology import parse_topology
 
     topo = parse_topology(TOPOLOGY.format(bw=bw, delay=delay_ms), source=f"bench {delay_ms}ms")
     src, dst = topo.hosts
@@ -62,8 +62,8 @@ def measure(delay_ms, bw, pings, platform):
 
 def main():
     ensure_venv()
-    from lab import probe
-    from lab.results import format_table
+    from lab.emulation import probe
+    from lab.analysis.results import format_table
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--delays", default="0.5,1,2,5,10,20,50", help="one-way delays, ms")
     parser.add_argument("--bw", type=float, default=100, help="link bandwidth, Mbit/s")

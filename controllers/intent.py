@@ -1,7 +1,7 @@
 """The controller's intent: what the operator declares (sites, subnets, gateway, VIPs, costs).
 
 The one contract between the lab and the controller process: the lab builds an ``Intent``
-(``lab.controller.intent_for``) and writes ``to_dict()`` as JSON; the controller reads it back
+(``lab.emulation.controller.intent_for``) and writes ``to_dict()`` as JSON; the controller reads it back
 with ``from_dict``, which validates every field and names the one that is wrong in a single
 line (``IntentError``). The controller discovers everything else (links by LLDP, hosts by
 ARP, failures by port status and BFD, server health by its own checks).

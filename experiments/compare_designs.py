@@ -3,10 +3,10 @@ the same client traffic and the same fault (dc1 powers off), in one table and on
 """
 
 from experiments import designs
-from lab import plots
+from lab.analysis import plots
 from lab.experiment import Summary
-from lab.options import bounded, name_list
-from lab.results import write_json
+from lab.cli.options import bounded, name_list
+from lab.analysis.results import write_json
 
 NAME = "compare-designs"
 TOPOLOGY = "per design: two-region, three-site, generated multi-active"

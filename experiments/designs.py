@@ -5,7 +5,7 @@ Each design is a topology, a VIP policy and the role of every site:
   active     serves from the start
   hot        standby with its service running (takes over as soon as the controller sees the
              primary's servers fail their health checks)
-  cold       standby whose service starts only when its promotion agent (lab/standby.py) has
+  cold       standby whose service starts only when its promotion agent (lab/agents/standby.py) has
              seen the primary down (3 checks, about 1 s) and waited out the promotion time
 
 Traffic: a probe stream from every client to the service VIP (at --probe-rate) and three
@@ -25,13 +25,14 @@ import statistics
 import time
 from pathlib import Path
 
-from lab import metrics as m_, sessions, standby
+from lab.agents import sessions, standby
+from lab.analysis import metrics as m_
 from controllers.intent import DEFAULT_MODE
-from lab.controller import GATEWAY_MAC, intent_for
-from lab.faults import Fault, run_timeline
-from lab.streams import ProbeSet
-from lab.options import bounded
-from lab.topology import load_topology, multi_active, with_dci
+from lab.emulation.controller import GATEWAY_MAC, intent_for
+from lab.model.faults import Fault, run_timeline
+from lab.emulation.streams import ProbeSet
+from lab.cli.options import bounded
+from lab.model.topology import load_topology, multi_active, with_dci
 
 FAULT_AT = 3.0
 SESSION_PORT = 443
@@ -177,7 +178,7 @@ def add_arguments(parser):
 def run_one(ctx, name):
     """An experiment that is one design: run it, write metrics.json, summarize."""
     from lab.experiment import Summary
-    from lab.results import write_json
+    from lab.analysis.results import write_json
     result = run_design(ctx, name)
     write_json(ctx.run_dir / "metrics.json", result)
     plot_one(ctx.run_dir)
@@ -186,7 +187,7 @@ def run_one(ctx, name):
 
 def plot_one(run_dir):
     """An experiment that is one design: its RTO, utilization and sessions lost."""
-    from lab import plots
+    from lab.analysis import plots
     out = run_dir / "designs.png"
     plots.designs([plots.read_metrics(run_dir)], out)
     return [out]
@@ -210,7 +211,7 @@ def run_designs(ctx, names):
 
 
 def table(results):
-    from lab.results import format_table
+    from lab.analysis.results import format_table
     rows = [(r["design"], r["topology"], r["policy"],
              "-" if r["rto_ms"] is None else f"{r['rto_ms']:.0f}",
              f"{r['sessions_lost']}/{r['sessions']}",

@@ -19,14 +19,15 @@ import statistics
 from pathlib import Path
 from types import SimpleNamespace
 
-from lab import fabric, fidelity, metrics as m_, plots, traffic
-from lab.controller import GATEWAY_MAC, intent_for
+from lab.analysis import fidelity, metrics as m_, plots
+from lab.emulation import fabric, traffic
+from lab.emulation.controller import GATEWAY_MAC, intent_for
 from lab.errors import LabError
 from lab.experiment import Summary
-from lab.faults import Fault, hosts_down, parse_faults, run_timeline
-from lab.options import bounded
-from lab.results import format_table, write_csv, write_json
-from lab.streams import IperfTimeline, ProbeSet
+from lab.model.faults import Fault, hosts_down, parse_faults, run_timeline
+from lab.cli.options import bounded
+from lab.analysis.results import format_table, write_csv, write_json
+from lab.emulation.streams import IperfTimeline, ProbeSet
 
 NAME = "dual-active"
 TOPOLOGY = "dual-active"

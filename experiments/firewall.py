@@ -10,12 +10,12 @@ and leaves each site by its own exit. Once per remedy:
   loose      no sync, but the firewalls pick up TCP sessions mid-stream (weaker: see probes)
 
 Phase 1, asymmetric paths: every client opens long-lived TCP sessions (kernel sockets, and
-as many crafted packet by packet with scapy, lab/craftsessions.py) to a server in dc2; they
+as many crafted packet by packet with scapy, lab/agents/craftsessions.py) to a server in dc2; they
 enter through dc1-fw, the replies leave through dc2-fw. Phase 2, failover: every client opens
 sessions to a server in dc1 (symmetric through dc1-fw), then the link edge-dc1 is cut and the
 sessions must continue through dc2-fw. Per remedy: sessions established, surviving failover,
 firewall drops, and (sync) how far behind the second firewall learns a session.
-The probe suite (lab/fwprobes.py: denied ports, out-of-state ACK/RST/FIN, XMAS, NULL, spoofed
+The probe suite (lab/agents/fwprobes.py: denied ports, out-of-state ACK/RST/FIN, XMAS, NULL, spoofed
 site source, ICMP variants, out-of-window injection) runs before phase 1 and after the
 failover; every probe that reaches the server is a leak, named in the results.
 """
@@ -26,13 +26,15 @@ import re
 import statistics
 import time
 
-from lab import craftsessions, firewall, fwprobes, plots, sessions
+from lab.agents import craftsessions, fwprobes, sessions
+from lab.analysis import plots
+from lab.emulation import firewall
 from controllers.intent import DEFAULT_POLICY
-from lab.controller import GATEWAY_MAC, intent_for
+from lab.emulation.controller import GATEWAY_MAC, intent_for
 from lab.errors import LabError
 from lab.experiment import Summary
-from lab.options import bounded, name_list
-from lab.results import format_table, write_json
+from lab.cli.options import bounded, name_list
+from lab.analysis.results import format_table, write_json
 
 NAME = "firewall"
 TOPOLOGY = "dual-active-fw"

@@ -1,6 +1,6 @@
 """gslb: DNS-based global load balancing against anycast, and what the TTL costs.
 
-On two-region, a GSLB (lab/gslb.py, dnslib) answers web.lab with the nearest healthy site's
+On two-region, a GSLB (lab/agents/gslb.py, dnslib) answers web.lab with the nearest healthy site's
 server by the client's subnet, health-checking every site. Clients resolve, keep the answer
 for its TTL, and connect every 100 ms; dc1 powers off at 3 s. Variants, each in a fresh lab:
 
@@ -16,17 +16,17 @@ import dataclasses
 import json
 import time
 
-from lab import plots
+from lab.analysis import plots
 from controllers.intent import DEFAULT_MODE, DEFAULT_POLICY
-from lab.controller import intent_for
+from lab.emulation.controller import intent_for
 from lab.errors import LabError
 from lab.experiment import Summary
-from lab.fabric import latencies
-from lab.faults import Fault, hosts_down, run_timeline
-from lab import gslb
-from lab.gslb import failover
-from lab.options import bounded, int_list
-from lab.results import format_table, write_json
+from lab.emulation.fabric import latencies
+from lab.model.faults import Fault, hosts_down, run_timeline
+from lab.agents import gslb
+from lab.agents.gslb import failover
+from lab.cli.options import bounded, int_list
+from lab.analysis.results import format_table, write_json
 
 NAME = "gslb"
 TOPOLOGY = "two-region"

@@ -6,8 +6,8 @@ Measured with the designs yardstick (experiments/designs.py).
 
 from experiments import designs
 from experiments.designs import COMMON_OPTIONS  # noqa: F401  (the CLI reads it here)
-from lab.options import bounded
-from lab.topology import load_topology, multi_active
+from lab.cli.options import bounded
+from lab.model.topology import load_topology, multi_active
 
 NAME = "multi-active"
 TOPOLOGY = "generated"      # from --sites and --layout; or a file such as multi-active-4-ring

@@ -24,8 +24,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from lab import network, options
-from lab.probe import Platform
+from lab.emulation import network
+from lab.emulation.probe import Platform
+
+# The shared options every experiment is offered unless it declares COMMON_OPTIONS itself.
+COMMON_OPTIONS = ("topology", "mode", "vip_policy", "bfd_ms")
 
 
 @dataclass(frozen=True)
@@ -36,7 +39,7 @@ class Experiment:
     add_arguments: Callable
     run: Callable
     plot: Callable
-    common_options: tuple = options.COMMON
+    common_options: tuple = COMMON_OPTIONS
     topology_for: Optional[Callable] = None
     validate: Optional[Callable] = None
     analyse: Optional[Callable] = None

@@ -32,14 +32,15 @@ import json                # noqa: E402
 import os                  # noqa: E402
 import signal              # noqa: E402
 
-from lab import options, probe, state                                # noqa: E402
+from lab.cli import options  # noqa: E402
+from lab.emulation import probe, state  # noqa: E402
 from controllers.intent import DEFAULT_MODE, DEFAULT_POLICY, MODES, POLICIES  # noqa: E402
 from lab.errors import LabError                                      # noqa: E402
 from lab.experiment import Progress, RunContext                      # noqa: E402
-from lab.report import write_report                                  # noqa: E402
-from lab.results import (RESULTS_ROOT, format_table, hand_to_invoking_user,  # noqa: E402
+from lab.analysis.report import write_report                                  # noqa: E402
+from lab.analysis.results import (RESULTS_ROOT, format_table, hand_to_invoking_user,  # noqa: E402
                          new_run_dir, write_json)
-from lab.topology import available_topologies, load_topology, with_dci  # noqa: E402
+from lab.model.topology import available_topologies, load_topology, with_dci  # noqa: E402
 from experiments import EXPERIMENTS                                  # noqa: E402
 
 
@@ -206,7 +207,7 @@ def cmd_plot(args):
 
 
 def cmd_check(args):
-    from lab.grading import check
+    from lab.cli.grading import check
     problems = check(args.lab, args.file, args.results)
     for problem in problems:
         print(f"{args.lab}: missing: {problem}")
@@ -215,14 +216,14 @@ def cmd_check(args):
 
 
 def cmd_draw(args):
-    from lab.draw import draw
+    from lab.analysis.draw import draw
     topo = load_topology(args.topology)
     print(draw(topo, args.out or Path(f"{topo.name}.png")))
     return 0
 
 
 def cmd_compare(args):
-    from lab import plots
+    from lab.analysis import plots
     out = args.out or args.run_dirs[0] / "compare.png"
     print(plots.compare(args.run_dirs, out))
     return 0
@@ -250,7 +251,7 @@ def prepare(args, experiment=None):
 
 
 def cmd_cli(args):
-    from lab.interactive import run_cli
+    from lab.cli.interactive import run_cli
     topo, platform = prepare(args)
     run_dir = new_run_dir("cli", None)
     ctx = RunContext(experiment="cli", topo=topo, platform=platform, run_dir=run_dir,

@@ -19,8 +19,8 @@ def state_dir(tmp_path, monkeypatch):
 def pytest_collection_modifyitems(config, items):
     """Tests marked `timing` judge time (deadlines, rates, delays). On an emulated CPU (QEMU
     TCG) time is not representative: they still run, and a failure is reported as expected
-    (xfail) with the accelerator named, not failed (lab.probe.timing_judged)."""
-    from lab import probe
+    (xfail) with the accelerator named, not failed (lab.emulation.probe.timing_judged)."""
+    from lab.emulation import probe
     judged, why_not = probe.timing_judged()
     if judged:
         return

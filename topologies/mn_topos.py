@@ -18,7 +18,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from mininet.topo import Topo  # noqa: E402
 
-from lab.topology import available_topologies, load_topology  # noqa: E402
+from lab.model.topology import available_topologies, load_topology  # noqa: E402
 
 
 class LabTopo(Topo):

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from lab import probe, state
-from lab.topology import load_topology
+from lab.emulation import probe, state
+from lab.model.topology import load_topology
 
 REPO = Path(__file__).resolve().parents[2]
 # On an emulated CPU (QEMU TCG, the VM harness) everything takes several times longer: the

@@ -5,11 +5,11 @@ import time
 
 import pytest
 
-from lab import fabric, probe, traffic
-from lab.controller import intent_for
+from lab.emulation import fabric, probe, traffic
+from lab.emulation.controller import intent_for
 from lab.experiment import Progress
-from lab.network import running_lab
-from lab.topology import load_topology
+from lab.emulation.network import running_lab
+from lab.model.topology import load_topology
 
 
 @pytest.fixture(scope="module", params=["protection", "restoration"])

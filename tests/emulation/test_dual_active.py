@@ -5,7 +5,7 @@ import signal
 
 import pytest
 
-from lab.topology import load_topology
+from lab.model.topology import load_topology
 from tests.emulation.conftest import lab_leftovers
 
 

@@ -5,11 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from lab import probe, sessions, traffic
-from lab.controller import intent_for
+from lab.agents import sessions
+from lab.emulation import probe, traffic
+from lab.emulation.controller import intent_for
 from lab.experiment import Progress
-from lab.network import running_lab
-from lab.topology import load_topology
+from lab.emulation.network import running_lab
+from lab.model.topology import load_topology
 
 
 @pytest.fixture(scope="module")

@@ -7,10 +7,10 @@ import sys
 import pytest
 
 from controllers import main as controller_main
-from lab import (craftsessions, delayline, fwprobes, gslb, probestream, service, sessions, sh,
-                 standby)
+from lab import sh
+from lab.agents import craftsessions, delayline, fwprobes, gslb, probestream, service, sessions, standby
 from lab.errors import LabError
-from lab.network import wait_agents
+from lab.emulation.network import wait_agents
 
 
 def parsed(module, argv):

@@ -73,7 +73,7 @@ def test_without_setup_the_message_says_to_run_the_installer(tmp_path):
 
 def test_platform_choice_follows_what_the_kernel_has(monkeypatch):
     import pytest
-    from lab import probe
+    from lab.emulation import probe
     from lab.errors import LabError
     monkeypatch.setattr(probe, "has_kernel_datapath", lambda: False)
     monkeypatch.setattr(probe, "has_netem", lambda: True)
@@ -191,8 +191,8 @@ def test_compare_designs_honours_the_dci_overrides():
 
 def test_fail_and_heal_say_so_when_the_controller_did_not_see_the_change():
     from types import SimpleNamespace
-    from lab import interactive
-    from lab.topology import load_topology
+    from lab.cli import interactive
+    from lab.model.topology import load_topology
     topo = load_topology("dual-active")
     link = topo.link("dci-a")
     ends = [(topo.switch(e).dpid, topo.port_to(e, "dci-a").number) for e in link.ends]

@@ -10,8 +10,8 @@ import itertools
 import networkx as nx
 import pytest
 
-from lab.controller import intent_for
-from lab.topology import load_topology, multi_active
+from lab.emulation.controller import intent_for
+from lab.model.topology import load_topology, multi_active
 from tests.unit.fake_openflow import FakeNetwork
 from tests.unit.test_controller_logic import run_health
 

@@ -3,8 +3,8 @@
 import pytest
 
 from controllers.logic import Fabric
-from lab.controller import GATEWAY_MAC, intent_for
-from lab.topology import load_topology
+from lab.emulation.controller import GATEWAY_MAC, intent_for
+from lab.model.topology import load_topology
 from tests.unit.fake_openflow import FakeNetwork
 
 GW = GATEWAY_MAC

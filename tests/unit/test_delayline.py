@@ -4,7 +4,7 @@ import random
 
 import pytest
 
-from lab import delayline
+from lab.agents import delayline
 
 
 class FakeSocket:

@@ -1,8 +1,8 @@
 """The designs yardstick's metrics from synthetic samples."""
 
 from experiments import designs
-from lab.streams import Stream
-from lab.topology import load_topology, multi_active
+from lab.emulation.streams import Stream
+from lab.model.topology import load_topology, multi_active
 
 
 def rows_for(stream, host, start, end, rate=100, gap=None):

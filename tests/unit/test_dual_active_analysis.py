@@ -9,7 +9,7 @@ import json
 import pytest
 
 from experiments import dual_active
-from lab.topology import load_topology
+from lab.model.topology import load_topology
 
 T0 = 1_000_000.0
 RATE = 100.0

@@ -2,8 +2,8 @@
 
 import pytest
 
-from lab import fabric
-from lab.topology import load_topology
+from lab.emulation import fabric
+from lab.model.topology import load_topology
 
 
 @pytest.fixture

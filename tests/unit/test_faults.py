@@ -2,8 +2,8 @@
 
 import time
 
-from lab.faults import Fault, hosts_down, parse_faults, run_timeline
-from lab.topology import load_topology
+from lab.model.faults import Fault, hosts_down, parse_faults, run_timeline
+from lab.model.topology import load_topology
 
 
 class RecordingLab:

@@ -5,8 +5,8 @@ import subprocess
 import pytest
 
 from experiments.firewall import sync_lags
-from lab import firewall
-from lab.topology import load_topology
+from lab.emulation import firewall
+from lab.model.topology import load_topology
 
 
 @pytest.fixture

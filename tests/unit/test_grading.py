@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from lab import grading
+from lab.cli import grading
 
 REPO = Path(__file__).resolve().parents[2]
 

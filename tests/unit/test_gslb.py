@@ -2,7 +2,7 @@
 
 import ipaddress
 
-from lab import gslb
+from lab.agents import gslb
 
 
 def test_health_needs_three_misses_to_fail_and_two_answers_to_recover():

@@ -5,8 +5,8 @@ import json
 import pytest
 
 from controllers.intent import DEFAULT_MODE, GATEWAY_MAC, Intent, IntentError
-from lab.controller import intent_for
-from lab.topology import load_topology, multi_active
+from lab.emulation.controller import intent_for
+from lab.model.topology import load_topology, multi_active
 
 
 @pytest.mark.parametrize("topo", [load_topology("dual-active"), multi_active(4, "ring")],

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lab import metrics
+from lab.analysis import metrics
 
 RATE, DELAY = 1000, 0.002          # 1 ms spacing, 2 ms one way
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from lab import probe
+from lab.emulation import probe
 from lab.errors import LabError
 
 

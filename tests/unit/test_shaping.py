@@ -1,5 +1,5 @@
-from lab.shaping import delayline_argv, egress_cmds, in_flight_packets, netem_args, offload_cmds
-from lab.topology import Link
+from lab.emulation.shaping import delayline_argv, egress_cmds, in_flight_packets, netem_args, offload_cmds
+from lab.model.topology import Link
 
 
 def link(**kw):
@@ -55,7 +55,7 @@ def test_in_flight_packets_grows_with_rate_and_delay():
 
 def test_delayline_argv_carries_the_link_parameters():
     argv = delayline_argv(link(jitter_ms=0.5, loss=1.0), "a0", "a1", 7, "/tmp/s.json", python="py")
-    assert argv[:3] == ["py", "-m", "lab.delayline"]
+    assert argv[:3] == ["py", "-m", "lab.agents.delayline"]
     opts = dict(zip(argv[3::2], argv[4::2]))
     assert opts == {"--a": "a0", "--b": "a1", "--delay-ms": "2", "--jitter-ms": "0.5",
                     "--loss": "1", "--limit": str(100 + 21), "--seed": "7",

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from lab import state
+from lab.emulation import state
 from lab.errors import LabError
 
 

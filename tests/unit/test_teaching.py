@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from lab.draw import draw
-from lab.report import write_report
-from lab.topology import available_topologies, load_topology
+from lab.analysis.draw import draw
+from lab.analysis.report import write_report
+from lab.model.topology import available_topologies, load_topology
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -3,7 +3,7 @@ import textwrap
 import pytest
 
 from lab.errors import TopologyError
-from lab.topology import available_topologies, load_topology, parse_topology
+from lab.model.topology import available_topologies, load_topology, parse_topology
 
 GOOD = """
 sites:
@@ -145,7 +145,7 @@ def test_bad_services(service, field, words):
 
 
 def test_fault_timelines_parse_in_time_order():
-    from lab.faults import Fault, parse_faults
+    from lab.model.faults import Fault, parse_faults
     topo = load_topology("dual-active")
     faults = parse_faults("10s power-off dc1; 3s cut dci-a;6.5s heal dci-a ; 12s controller-stop",
                           topo)
@@ -163,7 +163,7 @@ def test_fault_timelines_parse_in_time_order():
 ])
 def test_bad_fault_timelines_are_one_line_errors(text, words):
     from lab.errors import LabError
-    from lab.faults import parse_faults
+    from lab.model.faults import parse_faults
     with pytest.raises(LabError) as info:
         parse_faults(text, load_topology("dual-active"))
     assert words in str(info.value) and str(info.value).startswith("--faults: ")
@@ -171,7 +171,7 @@ def test_bad_fault_timelines_are_one_line_errors(text, words):
 
 def test_a_timeline_of_none_is_traffic_without_faults():
     from lab.errors import LabError
-    from lab.faults import parse_faults
+    from lab.model.faults import parse_faults
     topo = load_topology("dual-active")
     assert parse_faults("none", topo) == () and parse_faults(" None ", topo) == ()
     assert len(parse_faults("2s cut dci-a", topo)) == 1        # positive control

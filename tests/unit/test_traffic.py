@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from lab import fidelity, traffic
+from lab.analysis import fidelity
+from lab.emulation import traffic
 from lab.errors import LabError
 
 PING = """PING 10.2.0.11 (10.2.0.11) 56(84) bytes of data.
@@ -74,6 +75,6 @@ def test_throughput_judged_within_5_percent_of_tcp_goodput(configured, measured,
 
 
 def test_the_delay_element_is_set_to_the_delay_less_the_path_cost():
-    from lab import shaping
+    from lab.emulation import shaping
     assert shaping.compensated_delay(2.0, 0.3) == pytest.approx(1.7)
     assert shaping.compensated_delay(0.1, 0.3) == 0.0

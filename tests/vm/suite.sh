@@ -13,7 +13,7 @@
 # Output in $ACTIVELAB_VM_OUT (default tests/vm/out/local): runs/<path>/ (run folders),
 # <part>-<path>.log, report-<path>.xml (JUnit), summary.txt. Exit status: 0 when every part
 # passed, else the first failing part's. Timing verdicts on an emulated CPU (ACTIVELAB_ACCEL=tcg)
-# are reported, not failed: see lab.probe.timing_judged and the `timing` test marker.
+# are reported, not failed: see lab.emulation.probe.timing_judged and the `timing` test marker.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 OUT=${ACTIVELAB_VM_OUT:-tests/vm/out/local}

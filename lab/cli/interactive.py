@@ -17,8 +17,9 @@ from mininet.log import setLogLevel
 
 from controllers.intent import Intent
 from controllers.logic import Fabric
-from lab import sh, traffic
-from lab.controller import intent_for
+from lab import sh
+from lab.emulation import traffic
+from lab.emulation.controller import intent_for
 from lab.errors import LabError
 
 

@@ -3,10 +3,10 @@
 The client's own kernel would reset sessions it does not know, so an nftables table in the
 client's namespace drops its outgoing RSTs from the crafted port range (the namespace, and the
 table with it, goes when the lab stops). Each session sends 4 bytes every --interval and
-counts the server's echo (lab/sessions.py serve) as proof it is alive. Same report as
-lab.sessions:
+counts the server's echo (lab/agents/sessions.py serve) as proof it is alive. Same report as
+lab.agents.sessions:
 
-    python -m lab.craftsessions --intf client1-eth0 --src-mac .. --src-ip .. --gw-mac .. \\
+    python -m lab.agents.craftsessions --intf client1-eth0 --src-mac .. --src-ip .. --gw-mac .. \\
         --dst 10.2.0.11 --port 443 --count 3 --duration 5 --out crafted.json
 """
 
@@ -37,7 +37,7 @@ def suppress_resets(port_base, count):
 
 def parser():
     """The command line (the argv builders below write it)."""
-    parser = argparse.ArgumentParser(prog="python -m lab.craftsessions")
+    parser = argparse.ArgumentParser(prog="python -m lab.agents.craftsessions")
     for name in ("intf", "src-mac", "src-ip", "gw-mac", "dst", "out"):
         parser.add_argument(f"--{name}", required=True)
     parser.add_argument("--port", type=int, default=443)

@@ -5,10 +5,10 @@ fault injector stamps faults with). The sender builds one frame with scapy, then
 the sequence number and time into it and writes it to a packet socket, so 1000 packets/s hold
 on a small machine; UDP checksum 0 (allowed for IPv4) keeps the patch cheap.
 
-    python -m lab.probestream send --intf client1-eth0 --src-mac .. --dst-mac .. \\
+    python -m lab.agents.probestream send --intf client1-eth0 --src-mac .. --dst-mac .. \\
         --src-ip 10.100.0.11 --dst-ip 10.200.0.10 --port 7000 --stream 1 --rate 1000 \\
         --duration 20 --summary tx-1.json
-    python -m lab.probestream receive --port 7000 --host dc1-srv1 --out rx-dc1-srv1.csv
+    python -m lab.agents.probestream receive --port 7000 --host dc1-srv1 --out rx-dc1-srv1.csv
 
 The receiver writes one CSV row per probe: stream, seq, sent, received, host (times in s).
 """
@@ -119,7 +119,7 @@ def receive(args):
 
 def parser():
     """The command line (the argv builders below write it)."""
-    parser = argparse.ArgumentParser(prog="python -m lab.probestream")
+    parser = argparse.ArgumentParser(prog="python -m lab.agents.probestream")
     sub = parser.add_subparsers(dest="command", required=True)
     tx = sub.add_parser("send")
     for name in ("intf", "src-mac", "dst-mac", "src-ip", "dst-ip", "summary"):

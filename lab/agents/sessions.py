@@ -1,7 +1,7 @@
 """Long-lived TCP sessions: an echo server, and a client that keeps N sessions talking.
 
-    python -m lab.sessions serve --port 443
-    python -m lab.sessions run --dst 10.2.0.11 --port 443 --count 10 --duration 20 --out s.json
+    python -m lab.agents.sessions serve --port 443
+    python -m lab.agents.sessions run --dst 10.2.0.11 --port 443 --count 10 --duration 20 --out s.json
 
 Every session sends a small message every --interval seconds and waits for its echo; a session
 is dead once an echo is more than --timeout late or the connection fails. The client writes,
@@ -103,7 +103,7 @@ def run(args):
 
 def parser():
     """The command line (the argv builders below write it)."""
-    parser = argparse.ArgumentParser(prog="python -m lab.sessions")
+    parser = argparse.ArgumentParser(prog="python -m lab.agents.sessions")
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve")
     s.add_argument("--port", type=int, default=443)

@@ -2,13 +2,13 @@
 
 Every link is shaped on the egress of both switch-side interfaces, so each direction carries
 `bw` (HTB) and `delay`/`jitter`/`loss` (netem where the kernel has it, else the userspace delay
-line, see lab/delayline.py). `queue` is the bottleneck buffer in packets in both methods: with
+line, see lab/agents/delayline.py). `queue` is the bottleneck buffer in packets in both methods: with
 netem the limit is raised by the packets in flight so the delay itself never drops.
 """
 
 import math
 
-from lab import delayline
+from lab.agents import delayline
 
 MTU_BITS = 1514 * 8
 
@@ -36,7 +36,7 @@ def egress_cmds(intf, link, method):
 
     Args:
         intf: interface name (the egress being shaped).
-        link: lab.topology.Link.
+        link: lab.model.topology.Link.
         method: 'netem' (delay in this qdisc) or 'delayline' (delay elsewhere; shape only).
     Returns:
         A list of argv lists, to run in order.

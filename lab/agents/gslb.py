@@ -4,14 +4,14 @@ The server (dnslib) is authoritative for one name. It health-checks each site's 
 address (TCP connect every 0.5 s; down after 3 misses, up after 2 answers) and answers each
 client with the nearest healthy site by the client's subnet, with a configurable TTL:
 
-    python -m lab.gslb serve --name web.lab --ttl 5 --sites dc1=10.1.0.11,dc2=10.2.0.11 \\
+    python -m lab.agents.gslb serve --name web.lab --ttl 5 --sites dc1=10.1.0.11,dc2=10.2.0.11 \\
         --proximity 10.100.0.0/24=dc1,dc2 --proximity 10.101.0.0/24=dc2,dc1 --log gslb.jsonl
 
 The client resolves (keeping the answer for its TTL, plus --cache-extra seconds for clients
 that cache beyond it), connects every --interval and records who answered. With --vip it skips
 DNS and connects to an anycast VIP, for the comparison:
 
-    python -m lab.gslb client --server 10.2.0.12 --name web.lab --duration 10 --out c.json
+    python -m lab.agents.gslb client --server 10.2.0.12 --name web.lab --duration 10 --out c.json
 """
 
 import argparse
@@ -175,7 +175,7 @@ def failover(attempts, t_fault, failed_hosts):
 
 def parser():
     """The command line (the argv builders below write it)."""
-    parser = argparse.ArgumentParser(prog="python -m lab.gslb")
+    parser = argparse.ArgumentParser(prog="python -m lab.agents.gslb")
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve")
     s.add_argument("--name", required=True)

@@ -13,7 +13,7 @@ def spanning_tree(topo, prefer=()):
     """Links forming a spanning tree of the switches: `prefer` first, then by lowest delay.
 
     Args:
-        topo: lab.topology.Topology.
+        topo: lab.model.topology.Topology.
         prefer: names of links to put in the tree if they fit (no loop).
     Returns:
         A frozenset of link names.

@@ -3,8 +3,8 @@
 Sent from a client toward a protected server; the watcher on the server records every probe
 that arrives (each carries its own IP ID), so a leak is a probe the server saw.
 
-    python -m lab.fwprobes watch --intf dc1-srv1-eth0 --out leaks.json     # in the server
-    python -m lab.fwprobes send --intf client1-eth0 --src-mac .. --src-ip .. --gw-mac .. \\
+    python -m lab.agents.fwprobes watch --intf dc1-srv1-eth0 --out leaks.json     # in the server
+    python -m lab.agents.fwprobes send --intf client1-eth0 --src-mac .. --src-ip .. --gw-mac .. \\
         --dst-ip 10.1.0.11 --open-port 443 --spoof-ip 10.2.0.99             # in the client
 """
 
@@ -147,7 +147,7 @@ def send(args):
 
 def parser():
     """The command line (the argv builders below write it)."""
-    parser = argparse.ArgumentParser(prog="python -m lab.fwprobes")
+    parser = argparse.ArgumentParser(prog="python -m lab.agents.fwprobes")
     sub = parser.add_subparsers(dest="command", required=True)
     w = sub.add_parser("watch")
     w.add_argument("--intf", required=True)

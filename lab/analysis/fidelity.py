@@ -12,7 +12,7 @@ throughput within ±5 % of the configured rate's TCP goodput (1448 payload bytes
 import statistics
 from dataclasses import asdict, dataclass
 
-from lab import fabric, shaping, traffic
+from lab.emulation import fabric, shaping, traffic
 from lab.errors import LabError
 
 RTT_REL, RTT_ABS_MS, BW_REL = 0.05, 0.2, 0.05

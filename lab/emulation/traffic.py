@@ -8,7 +8,8 @@ import json
 import re
 import time
 
-from lab import service, sh
+from lab import sh
+from lab.agents import service
 from lab.errors import LabError
 
 RTT_RE = re.compile(r"icmp_seq=(\d+) ttl=\d+ time=([\d.]+) ms")

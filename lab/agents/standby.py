@@ -4,7 +4,7 @@ It watches the primary's servers on the service port; after --fail-after missed 
 row it waits --promotion-s (the standby's warm-up: mounting storage, starting the application)
 and then starts the service here. The controller finds the new server healthy by itself.
 
-    python -m lab.standby --name dc2-srv1 --watch 10.1.0.11,10.1.0.12 --port 80 --promotion-s 2
+    python -m lab.agents.standby --name dc2-srv1 --watch 10.1.0.11,10.1.0.12 --port 80 --promotion-s 2
 """
 
 import argparse
@@ -12,7 +12,7 @@ import socket
 import sys
 import time
 
-from lab import service
+from lab.agents import service
 from lab.sh import python_module
 
 
@@ -26,7 +26,7 @@ def alive(ip, port, timeout=0.15):
 
 def parser():
     """The command line (the argv builders below write it)."""
-    parser = argparse.ArgumentParser(prog="python -m lab.standby")
+    parser = argparse.ArgumentParser(prog="python -m lab.agents.standby")
     parser.add_argument("--name", required=True, help="this server's name (what it answers)")
     parser.add_argument("--watch", required=True, help="primary servers' addresses, comma-separated")
     parser.add_argument("--port", type=int, default=80)

@@ -24,8 +24,9 @@ from types import SimpleNamespace
 import yaml
 
 from lab.errors import TopologyError
+from lab import REPO
 
-TOPOLOGY_DIR = Path(__file__).resolve().parent.parent / "topologies"
+TOPOLOGY_DIR = REPO / "topologies"
 
 IFNAMSIZ = 15                   # Linux interface names: at most 15 characters
 HOST_OFFSET = 10                # hosts get subnet addresses .11, .12, ...; .1 is the gateway

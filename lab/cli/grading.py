@@ -12,7 +12,8 @@ from pathlib import Path
 
 from controllers.intent import MODES
 from lab.errors import LabError, TopologyError
-from lab.topology import load_topology
+from lab.model.topology import load_topology
+from lab import REPO
 
 
 def _topology(path):
@@ -47,7 +48,7 @@ def lab3_run_problem(run):
     topology and fault timeline, the controller in the mode it says, raw probe samples, and
     every fault recovered."""
     from experiments.dual_active import FAULTS, QUICK_FAULTS
-    from lab.faults import parse_faults
+    from lab.model.faults import parse_faults
     try:
         params = json.loads((run / "params.json").read_text())
         metrics = json.loads((run / "metrics.json").read_text())
@@ -81,7 +82,7 @@ def lab3_run_problem(run):
 
 def check_lab3(path=None, results=None):
     """A finished dual-active run of the lab's timeline in each failover mode, all recovered."""
-    root = Path(results or Path(__file__).resolve().parent.parent / "results") / "dual-active"
+    root = Path(results or REPO / "results") / "dual-active"
     modes, rejected = set(), {}
     for run in sorted(root.glob("*")) if root.is_dir() else []:
         problem = lab3_run_problem(run)

@@ -11,8 +11,6 @@ from pathlib import Path
 
 from lab.errors import LabError
 
-# The options every experiment is offered unless it declares COMMON_OPTIONS itself.
-COMMON = ("topology", "mode", "vip_policy", "bfd_ms")
 MIN_FREE_MB = 50          # a run writes raw samples: refuse to start on a (nearly) full disk
 
 

@@ -1,6 +1,6 @@
 """Running probe streams and iperf3 timelines inside a lab, and collecting their raw samples.
 
-A ProbeSet starts one receiver per destination host (lab/probestream.py receive) and one
+A ProbeSet starts one receiver per destination host (lab/agents/probestream.py receive) and one
 paced sender per stream; an IperfTimeline runs iperf3 with -J and 0.5 s intervals. Both
 write raw files into the run folder; collect() returns the samples.
 """
@@ -12,7 +12,8 @@ import subprocess
 import time
 from dataclasses import dataclass
 
-from lab import probestream, traffic
+from lab.agents import probestream
+from lab.emulation import traffic
 
 PROBE_PORT = 7000
 

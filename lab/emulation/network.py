@@ -9,7 +9,7 @@ without sch_netem, a userspace delay line in a namespace of its own named after 
     delayline:  dc1-eth3 ---- dci-a-eth0 [dci-a] dci-a-eth1 ---- dc2-eth3   (htb | delay line)
 
 Nothing is attached to the machine's real interfaces. Everything created is recorded in the
-run's Ledger before it is created (see lab/state.py).
+run's Ledger before it is created (see lab/emulation/state.py).
 """
 
 import contextlib
@@ -20,10 +20,12 @@ import subprocess
 import time
 from pathlib import Path
 
-from lab import controller, fabric, firewall, probe, service, sh, shaping, state, traffic
+from lab import REPO, sh
+from lab.agents import service
+from lab.emulation import controller, fabric, firewall, probe, shaping, state, traffic
 from lab.errors import LabError
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = REPO
 CALIBRATION_MS = 1.0        # one-way delay of the link the base RTT is measured over
 AGENT_READY_S = 60.0         # how long an agent may take to say 'ready' (Python + scapy imports
 #                              on an emulated CPU take seconds)
@@ -285,7 +287,7 @@ class LabNetwork:
     def start_firewalls(self, midstream=False, accept_all=False):
         """Each firewall node: a bridge through nftables + conntrack, with the topology's policy
         (midstream: loose TCP pickup; accept_all: the probe suite's positive control; see
-        lab/firewall.py). Safe to call again to change it."""
+        lab/emulation/firewall.py). Safe to call again to change it."""
         if self.topo.firewalls:
             probe.load_modules("br_netfilter")       # bridged IPv4 through nftables
         for index, (name, link) in enumerate(self.topo.firewalls, start=1):

@@ -3,8 +3,8 @@
 The server answers on one port, TCP and UDP, with its own name, so a client can tell which
 site served it:
 
-    python -m lab.service serve --name dc1-srv1 --port 80
-    python -m lab.service query --ip 10.200.0.10 --port 80      # prints e.g. dc1-srv1
+    python -m lab.agents.service serve --name dc1-srv1 --port 80
+    python -m lab.agents.service query --ip 10.200.0.10 --port 80      # prints e.g. dc1-srv1
 """
 
 import argparse
@@ -46,7 +46,7 @@ def query(ip, port, timeout=2.0):
 
 def parser():
     """The command line (the argv builders below write it)."""
-    parser = argparse.ArgumentParser(prog="python -m lab.service")
+    parser = argparse.ArgumentParser(prog="python -m lab.agents.service")
     sub = parser.add_subparsers(dest="command", required=True)
     s = sub.add_parser("serve")
     s.add_argument("--name", required=True)

@@ -13,7 +13,7 @@ Timing: a frame's clock starts at its kernel receive timestamp (SO_TIMESTAMPNS),
 Python gets to it, and the line wakes up early by its own measured wake-up lateness (a moving
 average), so the delay it adds is the configured one rather than that plus the scheduler's.
 
-    python -m lab.delayline --a dci-a-eth0 --b dci-a-eth1 --delay-ms 2 --stats stats.json
+    python -m lab.agents.delayline --a dci-a-eth0 --b dci-a-eth1 --delay-ms 2 --stats stats.json
 
 It prints ``ready`` once both interfaces are open, and writes its counters to --stats as JSON
 when it stops (SIGTERM or SIGINT). SIGUSR1 makes it a gray failure (the link stays up, every
@@ -166,7 +166,7 @@ class DelayLine:
 
 def parser():
     """The command line (line_argv writes it)."""
-    parser = argparse.ArgumentParser(prog="python -m lab.delayline", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m lab.agents.delayline", description=__doc__.split("\n")[0])
     parser.add_argument("--a", required=True, help="first interface")
     parser.add_argument("--b", required=True, help="second interface")
     parser.add_argument("--delay-ms", type=float, required=True, help="one-way delay, ms")

@@ -5,8 +5,9 @@ import json
 import os
 from datetime import datetime
 from pathlib import Path
+from lab import REPO
 
-RESULTS_ROOT = Path(__file__).resolve().parent.parent / "results"
+RESULTS_ROOT = REPO / "results"
 
 
 def new_run_dir(experiment, root=None):

@@ -11,7 +11,7 @@ import socket
 import time
 
 from controllers.main import controller_argv
-from lab import traffic
+from lab.emulation import traffic
 from lab.errors import LabError
 
 from controllers.intent import (DEFAULT_MODE, DEFAULT_POLICY, GATEWAY_MAC, Intent,

@@ -1,0 +1,1 @@
+"""From raw files to figures: metrics, fidelity verdicts, plots, the HTML report, result files."""
