@@ -21,14 +21,11 @@ import ipaddress
 import zlib
 from dataclasses import dataclass, field
 
-import networkx as nx
-
-from controllers import packets
+from controllers import packets, routing
 from controllers.ofmsg import (CONTROLLER, T_CLASSIFY, T_FORWARD, T_ROUTE, TABLE, Flow, Group,
                                PacketOut)
 
 ETH_IP, ETH_ARP, ETH_LLDP = 0x0800, 0x0806, 0x88CC
-HOP_COST_MS = 0.001            # breaks latency ties toward fewer hops
 VIP_COOKIE = 0x5650_0000       # cookie of a pinned VIP flow: VIP_COOKIE + server index
 HEALTH_MAX_DEFER = 4           # health intervals a busy controller may defer its checks
 HEALTH_SILENT_MAX = 20         # health intervals a check may wait for the control path's proof
@@ -68,6 +65,7 @@ class Fabric:
     def __init__(self, intent):
         self.intent = intent
         self.gw_mac = intent.gateway_mac
+        self.names = {s.dpid: s.name for s in intent.switches}
         self.ports = {}            # dpid -> {port: live}
         self.peer = {}             # (dpid, port) -> (dpid, port), from LLDP
         self.hosts = {}            # ip -> HostEntry
@@ -188,106 +186,32 @@ class Fabric:
     def live(self, end):
         return self.ports.get(end[0], {}).get(end[1], False)
 
-    def graph(self):
-        """Live links between connected switches, weighted by declared latency."""
-        graph = nx.MultiGraph()
-        graph.add_nodes_from(self.ports)
+    def view(self):
+        """The facts routes depend on (switches, live links and their cost, the policy), as a
+        hashable routing.View: routes are computed once per distinct view (cached)."""
+        links = []
         for a, b in self.peer.items():
             if a < b and self.live(a) and self.live(b):
-                delay = self.intent.link_delay(a, b)
-                graph.add_edge(a[0], b[0], key=(a, b), ends={a[0]: a[1], b[0]: b[1]},
-                               weight=(1.0 if delay is None else delay) + HOP_COST_MS)
-        return graph
+                links.append((a, b, routing.link_cost(self.intent.link_delay(a, b))))
+        switches = tuple(sorted((dpid, self.names.get(dpid, str(dpid)), self.kind(dpid))
+                                for dpid in self.ports))
+        return routing.View(switches, tuple(sorted(links)),
+                            hot_potato=self.intent.routing == "hot-potato")
 
-    @staticmethod
-    def _first_hop(graph, src, dst):
-        """(port, neighbour, edge key) of the shortest path's first link, or None."""
-        try:
-            path = nx.dijkstra_path(graph, src, dst, weight="weight")
-        except (nx.NetworkXNoPath, nx.NodeNotFound):
-            return None
-        neighbour = path[1]
-        key, data = min(graph[src][neighbour].items(), key=lambda kv: (kv[1]["weight"], kv[0]))
-        return data["ends"][src], neighbour, key
+    def routes(self):
+        """{(switch, destination switch): (primary port, backup port or None)} (routing.routes)."""
+        return routing.routes(self.view())
 
-    def transit_view(self, graph, src, dst):
-        """The graph a path from src to dst may use: client edges are stubs, never transit."""
-        edges = {s.dpid for s in self.intent.switches if s.kind == "edge"} - {src, dst}
-        return graph.subgraph([n for n in graph if n not in edges])
-
-    def routes(self, graph=None):
-        """{(switch, destination switch): (primary port, backup port or None)}.
-
-        The backup is a loop-free alternate: the neighbour it leads to must reach the
-        destination without coming back through this switch."""
-        graph = self.graph() if graph is None else graph
-        routes = {}
-        for src in graph:
-            for dst in graph:
-                if src == dst:
-                    continue
-                view = self.transit_view(graph, src, dst)
-                first = self.hot_potato_hop(view, src, dst) or self._first_hop(view, src, dst)
-                if first is None:
-                    continue
-                port, neighbour, key = first
-                reduced = nx.MultiGraph(view)
-                reduced.remove_edge(src, neighbour, key=key)
-                backup = self._first_hop(reduced, src, dst)
-                backup_port = None
-                if backup is not None:
-                    other = backup[1]
-                    dist = nx.single_source_dijkstra_path_length(view, other, weight="weight")
-                    own = nx.dijkstra_path_length(view, src, dst, weight="weight")
-                    if other == dst or dist[dst] < dist[src] + own:
-                        backup_port = backup[0]
-                routes[(src, dst)] = (port, backup_port)
-        return routes
-
-    def backup_coverage(self, routes=None):
-        """Which ordered pairs of site switches have a loop-free alternate to fall back on.
-
-        Returns {pairs, covered, uncovered: [[from site, to site], ...]}: protection fails over
-        in the switch only for covered pairs; the others wait for the controller."""
-        routes = self.routes() if routes is None else routes
-        sites = {s.dpid: s.name for s in self.intent.switches if s.kind == "site"}
-        pairs = [(a, b) for a in sorted(sites) for b in sorted(sites)
-                 if a != b and (a, b) in routes]
-        uncovered = [[sites[a], sites[b]] for a, b in pairs if routes[(a, b)][1] is None]
-        return {"pairs": len(pairs), "covered": len(pairs) - len(uncovered),
-                "uncovered": uncovered}
+    def backup_coverage(self):
+        return routing.backup_coverage(self.view())
 
     def kind(self, dpid):
         switch = self.intent.switch_by_dpid(dpid)
         return switch.kind if switch else None
 
-    def hot_potato_hop(self, graph, src, dst):
-        """With hot-potato routing, the first hop across the client-edge/site boundary: a site
-        leaves by its own link to the edge; an edge enters the sites at its nearest site.
-        None when the rule does not apply (then: shortest path)."""
-        if self.intent.routing != "hot-potato" or src not in graph:
-            return None
-        kinds = (self.kind(src), self.kind(dst))
-        if kinds == ("site", "edge"):
-            candidates = [n for n in graph[src] if n == dst]
-        elif kinds == ("edge", "site"):
-            candidates = [n for n in graph[src] if self.kind(n) == "site"]
-        else:
-            return None
-        hops = [(data["weight"], key, n, data["ends"][src]) for n in candidates
-                for key, data in graph[src][n].items()]
-        if not hops:
-            return None
-        _, key, neighbour, port = min(hops)
-        return port, neighbour, key
-
     def distances_from(self, dpid):
-        """Path latency from a switch to every site switch it can reach (edges not transit)."""
-        graph = self.graph()
-        if dpid not in graph:
-            return {}
-        view = self.transit_view(graph, dpid, dpid)
-        return nx.single_source_dijkstra_path_length(view, dpid, weight="weight")
+        """Path cost from a switch to every switch it can reach (edges not transit)."""
+        return routing.distances(self.view(), dpid)
 
     # ---------------------------------------------------------------------- desired state
 
@@ -441,7 +365,7 @@ class Fabric:
         if service.policy == "primary-backup" and primary in by_site:
             site = primary
         else:
-            site = min(by_site, key=lambda d: (dist[d], d))
+            site = routing.nearest(dist, by_site, name=lambda d: self.names.get(d, str(d)))
         names = sorted(by_site[site])
         return names[zlib.crc32(repr(flow_key).encode()) % len(names)]
 

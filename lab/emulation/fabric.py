@@ -8,6 +8,8 @@ carries traffic: that is how the lab measures each DCI link on its own.
 Pure code: given the topology and the links to prefer, it returns the tree and the flows.
 """
 
+from controllers import routing
+
 
 def spanning_tree(topo, prefer=()):
     """Links forming a spanning tree of the switches: `prefer` first, then by lowest delay.
@@ -78,27 +80,14 @@ def path(topo, tree, src, dst):
 
 
 def latencies(topo, src):
-    """One-way path latency (ms) from switch `src` to every switch, with client edges as stubs
-    (never transit), as the controller routes. Dijkstra over the topology's links."""
-    stubs = {s.name for s in topo.switches if s.kind == "edge"} - {src}
-    dist, todo = {src: 0.0}, [src]
-    while todo:
-        node = min(todo, key=dist.get)
-        todo.remove(node)
-        if node in stubs:
-            continue
-        for link in topo.links:
-            if node in link.ends:
-                other = link.b if link.a == node else link.a
-                cost = dist[node] + link.delay_ms
-                if cost < dist.get(other, float("inf")):
-                    dist[other] = cost
-                    todo.append(other)
-    return dist
+    """Path cost (ms) from switch `src` to every switch, with client edges as stubs (never
+    transit): the controller's own rule (controllers.routing: declared latency plus a hop cost
+    per link), so the lab expects what the controller chooses."""
+    stubs = frozenset(s.name for s in topo.switches if s.kind == "edge")
+    return routing.path_costs([(l.a, l.b, routing.link_cost(l.delay_ms)) for l in topo.links],
+                              src, stubs)
 
 
 def nearest_site(topo, switch, candidates):
-    """The candidate site nearest to `switch` by path latency (ties: by name)."""
-    dist = latencies(topo, switch)
-    reachable = [c for c in candidates if c in dist]
-    return min(reachable, key=lambda c: (dist[c], c)) if reachable else None
+    """The candidate site nearest to `switch` by path cost (ties: by name, as the controller)."""
+    return routing.nearest(latencies(topo, switch), candidates)

@@ -2,8 +2,10 @@
 
 import pytest
 
+from controllers import routing
+
 from lab.emulation import fabric
-from lab.model.topology import load_topology
+from lab.model.topology import load_topology, multi_active
 
 
 @pytest.fixture
@@ -70,9 +72,58 @@ def test_blocked_ports_are_both_ends_of_links_outside_the_tree(topo):
 
 
 def test_latencies_never_transit_a_client_edge(topo):
+    hop = routing.HOP_COST_MS
     from_dc1 = fabric.latencies(topo, "dc1")
-    assert from_dc1["dc2"] == 2.0 and from_dc1["edge"] == 1.0
+    assert from_dc1["dc2"] == pytest.approx(2.0 + hop) and from_dc1["edge"] == pytest.approx(1.0 + hop)
     from_edge = fabric.latencies(topo, "edge")
-    assert from_edge == {"edge": 0.0, "dc1": 1.0, "dc2": 3.0}
+    assert from_edge == pytest.approx({"edge": 0.0, "dc1": 1.0 + hop, "dc2": 3.0 + hop})
     assert fabric.nearest_site(topo, "edge", ["dc1", "dc2"]) == "dc1"
     assert fabric.nearest_site(topo, "edge", ["dc2"]) == "dc2"
+
+
+@pytest.mark.parametrize("make", [lambda: load_topology("dual-active"),
+                                  lambda: load_topology("two-region"),
+                                  lambda: load_topology("three-site"),
+                                  lambda: multi_active(4, "ring"),
+                                  lambda: multi_active(8, "mesh")],
+                         ids=["dual-active", "two-region", "three-site", "ring4", "mesh8"])
+def test_the_lab_and_the_controller_share_one_path_latency_rule(make):
+    """The lab's expectation (nearest site) is the controller's choice, ties included."""
+    from tests.unit.fake_openflow import FakeNetwork
+    from lab.emulation.controller import intent_for
+    topo = make()
+    net = FakeNetwork(topo, intent_for(topo))
+    net.start()
+    logic = net.fabric
+    name = {s.dpid: s.name for s in topo.switches}
+    sites = [s.name for s in topo.sites]
+    for switch in topo.switches:
+        lab_costs = fabric.latencies(topo, switch.name)
+        ctl_costs = {name[d]: c for d, c in logic.distances_from(switch.dpid).items()}
+        assert ctl_costs == pytest.approx(lab_costs)
+        by_dpid = logic.distances_from(switch.dpid)
+        chosen = routing.nearest(by_dpid, [s.dpid for s in topo.sites], name=name.get)
+        assert name[chosen] == fabric.nearest_site(topo, switch.name, sites)
+
+
+def test_equal_costs_go_to_the_name_that_sorts_first():
+    costs = {"dc10": 2.0, "dc2": 2.0, "dc3": 1.0}
+    assert routing.nearest(costs, ["dc10", "dc2"]) == "dc10"
+    assert routing.nearest(costs, ["dc10", "dc2", "dc3"]) == "dc3"
+    assert routing.nearest(costs, ["dc9"]) is None
+
+
+def test_routes_are_computed_once_per_view():
+    from tests.unit.fake_openflow import FakeNetwork
+    from lab.emulation.controller import intent_for
+    topo = load_topology("dual-active")
+    net = FakeNetwork(topo, intent_for(topo))
+    net.start()
+    routing.routes.cache_clear()
+    for _ in range(50):
+        net.fabric.routes()
+        net.fabric.distances_from(1)
+    assert routing.routes.cache_info().misses == 1
+    net.fabric.port_changed(1, topo.port_to("dc1", "dci-a").number, False, 1.0)
+    net.fabric.routes()
+    assert routing.routes.cache_info().misses == 2                      # a change: once more
