@@ -1,6 +1,6 @@
-"""The thin os-ken adapter: OpenFlow events in, Fabric decisions out, as OpenFlow 1.3 messages.
+"""The thin os-ken adapter: OpenFlow events in, ControllerLogic decisions out, as OpenFlow 1.3 messages.
 
-Everything it decides comes from controllers.logic.Fabric; this module only translates events,
+Everything it decides comes from controllers.logic.ControllerLogic; this module only translates events,
 sends the messages, keeps time, and writes a status file the lab reads (switches, links, hosts,
 server health, and how long each reaction took).
 """
@@ -18,7 +18,7 @@ from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
 from controllers.intent import Intent
-from controllers.logic import Fabric
+from controllers.logic import ControllerLogic
 from controllers.ofmsg import CONTROLLER, TABLE, Flow, Group, PacketOut
 
 LOG = logging.getLogger("activelab")
@@ -34,7 +34,7 @@ class ActiveLabController(app_manager.OSKenApp):
         super().__init__(*args, **kwargs)
         self.intent = Intent.load(self.CONF.activelab_config)
         self.status_path = self.CONF.activelab_status
-        self.fabric = Fabric(self.intent)
+        self.logic = ControllerLogic(self.intent)
         self.datapaths = {}
         self.reactions = []
         self.started = time.time()
@@ -136,11 +136,11 @@ class ActiveLabController(app_manager.OSKenApp):
             self.datapaths[dp.id] = dp
             ports = {no: self.live(dp, p) for no, p in dp.ports.items() if no <= dp.ofproto.OFPP_MAX}
             LOG.info("switch %016x connected, ports %s", dp.id, sorted(ports))
-            self.send(self.fabric.switch_connected(dp.id, ports, now))
+            self.send(self.logic.switch_connected(dp.id, ports, now))
         elif dp.id in self.datapaths:
             LOG.info("switch %016x disconnected", dp.id)
             del self.datapaths[dp.id]
-            self.react("switch_down", {"dpid": dp.id}, self.fabric.switch_disconnected(dp.id, now), now)
+            self.react("switch_down", {"dpid": dp.id}, self.logic.switch_disconnected(dp.id, now), now)
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
     def port_status(self, ev):
@@ -153,21 +153,21 @@ class ActiveLabController(app_manager.OSKenApp):
         LOG.info("port %016x:%d %s (state %#x)", dp.id, port.port_no, "live" if live else "down",
                  port.state)
         self.react(f"port_{'up' if live else 'down'}", {"dpid": dp.id, "port": port.port_no},
-                   self.fabric.port_changed(dp.id, port.port_no, live, now), now)
+                   self.logic.port_changed(dp.id, port.port_no, live, now), now)
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def packet_in(self, ev):
         now = time.time()
         msg = ev.msg
         in_port = msg.match["in_port"]
-        hosts_before = {ip: (h.dpid, h.port) for ip, h in self.fabric.hosts.items()}
-        msgs = self.fabric.packet_in(msg.datapath.id, in_port, msg.data, now)
-        moved = [ip for ip, h in self.fabric.hosts.items()
+        hosts_before = {ip: (h.dpid, h.port) for ip, h in self.logic.hosts.items()}
+        msgs = self.logic.packet_in(msg.datapath.id, in_port, msg.data, now)
+        moved = [ip for ip, h in self.logic.hosts.items()
                  if ip in hosts_before and hosts_before[ip] != (h.dpid, h.port)]
         event = "host_moved" if moved else None
         self.react(event, {"hosts": moved}, msgs, now)
         for ip in moved:
-            h = self.fabric.hosts[ip]
+            h = self.logic.hosts[ip]
             LOG.info("host %s moved to %016x:%d", ip, h.dpid, h.port)
 
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
@@ -178,7 +178,7 @@ class ActiveLabController(app_manager.OSKenApp):
         if msg.reason != msg.datapath.ofproto.OFPRR_IDLE_TIMEOUT:
             return
         match = {k: v for k, v in msg.match.items()}
-        self.send(self.fabric.flow_removed(msg.datapath.id, match))
+        self.send(self.logic.flow_removed(msg.datapath.id, match))
 
     # -------------------------------------------------------------------------- timer
 
@@ -187,12 +187,12 @@ class ActiveLabController(app_manager.OSKenApp):
         while True:
             now = time.time()
             # starved (late by more than a health interval's share) or events still queued:
-            # health verdicts wait (see Fabric.tick)
+            # health verdicts wait (see ControllerLogic.tick)
             backlog = not self.events.empty() or now - last > STARVED_S
             last = now
-            before = {n: h.up for n, h in self.fabric.health.items()}
-            msgs = self.fabric.tick(now, backlog=backlog)
-            changed = {n: h.up for n, h in self.fabric.health.items() if before[n] != h.up}
+            before = {n: h.up for n, h in self.logic.health.items()}
+            msgs = self.logic.tick(now, backlog=backlog)
+            changed = {n: h.up for n, h in self.logic.health.items() if before[n] != h.up}
             for name, up in changed.items():
                 LOG.info("server %s %s", name, "healthy" if up else "failed health checks")
             self.react("server_down" if any(v is False for v in changed.values()) else None,
@@ -201,7 +201,7 @@ class ActiveLabController(app_manager.OSKenApp):
             hub.sleep(TICK)
 
     def write_status(self):
-        status = dict(self.fabric.status(), pid=os.getpid(), started=self.started,
+        status = dict(self.logic.status(), pid=os.getpid(), started=self.started,
                       connected=sorted(self.datapaths), reactions=self.reactions)
         text = json.dumps(status)
         if text == self.last_status:

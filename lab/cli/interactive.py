@@ -16,7 +16,7 @@ from mininet.cli import CLI
 from mininet.log import setLogLevel
 
 from controllers.intent import Intent
-from controllers.logic import Fabric
+from controllers.logic import ControllerLogic
 from lab import sh
 from lab.emulation import traffic
 from lab.emulation.controller import intent_for
@@ -148,16 +148,13 @@ def describe_paths(lab, src, dst):
             return names[lab.current_switch(name)]
         raise LabError(f"unknown switch or host {name!r}")
 
-    fabric = Fabric(Intent.load(lab.run_dir / "controller-intent.json"))
-    for a, pa, b, pb, live in status["links"]:
-        fabric.ports.setdefault(a, {})[pa] = live
-        fabric.ports.setdefault(b, {})[pb] = live
-        fabric.peer[(a, pa)], fabric.peer[(b, pb)] = (b, pb), (a, pa)
+    logic = ControllerLogic.from_links(Intent.load(lab.run_dir / "controller-intent.json"),
+                                       status["links"])
     link_of = {}
     for link in topo.links:
         for end in link.ends:
             link_of[(names[end], topo.port_to(end, link.name).number)] = link.name
-    routes = fabric.routes()
+    routes = logic.routes()
     by_dpid = {v: k for k, v in names.items()}
     here, goal, hops, lines = switch_of(src), switch_of(dst), [], []
     while here != goal and len(hops) < 16:
@@ -168,8 +165,8 @@ def describe_paths(lab, src, dst):
         hops.append(link_of.get((here, primary), f"port {primary}"))
         if backup is not None:
             lines.append(f"  backup at {by_dpid[here]}: {link_of.get((here, backup), backup)}"
-                         + (" (fast-failover group)" if fabric.intent.mode == "protection" else ""))
-        here = fabric.peer[(here, primary)][0]
+                         + (" (fast-failover group)" if logic.intent.mode == "protection" else ""))
+        here = logic.peer[(here, primary)][0]
     return [f"{src} -> {dst}: {' -> '.join(hops) or 'same switch'}"] + lines
 
 

@@ -10,7 +10,7 @@ import ipaddress
 
 from os_ken.lib.packet import arp, ethernet, icmp, ipv4, packet, tcp, udp
 
-from controllers.logic import Fabric
+from controllers.logic import ControllerLogic
 from controllers.ofmsg import CONTROLLER, TABLE, Flow, Group, PacketOut
 
 
@@ -135,11 +135,11 @@ class FakeSwitch:
 
 
 class FakeNetwork:
-    """Switches, links and hosts from a lab topology, driven by a Fabric (the logic)."""
+    """Switches, links and hosts from a lab topology, driven by a ControllerLogic."""
 
     def __init__(self, topo, intent):
         self.topo = topo
-        self.fabric = Fabric(intent)
+        self.logic = ControllerLogic(intent)
         self.now = 0.0
         self.switches = {}
         self.links = {}              # (dpid, port) -> (dpid, port)
@@ -184,7 +184,7 @@ class FakeNetwork:
         for port, pkt in outputs:
             if port == CONTROLLER:
                 self.packet_ins.append((dpid, dict(pkt)))
-                msgs += self.fabric.packet_in(dpid, self.in_port_of(pkt), to_bytes(pkt), self.now)
+                msgs += self.logic.packet_in(dpid, self.in_port_of(pkt), to_bytes(pkt), self.now)
                 continue
             if not self.switches[dpid].live.get(port, False):
                 continue
@@ -209,12 +209,12 @@ class FakeNetwork:
 
     def start(self):
         for dpid, switch in self.switches.items():
-            self.send(self.fabric.switch_connected(dpid, dict(switch.live), self.now))
+            self.send(self.logic.switch_connected(dpid, dict(switch.live), self.now))
         self.tick()
 
     def tick(self, seconds=1.0):
         self.now += seconds
-        self.send(self.fabric.tick(self.now))
+        self.send(self.logic.tick(self.now))
 
     # ---- hosts
     def host_sends(self, name, pkt):
@@ -232,7 +232,7 @@ class FakeNetwork:
 
     def ip_packet(self, src, dst_ip, proto=17, sport=5000, dport=5001, dst_mac=None, **extra):
         host = self.topo.host(src)
-        pkt = {"eth_src": host.mac, "eth_dst": dst_mac or self.fabric.gw_mac, "eth_type": 0x0800,
+        pkt = {"eth_src": host.mac, "eth_dst": dst_mac or self.logic.gw_mac, "eth_type": 0x0800,
                "ipv4_src": str(host.ip.ip), "ipv4_dst": str(dst_ip), "ip_proto": proto, "ttl": 64}
         if proto == 6:
             pkt.update(tcp_src=sport, tcp_dst=dport, tcp_flags=extra.get("flags", 0x02))
@@ -259,7 +259,7 @@ class FakeNetwork:
         """Cut (both ends down) or restore a link; the logic hears port status as OVS reports."""
         for dpid, port in self.link_ends[name]:
             self.switches[dpid].live[port] = up
-            self.send(self.fabric.port_changed(dpid, port, up, self.now))
+            self.send(self.logic.port_changed(dpid, port, up, self.now))
 
     def gray(self, name, up):
         """A gray failure seen only by BFD: ports stay up until BFD marks them not live."""
@@ -269,5 +269,5 @@ class FakeNetwork:
         """Re-link a host to another switch's new port (it keeps IP and MAC)."""
         dpid = self.topo.switch(to_switch).dpid
         self.switches[dpid].live[port] = True
-        self.send(self.fabric.port_changed(dpid, port, True, self.now))
+        self.send(self.logic.port_changed(dpid, port, True, self.now))
         self.host_at[name] = (dpid, port)

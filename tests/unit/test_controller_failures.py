@@ -99,13 +99,13 @@ def test_protection_without_the_controller_never_loops_on_a_single_failure():
 
 
 def test_backup_coverage_names_the_pairs_without_a_loop_free_alternate():
-    dual = build(load_topology("dual-active"), "protection").fabric.backup_coverage()
+    dual = build(load_topology("dual-active"), "protection").logic.backup_coverage()
     assert dual == {"pairs": 2, "covered": 2, "uncovered": []}
-    ring = build(multi_active(4, "ring"), "protection").fabric.backup_coverage()
+    ring = build(multi_active(4, "ring"), "protection").logic.backup_coverage()
     assert ring["pairs"] == 12 and ring["covered"] < ring["pairs"]
     # adjacent sites of a ring: the way round the other side comes back through the source
     assert ["dc1", "dc2"] in ring["uncovered"]
-    mesh = build(multi_active(4, "mesh"), "protection").fabric.backup_coverage()
+    mesh = build(multi_active(4, "mesh"), "protection").logic.backup_coverage()
     assert mesh["covered"] == mesh["pairs"] == 12
-    status = build(load_topology("dual-active"), "protection").fabric.status()
+    status = build(load_topology("dual-active"), "protection").logic.status()
     assert status["backup_coverage"]["pairs"] == 2

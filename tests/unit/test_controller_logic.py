@@ -2,7 +2,7 @@
 
 import pytest
 
-from controllers.logic import Fabric
+from controllers.logic import ControllerLogic
 from lab.emulation.controller import GATEWAY_MAC, intent_for
 from lab.model.topology import load_topology
 from tests.unit.fake_openflow import FakeNetwork
@@ -26,7 +26,7 @@ def net(request):
 
 
 def test_lldp_discovers_every_link(net):
-    status = net.fabric.status()
+    status = net.logic.status()
     assert len(status["links"]) == 4 and all(link[4] for link in status["links"])
     assert len(status["hosts"]) == 6
 
@@ -70,7 +70,7 @@ def test_gateway_answers_ping(net):
 
 
 def test_paths_take_the_lowest_latency_and_backups_are_loop_free():
-    fabric = network().fabric
+    fabric = network().logic
     routes = fabric.routes()
     dc1, dc2, edge = 1, 2, 0x101
     assert routes[(dc1, dc2)] == (3, 4)              # dci-a (2 ms), backup dci-b (5 ms):
@@ -81,7 +81,7 @@ def test_paths_take_the_lowest_latency_and_backups_are_loop_free():
 
 
 def test_protection_installs_fast_failover_groups_with_primary_then_backup():
-    fabric = network("protection").fabric
+    fabric = network("protection").logic
     gid = fabric.group_id(2)
     buckets = fabric.groups[(1, gid)]
     assert [watch for watch, _ in buckets] == [3, 4]
@@ -95,7 +95,7 @@ def test_cutting_the_primary_dci_keeps_cross_site_traffic_flowing(mode):
     assert list(net.send_ip("dc1-srv1", "10.2.0.11")) == ["dc2-srv1"]
     assert list(net.send_ip("dc2-srv2", "10.1.0.12")) == ["dc1-srv2"]
     net.set_link("dci-a", up=True)
-    assert net.fabric.routes()[(1, 2)][0] == 3       # back on the primary
+    assert net.logic.routes()[(1, 2)][0] == 3       # back on the primary
 
 
 def test_protection_fails_over_in_the_switch_before_the_controller_reacts():
@@ -113,7 +113,7 @@ def test_restoration_without_the_controller_loses_traffic_until_it_reacts():
         net.switches[dpid].live[port] = False
     assert net.send_ip("dc1-srv1", "10.2.0.11") == {}
     for dpid, port in (a, b):
-        net.send(net.fabric.port_changed(dpid, port, False, net.now))
+        net.send(net.logic.port_changed(dpid, port, False, net.now))
     assert list(net.send_ip("dc1-srv1", "10.2.0.11")) == ["dc2-srv1"]
 
 
@@ -167,7 +167,7 @@ def answer_checks(net):
 
 
 def test_health_checks_mark_servers_up(net):
-    assert all(net.fabric.status()["servers"].values())
+    assert all(net.logic.status()["servers"].values())
 
 
 def test_a_site_whose_servers_fail_is_withdrawn_and_its_clients_move(net):
@@ -177,7 +177,7 @@ def test_a_site_whose_servers_fail_is_withdrawn_and_its_clients_move(net):
     for server in ("dc1-srv1", "dc1-srv2"):
         health_answers(net, server, False)
     run_health(net, 3)                               # fail_after = 3
-    assert net.fabric.status()["servers"]["dc1-srv1"] is False
+    assert net.logic.status()["servers"]["dc1-srv1"] is False
     after = list(net.send_ip("client1", "10.200.0.10", proto=6, sport=40002, dport=80))
     assert after[0].startswith("dc2-"), after        # the same flow moved: its site failed
     for server in ("dc1-srv1", "dc1-srv2"):
@@ -209,13 +209,13 @@ def test_a_moved_host_is_reachable_again_after_its_gratuitous_arp(net):
     net.arp("dc1-srv1", None, gratuitous=True)
     got = net.send_ip("client1", "10.1.0.11")
     assert list(got) == ["dc1-srv1"] and got["dc1-srv1"]["eth_src"] == GW
-    assert net.fabric.hosts["10.1.0.11"].dpid == 2
+    assert net.logic.hosts["10.1.0.11"].dpid == 2
 
 
 def test_unknown_address_in_a_lab_subnet_is_searched_for_with_arp():
     net = network()
-    del net.fabric.hosts["10.2.0.12"]
-    net.send(net.fabric.sync())
+    del net.logic.hosts["10.2.0.12"]
+    net.send(net.logic.sync())
     for host in net.received:
         net.received[host] = []
     net.send_ip("dc1-srv1", "10.2.0.12")
@@ -226,13 +226,14 @@ def test_unknown_address_in_a_lab_subnet_is_searched_for_with_arp():
     assert list(net.send_ip("dc1-srv1", "10.2.0.12")) == ["dc2-srv2"]
 
 
-def test_fabric_is_pure():
+def test_the_logic_is_pure():
     """Decisions take `now` and return messages: no sockets, no clock, no files."""
-    import controllers.logic as logic
-    source = open(logic.__file__).read()
-    for forbidden in ("import socket", "import time", "open(", "os_ken.controller"):
-        assert forbidden not in source
-    assert Fabric
+    from controllers import health, logic, routing, vips
+    for module in (logic, health, vips, routing):
+        source = open(module.__file__).read()
+        for forbidden in ("import socket", "import time", "open(", "os_ken.controller"):
+            assert forbidden not in source, (module.__name__, forbidden)
+    assert ControllerLogic
 
 
 def reply(net, server, client, sport, dport):
@@ -277,29 +278,29 @@ def test_a_site_that_loses_every_link_is_left_at_once_without_waiting_for_health
         net.set_link(link, up=False)
     again = list(net.send_ip("client1", "10.200.0.10", proto=17, sport=43000, dport=7000))
     assert again and again[0].startswith("dc2-")
-    assert net.fabric.status()["servers"]["dc1-srv1"]          # health checks have not noticed
+    assert net.logic.status()["servers"]["dc1-srv1"]          # health checks have not noticed
 
 
 def test_a_busy_controller_takes_no_health_verdict_and_a_dead_server_is_still_found(net):
     """Replies that wait in the controller's own event queue are not missed checks."""
-    assert all(net.fabric.health[n].up for n in ("dc1-srv1", "dc2-srv1"))
+    assert all(net.logic.health[n].up for n in ("dc1-srv1", "dc2-srv1"))
     for _ in range(3):                          # starved: the timer says backlog, no replies
         net.now += 0.5
-        net.send(net.fabric.tick(net.now, backlog=True))
-    assert all(h.up for h in net.fabric.health.values())
+        net.send(net.logic.tick(net.now, backlog=True))
+    assert all(h.up for h in net.logic.health.values())
     # positive control: the same silence without a backlog is three missed checks: down
     net.service_up = {"dc1-srv1": False}
     for _ in range(6):                          # proof: LLDP sent a round later came back
         net.now += 0.5
-        net.send(net.fabric.tick(net.now))
-    assert net.fabric.health["dc1-srv1"].up is False
+        net.send(net.logic.tick(net.now))
+    assert net.logic.health["dc1-srv1"].up is False
     # and a backlog that never ends defers checks by at most a few intervals
     net2 = network("protection")
     net2.service_up = {"dc1-srv2": False}
     for _ in range(30):
         net2.now += 0.5
-        net2.send(net2.fabric.tick(net2.now, backlog=True))
-    assert net2.fabric.health["dc1-srv2"].up is False
+        net2.send(net2.logic.tick(net2.now, backlog=True))
+    assert net2.logic.health["dc1-srv2"].up is False
 
 
 def stalled_rounds(net, rounds):
@@ -307,41 +308,41 @@ def stalled_rounds(net, rounds):
     upcalls or its own loop starved): no LLDP, no check, no answer comes back."""
     for _ in range(rounds):
         net.now += 0.5
-        net.fabric.tick(net.now)                 # its messages are lost in the stall
+        net.logic.tick(net.now)                 # its messages are lost in the stall
 
 
 def test_a_stalled_control_path_fails_no_server_and_late_answers_count():
-    from controllers.logic import HEALTH_SILENT_MAX
+    from controllers.health import HEALTH_SILENT_MAX
     net = network("protection")
-    assert all(h.up for h in net.fabric.health.values())
+    assert all(h.up for h in net.logic.health.values())
     stalled_rounds(net, 8)                       # 4 s of silence: 8 checks each unanswered
-    assert all(h.up for h in net.fabric.health.values()), net.fabric.status()["servers"]
+    assert all(h.up for h in net.logic.health.values()), net.logic.status()["servers"]
     # the stall ends: the backlog of checks reaches the servers, which answer
     run_health(net, 1)
-    assert all(h.up for h in net.fabric.health.values())
-    assert all(len(h.outstanding) <= 1 for h in net.fabric.health.values())
+    assert all(h.up for h in net.logic.health.values())
+    assert all(len(h.outstanding) <= 1 for h in net.logic.health.values())
     # positive control: the same silence from the servers while the control path works
     # (LLDP sent a round later comes back) is a failure of every server within a few rounds
     net.service_up = {}
     for _ in range(3 + 3):
         net.tick(0.5)                            # delivered; nobody answers the SYNs
-    assert not any(h.up for h in net.fabric.health.values())
+    assert not any(h.up for h in net.logic.health.values())
     # and a path that proves nothing for HEALTH_SILENT_MAX intervals is judged anyway
     net = network("protection")
     stalled_rounds(net, HEALTH_SILENT_MAX + 3)
-    assert not any(h.up for h in net.fabric.health.values())
+    assert not any(h.up for h in net.logic.health.values())
 
 
 def lagging_rounds(net, rounds, lag):
     """Health rounds in which everything the switches send up reaches the controller `lag`
     seconds late, in order (a flood of packet-ins queued ahead of it: the VM smoke's kernel
     run had its port events 18 s late); the servers themselves answer at once."""
-    real, queue = net.fabric.packet_in, []
+    real, queue = net.logic.packet_in, []
 
     def late(dpid, port, data, now):
         queue.append((now + lag, dpid, port, data))
         return []
-    net.fabric.packet_in = late
+    net.logic.packet_in = late
     try:
         for _ in range(rounds):
             for host in net.received:
@@ -352,20 +353,20 @@ def lagging_rounds(net, rounds, lag):
                 _, dpid, port, data = queue.pop(0)
                 net.send(real(dpid, port, data, net.now))
     finally:
-        net.fabric.packet_in = real
+        net.logic.packet_in = real
 
 
 def test_a_lagging_control_path_fails_no_server_and_a_dead_one_is_still_found():
-    from controllers.logic import HEALTH_SILENT_MAX
+    from controllers.health import HEALTH_SILENT_MAX
     lag = HEALTH_SILENT_MAX * 0.5 + 4                # longer than the silence rule's patience
     net = network("protection")
     lagging_rounds(net, 2 * int(lag / 0.5) + 4, lag)
-    assert all(h.up for h in net.fabric.health.values()), net.fabric.status()["servers"]
+    assert all(h.up for h in net.logic.health.values()), net.logic.status()["servers"]
     # positive control: a server that stops answering on the same lagging path is found
     net.silent = {"dc2-srv2"}
     lagging_rounds(net, 2 * int(lag / 0.5) + 10, lag)
-    assert net.fabric.health["dc2-srv2"].up is False
-    assert all(h.up for n, h in net.fabric.health.items() if n != "dc2-srv2")
+    assert net.logic.health["dc2-srv2"].up is False
+    assert all(h.up for n, h in net.logic.health.items() if n != "dc2-srv2")
 
 
 def vip_packet_ins(net, client, sport):
@@ -391,7 +392,7 @@ def test_a_failed_servers_flows_move_in_the_switch_without_going_up_to_the_contr
 
 
 def test_late_packets_of_a_pinned_flow_are_sent_on_to_its_server_without_a_new_choice(net):
-    from controllers.logic import PIN_REFRESH
+    from controllers.vips import PIN_REFRESH
     from controllers.ofmsg import Flow
     from tests.unit.fake_openflow import to_bytes
     first = list(net.send_ip("client1", "10.200.0.10", proto=17, sport=45000, dport=7000))
@@ -399,14 +400,14 @@ def test_late_packets_of_a_pinned_flow_are_sent_on_to_its_server_without_a_new_c
     # a packet of the same flow that was already on its way up when the flow was installed
     late = to_bytes(net.ip_packet("client1", "10.200.0.10", proto=17, sport=45000, dport=7000))
     edge = net.host_at["client1"][0]
-    msgs = net.fabric.packet_in(edge, net.host_at["client1"][1], late, net.now + 0.1)
+    msgs = net.logic.packet_in(edge, net.host_at["client1"][1], late, net.now + 0.1)
     assert not any(isinstance(m, Flow) for m in msgs) and len(msgs) == 1
     for host in net.received:
         net.received[host] = []
     net.send(msgs)
     assert [h for h, p in net.received.items() if p] == [first[0]]
     # positive control: after PIN_REFRESH the flow is sent to the switch again (it may be lost)
-    msgs = net.fabric.packet_in(edge, net.host_at["client1"][1], late,
+    msgs = net.logic.packet_in(edge, net.host_at["client1"][1], late,
                                 net.now + PIN_REFRESH + 0.2)
     assert any(isinstance(m, Flow) and m.match.get("udp_src") == 45000 for m in msgs)
 
@@ -414,11 +415,11 @@ def test_late_packets_of_a_pinned_flow_are_sent_on_to_its_server_without_a_new_c
 def test_one_silent_server_among_answering_ones_is_found_in_fail_after_rounds(net):
     net.silent = {"dc2-srv2"}                    # the others' answers prove the path works
     rounds = 0
-    while net.fabric.health["dc2-srv2"].up and rounds < 10:
+    while net.logic.health["dc2-srv2"].up and rounds < 10:
         run_health(net, 1)
         rounds += 1
     assert rounds == 5      # a miss is judged once a later round's answers prove the path
-    assert all(h.up for n, h in net.fabric.health.items() if n != "dc2-srv2")
+    assert all(h.up for n, h in net.logic.health.items() if n != "dc2-srv2")
 
 
 def test_lldp_carries_its_send_time_and_ignores_foreign_names():
@@ -434,12 +435,12 @@ def test_when_no_server_passes_its_checks_the_vip_fails_open(net):
     run_health(net, 3)
     # positive control: the one server still passing gets the new flow
     assert list(net.send_ip("client1", "10.200.0.10", proto=6, sport=42000, dport=80)) == ["dc2-srv2"]
-    pinned = net.fabric.status()["pinned_flows"]
+    pinned = net.logic.status()["pinned_flows"]
     health_answers(net, "dc2-srv2", False)
     run_health(net, 3)
-    assert not any(h.up for h in net.fabric.health.values())
+    assert not any(h.up for h in net.logic.health.values())
     # the flow on the last server moves to where fail-open sends new flows, and stays pinned
-    assert net.fabric.status()["pinned_flows"] == pinned
+    assert net.logic.status()["pinned_flows"] == pinned
     net.packet_ins = []
     moved = list(net.send_ip("client1", "10.200.0.10", proto=6, sport=42000, dport=80))
     assert moved and moved[0].startswith("dc1-") and net.packet_ins == [], moved

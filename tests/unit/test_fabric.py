@@ -94,7 +94,7 @@ def test_the_lab_and_the_controller_share_one_path_latency_rule(make):
     topo = make()
     net = FakeNetwork(topo, intent_for(topo))
     net.start()
-    logic = net.fabric
+    logic = net.logic
     name = {s.dpid: s.name for s in topo.switches}
     sites = [s.name for s in topo.sites]
     for switch in topo.switches:
@@ -121,9 +121,9 @@ def test_routes_are_computed_once_per_view():
     net.start()
     routing.routes.cache_clear()
     for _ in range(50):
-        net.fabric.routes()
-        net.fabric.distances_from(1)
+        net.logic.routes()
+        net.logic.distances_from(1)
     assert routing.routes.cache_info().misses == 1
-    net.fabric.port_changed(1, topo.port_to("dc1", "dci-a").number, False, 1.0)
-    net.fabric.routes()
+    net.logic.port_changed(1, topo.port_to("dc1", "dci-a").number, False, 1.0)
+    net.logic.routes()
     assert routing.routes.cache_info().misses == 2                      # a change: once more
