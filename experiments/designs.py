@@ -20,6 +20,7 @@ active sites) at FAULT_AT. Metrics (pure, see design_metrics):
 """
 
 import dataclasses
+from dataclasses import dataclass
 import json
 import statistics
 import time
@@ -27,11 +28,11 @@ from pathlib import Path
 
 from lab.agents import sessions, standby
 from lab.analysis import metrics as m_
-from controllers.intent import DEFAULT_MODE
 from lab.emulation.controller import GATEWAY_MAC, intent_for
 from lab.model.faults import Fault, run_timeline
 from lab.emulation.streams import ProbeSet
 from lab.cli.options import bounded
+from lab.experiment import Options
 from lab.model.topology import load_topology, multi_active, with_dci
 
 FAULT_AT = 3.0
@@ -58,7 +59,8 @@ def design_topology(name, options):
     if spec["topology"]:
         topo = load_topology(spec["topology"])
     else:
-        topo = multi_active(options.get("sites") or 3, options.get("layout") or "mesh")
+        opts = DesignOptions.parse(options)
+        topo = multi_active(opts.sites, opts.layout)
     if options.get("dci_delay") or options.get("dci_bw"):
         topo = with_dci(topo, delay=options.get("dci_delay"), bw=options.get("dci_bw"))
     return topo
@@ -112,8 +114,8 @@ def run_design(ctx, name, duration=None, rate=None):
     """Build the design's lab, run the yardstick, return its metrics (and write raw files)."""
     spec = DESIGNS[name]
     topo, log = ctx.topo, ctx.log
-    duration = duration or (10.0 if ctx.options.get("quick") else 15.0)
-    rate = rate or ctx.options.get("probe_rate") or 200.0
+    opts = DesignOptions.parse(ctx.options)
+    duration, rate = duration or opts.duration, rate or opts.probe_rate
     roles = {s.name: spec["roles"].get(s.name, "active") for s in topo.sites}
     if spec["policy"] == "primary-backup":
         primary = topo.services[0].primary
@@ -124,9 +126,8 @@ def run_design(ctx, name, duration=None, rate=None):
     log(f"[{name}] {topo.name}: " + ", ".join(f"{s} {r}" for s, r in roles.items())
         + f"; VIP policy {spec['policy']}")
     with ctx.open_lab() as lab:
-        lab.attach_controller(intent_for(topo, ctx.options.get("mode", DEFAULT_MODE),
-                                         spec["policy"]),
-                              bfd_ms=ctx.options.get("bfd_ms", 100), serving=serving)
+        lab.attach_controller(intent_for(topo, opts.mode, spec["policy"]), bfd_ms=opts.bfd_ms,
+                              serving=serving)
         service = topo.services[0]
         primaries = [str(h.ip.ip) for h in topo.servers if roles[h.switch] == "active"]
         agents = []
@@ -169,10 +170,19 @@ def run_design(ctx, name, duration=None, rate=None):
     return result
 
 
+@dataclass(frozen=True)
+class DesignOptions(Options):
+    probe_rate: float = 200.0          # probe packets per second per client
+    duration: float = 15.0             # seconds of traffic around the power-off
+    sites: int = 3                     # multi-active: active sites
+    layout: str = "mesh"               # multi-active: DCI links as a mesh or a ring
+    QUICK = {"duration": 10.0}
+
+
 def add_arguments(parser):
-    parser.add_argument("--probe-rate", type=bounded(float, 1, 5000), default=200.0,
+    parser.add_argument("--probe-rate", type=bounded(float, 1, 5000), default=None,
                         metavar="PPS", help="probe packets per second per client, 1 to 5000 "
-                                            "(default 200)")
+                                            f"(default {DesignOptions.default('probe_rate'):g})")
 
 
 def run_one(ctx, name):

@@ -16,6 +16,7 @@ convergence, throughput before/during/after, and each site's share of client tra
 import csv
 import json
 import statistics
+from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -23,7 +24,7 @@ from lab.analysis import fidelity, metrics as m_, plots
 from lab.emulation import fabric, traffic
 from lab.emulation.controller import GATEWAY_MAC, intent_for
 from lab.errors import LabError
-from lab.experiment import Summary
+from lab.experiment import Options, Summary
 from lab.model.faults import Fault, hosts_down, parse_faults, run_timeline
 from lab.cli.options import bounded
 from lab.analysis.results import format_table, write_csv, write_json
@@ -40,43 +41,46 @@ QUICK_DURATION = 12.0
 GUARD_S = 0.02       # probes sent this close to the next fault may be caught by it in flight
 
 
+@dataclass(frozen=True)
+class DualActiveOptions(Options):
+    pings: int = 40                    # pings per link for the RTT check
+    iperf_seconds: float = 2.0         # iperf3 seconds per link
+    probe_rate: float = 1000.0         # probe packets per second per stream
+    duration: float = DURATION         # seconds of traffic for the fault timeline
+    faults: str = FAULTS               # the fault timeline
+    QUICK = {"iperf_seconds": 1.0, "duration": QUICK_DURATION, "faults": QUICK_FAULTS}
+
+
 def add_arguments(parser):
+    default = DualActiveOptions.default
     parser.add_argument("--pings", type=bounded(int, 3, 10000), default=None, metavar="N",
                         help="pings per link for the RTT check (twice: calibration, then the "
-                             "check), 3 to 10000 (default 40)")
+                             f"check), 3 to 10000 (default {default('pings')})")
     parser.add_argument("--iperf-seconds", type=bounded(float, 1, 600), default=None,
-                        metavar="S", help="iperf3 seconds per link, 1 to 600 (default 2, "
-                                          "--quick 1)")
-    parser.add_argument("--probe-rate", type=bounded(float, 1, 10000), default=1000.0,
+                        metavar="S", help="iperf3 seconds per link, 1 to 600 (default "
+                                          f"{default('iperf_seconds'):g}, --quick "
+                                          f"{default('iperf_seconds', quick=True):g})")
+    parser.add_argument("--probe-rate", type=bounded(float, 1, 10000), default=None,
                         metavar="PPS", help="probe packets per second per stream, 1 to 10000 "
-                                            "(default 1000)")
+                                            f"(default {default('probe_rate'):g})")
     parser.add_argument("--duration", type=bounded(float, 1, 3600), default=None, metavar="S",
                         help=f"seconds of traffic for the fault timeline, 1 to 3600 (default "
-                             f"{DURATION:g}, --quick {QUICK_DURATION:g})")
+                             f"{default('duration'):g}, --quick {default('duration', quick=True):g})")
     parser.add_argument("--faults", default=None, metavar="TIMELINE",
                         help=f"fault timeline, e.g. '3s cut dci-a; 6s heal dci-a', or 'none' "
-                             f"(traffic only; default: {FAULTS}); actions: cut heal gray ungray power-off power-on "
-                             "server-down server-up controller-stop controller-start")
-
-
-def settings(options):
-    """(pings, iperf seconds, duration, probe rate, fault text) with --quick's defaults."""
-    quick = options.get("quick")
-    return (options.get("pings") or 40,
-            options.get("iperf_seconds") or (1.0 if quick else 2.0),
-            options.get("duration") or (QUICK_DURATION if quick else DURATION),
-            options.get("probe_rate") or 1000.0,
-            options.get("faults") or (QUICK_FAULTS if quick else FAULTS))
+                             f"(traffic only; default: {default('faults')}); actions: cut heal "
+                             "gray ungray power-off power-on server-down server-up "
+                             "controller-stop controller-start")
 
 
 def validate(options, topo):
     """The fault timeline against the topology and the duration, before anything is built."""
-    *_, duration, _, text = settings(options)
-    faults = parse_faults(text, topo)
-    late = [f for f in faults if f.at >= duration]
+    opts = DualActiveOptions.parse(options)
+    faults = parse_faults(opts.faults, topo)
+    late = [f for f in faults if f.at >= opts.duration]
     if late:
         raise LabError(f"--faults: {late[0]} at {late[0].at:g}s is not before the end of the "
-                       f"traffic (--duration {duration:g}s); use a longer --duration")
+                       f"traffic (--duration {opts.duration:g}s); use a longer --duration")
     return faults
 
 
@@ -107,13 +111,13 @@ def fidelity_phase(ctx, lab, pings, seconds):
     return pairs, verified_s, base, measurements, samples
 
 
-def controller_phase(ctx, lab):
+def controller_phase(ctx, lab, opts):
     """Controller ready, reachability through the gateway, VIP placement per client."""
-    log, topo, options = ctx.log, ctx.topo, ctx.options
-    mode, policy = options["mode"], options["vip_policy"]
+    log, topo = ctx.log, ctx.topo
+    mode, policy = opts.mode, opts.vip_policy
     log(f"handing the switches to the controller ({mode}, VIP policy {policy}, "
-        f"BFD {options['bfd_ms']} ms)")
-    ready_s = lab.attach_controller(intent_for(topo, mode, policy), bfd_ms=options["bfd_ms"])
+        f"BFD {opts.bfd_ms} ms)")
+    ready_s = lab.attach_controller(intent_for(topo, mode, policy), bfd_ms=opts.bfd_ms)
     log(f"controller ready in {ready_s:.1f}s: every switch, link, host and VIP server known")
     pairs = fidelity.all_pairs(lab)
     log(f"through the anycast gateway: {sum(ok for _, _, ok in pairs)}/{len(pairs)} "
@@ -245,7 +249,8 @@ def analyse_streams(hosts, streams, t0, duration, done, rows, summaries, through
 def run(ctx):
     """Build, measure and break: every raw file into the run folder; then analyse (metrics.json),
     plot and summarize from those files alone."""
-    pings, seconds, duration, rate, _ = settings(ctx.options)
+    opts = DualActiveOptions.parse(ctx.options)
+    pings, seconds, duration, rate = opts.pings, opts.iperf_seconds, opts.duration, opts.probe_rate
     log, topo, run_dir = ctx.log, ctx.topo, ctx.run_dir
     faults = validate(ctx.options, topo)
 
@@ -255,7 +260,7 @@ def run(ctx):
     with ctx.open_lab() as lab:
         built_s = log.elapsed()
         pairs, verified_s, base, measurements, samples = fidelity_phase(ctx, lab, pings, seconds)
-        ready_s, routed_pairs, placements = controller_phase(ctx, lab)
+        ready_s, routed_pairs, placements = controller_phase(ctx, lab, opts)
         probes, t0, done, rows, summaries, throughput = traffic_phase(ctx, lab, faults,
                                                                       duration, rate)
         status = lab.controller_status() or {}

@@ -21,6 +21,7 @@ failover; every probe that reaches the server is a leak, named in the results.
 """
 
 import dataclasses
+from dataclasses import dataclass
 import json
 import re
 import statistics
@@ -29,10 +30,9 @@ import time
 from lab.agents import craftsessions, fwprobes, sessions
 from lab.analysis import plots
 from lab.emulation import firewall
-from controllers.intent import DEFAULT_POLICY
 from lab.emulation.controller import GATEWAY_MAC, intent_for
 from lab.errors import LabError
-from lab.experiment import Summary
+from lab.experiment import Options, Summary
 from lab.cli.options import bounded, name_list
 from lab.analysis.results import format_table, write_json
 
@@ -44,12 +44,20 @@ SESSION_PORT = 443
 EVENT_RE = re.compile(r"^\[(\d+\.\d+)\]\s+\[NEW\] tcp .*?src=(\S+) dst=(\S+) sport=(\d+) dport=(\d+)")
 
 
+@dataclass(frozen=True)
+class FirewallOptions(Options):
+    remedies: str = ",".join(REMEDIES)   # the remedies to run, in order
+    sessions: int = 10                   # TCP sessions per client per phase
+    QUICK = {"sessions": 3}
+
+
 def add_arguments(parser):
-    parser.add_argument("--remedies", type=name_list(REMEDIES), default=",".join(REMEDIES),
-                        metavar="LIST",
-                        help=f"remedies to run, comma-separated (default {','.join(REMEDIES)})")
+    default = FirewallOptions.default
+    parser.add_argument("--remedies", type=name_list(REMEDIES), default=None, metavar="LIST",
+                        help=f"remedies to run, comma-separated (default {default('remedies')})")
     parser.add_argument("--sessions", type=bounded(int, 1, 100), default=None, metavar="N",
-                        help="TCP sessions per client per phase, 1 to 100 (default 10, --quick 3)")
+                        help="TCP sessions per client per phase, 1 to 100 (default "
+                             f"{default('sessions')}, --quick {default('sessions', quick=True)})")
 
 
 def validate(options, topo):
@@ -144,11 +152,11 @@ def one_remedy(ctx, remedy, n, control=False):
     far = next(h for h in topo.servers if h.switch != link1.firewall)
     result = {"remedy": remedy}
     with sub.open_lab() as lab:
-        lab.attach_controller(intent_for(topo, ctx.options["mode"],
-                                         ctx.options.get("vip_policy", DEFAULT_POLICY),
+        opts = FirewallOptions.parse(ctx.options)
+        lab.attach_controller(intent_for(topo, opts.mode, opts.vip_policy,
                                          routing="hot-potato",
                                          symmetric=remedy == "symmetric"),
-                              bfd_ms=ctx.options["bfd_ms"])
+                              bfd_ms=opts.bfd_ms)
         if remedy == "sync":
             lab.start_session_sync()
         if remedy == "loose":
@@ -224,8 +232,8 @@ def plot(run_dir):
 def run(ctx):
     topo = ctx.topo
     validate(ctx.options, topo)
-    remedies = ctx.options.get("remedies", ",".join(REMEDIES)).split(",")
-    n = ctx.options.get("sessions") or (3 if ctx.options.get("quick") else 10)
+    opts = FirewallOptions.parse(ctx.options)
+    remedies, n = opts.remedies.split(","), opts.sessions
     results = [one_remedy(ctx, remedy, n, control=i == 0) for i, remedy in enumerate(remedies)]
     missing = results[0].get("probe_control_missing", [])
     write_json(ctx.run_dir / "metrics.json", {"topology": topo.name, "sessions_per_client": n,

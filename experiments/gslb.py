@@ -13,14 +13,14 @@ site) and the attempts that failed meanwhile.
 """
 
 import dataclasses
+from dataclasses import dataclass
 import json
 import time
 
 from lab.analysis import plots
-from controllers.intent import DEFAULT_MODE, DEFAULT_POLICY
 from lab.emulation.controller import intent_for
 from lab.errors import LabError
-from lab.experiment import Summary
+from lab.experiment import Options, Summary
 from lab.emulation.fabric import latencies
 from lab.model.faults import Fault, hosts_down, run_timeline
 from lab.agents import gslb
@@ -38,13 +38,20 @@ DNS_NAME = "web.lab"
 AFTER_S, QUICK_AFTER_S = 5.0, 3.0      # seconds of traffic after the fault (beyond TTL + cache)
 
 
+@dataclass(frozen=True)
+class GslbOptions(Options):
+    ttls: tuple = (1, 5)               # GSLB TTLs to compare, s
+    cache_extra: float = 8.0           # how long caching clients keep answers beyond the TTL, s
+
+
 def add_arguments(parser):
+    default = GslbOptions.default
     parser.add_argument("--ttls", type=int_list(1, 300), default=None, metavar="LIST",
-                        help="GSLB TTLs to compare, seconds, 1 to 300 each (default 1,5; "
-                             "--quick too)")
+                        help="GSLB TTLs to compare, seconds, 1 to 300 each (default "
+                             f"{','.join(map(str, default('ttls')))}; --quick too)")
     parser.add_argument("--cache-extra", type=bounded(float, 0, 300), default=None, metavar="S",
                         help="how long the caching clients keep answers beyond the TTL, "
-                             "0 to 300 s (default 8)")
+                             f"0 to 300 s (default {default('cache_extra'):g})")
 
 
 def validate(options, topo):
@@ -53,9 +60,8 @@ def validate(options, topo):
 
 
 def variants(options):
-    ttls = options.get("ttls") or [1, 5]
-    extra = options.get("cache_extra")
-    extra = 8.0 if extra is None else extra
+    opts = GslbOptions.parse(options)
+    ttls, extra = list(opts.ttls), opts.cache_extra
     out = [("anycast", None, 0.0)] + [(f"gslb ttl {t}", t, 0.0) for t in ttls]
     return out + [(f"gslb ttl {ttls[0]} +{extra:g}s cache", ttls[0], extra)]
 
@@ -63,7 +69,7 @@ def variants(options):
 def variant_duration(options, ttl, extra):
     """Seconds of client traffic: the fault, then the TTL, the cache extra and a tail (the
     answers' expiry depends on when they were fetched: the cache extra cannot be shortened)."""
-    after = QUICK_AFTER_S if options.get("quick") else AFTER_S
+    after = QUICK_AFTER_S if GslbOptions.parse(options).quick else AFTER_S
     return FAULT_AT + after + (ttl or 0) + extra
 
 
@@ -88,9 +94,8 @@ def one_variant(ctx, label, ttl, extra, duration):
     fault = Fault(FAULT_AT, "power-off", "dc1")
     (_, failed_hosts), = hosts_down({h.name: h.switch for h in topo.hosts}, [fault])
     with sub.open_lab() as lab:
-        lab.attach_controller(intent_for(topo, ctx.options.get("mode", DEFAULT_MODE),
-                                         ctx.options.get("vip_policy", DEFAULT_POLICY)),
-                              bfd_ms=ctx.options.get("bfd_ms", 100))
+        opts = GslbOptions.parse(ctx.options)
+        lab.attach_controller(intent_for(topo, opts.mode, opts.vip_policy), bfd_ms=opts.bfd_ms)
         if ttl is not None:
             lab.start_agent(gslb_host.name, gslb_argv(topo, ttl, run_dir / "gslb.jsonl"),
                             f"gslb on {gslb_host.name}", log=run_dir / "gslb.log")

@@ -15,10 +15,11 @@ DESCRIPTION = "N active sites (mesh or ring): RTO, sessions lost, utilization"
 
 
 def add_arguments(parser):
-    parser.add_argument("--sites", type=bounded(int, 2, 8), default=3, metavar="N",
-                        help="active sites, 2 to 8")
-    parser.add_argument("--layout", choices=("mesh", "ring"), default="mesh",
-                        help="DCI links: full mesh or ring")
+    default = designs.DesignOptions.default
+    parser.add_argument("--sites", type=bounded(int, 2, 8), default=default("sites"),
+                        metavar="N", help=f"active sites, 2 to 8 (default {default('sites')})")
+    parser.add_argument("--layout", choices=("mesh", "ring"), default=default("layout"),
+                        help=f"DCI links: full mesh or ring (default {default('layout')})")
     designs.add_arguments(parser)
 
 

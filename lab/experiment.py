@@ -20,15 +20,51 @@ runner never asks a module what it has.
 """
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Optional
 
+from controllers.intent import DEFAULT_MODE, DEFAULT_POLICY
 from lab.emulation import network
 from lab.emulation.probe import Platform
 
 # The shared options every experiment is offered unless it declares COMMON_OPTIONS itself.
 COMMON_OPTIONS = ("topology", "mode", "vip_policy", "bfd_ms")
+
+
+@dataclass(frozen=True)
+class Options:
+    """An experiment's options, declared once with their defaults (a subclass per experiment,
+    its own fields added) and parsed once from the command line's values (``parse``).
+
+    QUICK: the defaults --quick changes ({field: value}). A value the user gave always wins;
+    a field the command line left out (None) takes the --quick or the plain default."""
+    mode: str = DEFAULT_MODE
+    vip_policy: str = DEFAULT_POLICY
+    bfd_ms: int = 100
+    quick: bool = False
+    seed: int = 1
+    QUICK = {}
+
+    @classmethod
+    def parse(cls, raw):
+        raw = dict(raw)
+        quick = bool(raw.get("quick"))
+        values = {}
+        for f in fields(cls):
+            given = raw.get(f.name)
+            if given is not None:
+                values[f.name] = given
+            elif quick and f.name in cls.QUICK:
+                values[f.name] = cls.QUICK[f.name]
+        return cls(**values)
+
+    @classmethod
+    def default(cls, name, quick=False):
+        """The default of option `name` (for --help texts)."""
+        if quick and name in cls.QUICK:
+            return cls.QUICK[name]
+        return next(f.default for f in fields(cls) if f.name == name)
 
 
 @dataclass(frozen=True)

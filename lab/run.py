@@ -36,7 +36,7 @@ from lab.cli import options  # noqa: E402
 from lab.emulation import probe, state  # noqa: E402
 from controllers.intent import DEFAULT_MODE, DEFAULT_POLICY, MODES, POLICIES  # noqa: E402
 from lab.errors import LabError                                      # noqa: E402
-from lab.experiment import Progress, RunContext                      # noqa: E402
+from lab.experiment import Options, Progress, RunContext                      # noqa: E402
 from lab.analysis.report import write_report                                  # noqa: E402
 from lab.analysis.results import (RESULTS_ROOT, format_table, hand_to_invoking_user,  # noqa: E402
                          new_run_dir, write_json)
@@ -68,7 +68,8 @@ def add_controller_arguments(parser, offered=("mode", "vip_policy", "bfd_ms")):
                             help="anycast (nearest healthy site) or primary-backup (primary "
                                  "site until it fails)")
     if "bfd_ms" in offered:
-        parser.add_argument("--bfd-ms", type=options.bounded(int, 10, 10000), default=100,
+        parser.add_argument("--bfd-ms", type=options.bounded(int, 10, 10000),
+                            default=Options.bfd_ms,
                             metavar="MS", help="BFD transmit/receive interval on inter-switch "
                                                "links, ms, 10 to 10000 (detection after 3 missed)")
 

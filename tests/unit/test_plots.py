@@ -63,3 +63,16 @@ def test_a_module_missing_part_of_the_protocol_is_refused():
     module.add_arguments = module.run = lambda *a: None
     with pytest.raises(TypeError, match="lacks plot"):
         Experiment.from_module(module)
+
+
+def test_experiment_options_are_declared_once_and_parsed_once():
+    from experiments.dual_active import DualActiveOptions
+    from experiments.firewall import FirewallOptions
+    raw = {"quick": True, "duration": None, "pings": 7, "command": "dual-active", "out": None}
+    opts = DualActiveOptions.parse(raw)
+    assert opts.pings == 7                                       # given: wins
+    assert opts.duration == DualActiveOptions.QUICK["duration"]   # left out, --quick: quick's
+    assert opts.iperf_seconds == 1.0 and opts.probe_rate == 1000.0 and opts.mode == "protection"
+    assert DualActiveOptions.parse({"quick": False}).duration == DualActiveOptions.default("duration")
+    assert FirewallOptions.parse({"quick": True}).sessions == 3
+    assert FirewallOptions.parse({"quick": True, "sessions": 5}).sessions == 5
