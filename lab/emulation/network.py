@@ -383,11 +383,7 @@ class LabNetwork:
         elif self.platform.delay_method == "netem" and link.impaired:
             shaped = dataclasses.replace(link, delay_ms=delay_ms)
             for end in link.ends:
-                first, *rest = shaping.egress_cmds(self.topo.port_to(end, name).intf, shaped,
-                                                   "netem")
-                sh.run(first, check=False)
-                for argv in rest:
-                    sh.run(argv)
+                sh.run(shaping.element_cmd(self.topo.port_to(end, name).intf, shaped))
         self.delays[name] = delay_ms
 
     # --------------------------------------------------------------------------- fabric
@@ -428,7 +424,8 @@ class LabNetwork:
                              "every switch connected and every link live", timeout)
         for host in self.topo.hosts:              # hosts speak: ARP for and ping their gateway
             gateway = self.topo.switch(host.switch).gateway
-            if traffic.wait_reachable(self, host.name, gateway, timeout=5) is None:
+            if traffic.wait_reachable(self, host.name, gateway,
+                                      timeout=probe.patience(5)) is None:
                 raise LabError(f"{host.name} cannot reach its gateway {gateway} through the "
                                f"controller; see {self.controller.log}")
         self.controller.wait(lambda s: controller.all_learned(self.topo, s, serving),
@@ -492,11 +489,9 @@ class LabNetwork:
         elif self.platform.delay_method == "netem":
             shaped = dataclasses.replace(link, loss=100.0) if on else link
             shaped = dataclasses.replace(shaped, delay_ms=self.delays.get(name, link.delay_ms))
-            for end in link.ends:
-                first, *rest = shaping.egress_cmds(self.topo.port_to(end, name).intf, shaped, "netem")
-                sh.run(first, check=False)
-                for argv in rest:
-                    sh.run(argv)
+            for end in link.ends:                    # one in-place swap per end
+                sh.run(shaping.element_cmd(self.topo.port_to(end, name).intf, shaped),
+                       check=shaped.impaired or bool(shaped.bw))
         else:
             raise LabError(f"link {name} has no delay element to gray (the userspace delay line "
                            "runs only on links with delay, jitter or loss); give it a delay")

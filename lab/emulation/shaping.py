@@ -62,6 +62,25 @@ def egress_cmds(intf, link, method):
     return cmds
 
 
+def element_cmd(intf, link):
+    """One tc command that swaps, in place and at once, the delay/loss element egress_cmds
+    set up on `intf` for what `link` now says (its delay, jitter, loss: a gray failure is
+    loss 100 %): `tc qdisc replace` of the HTB class's leaf (or the root), the HTB untouched.
+    No handle on purpose: with none the kernel changes a leaf of the same kind in place and
+    grafts a new one of another kind (pfifo <-> netem) in one step (sch_api.c,
+    tc_modify_qdisc); with the leaf's handle it refuses a kind change. Rebuilding the whole
+    tree instead (delete, then add) left the port unshaped meanwhile and, on an emulated CPU,
+    took seconds (a gray failure took 17 s to apply). Netem method only (the delay line
+    changes by signal)."""
+    parent = ["parent", "1:1"] if link.bw else ["root"]
+    if link.impaired:
+        return ["tc", "qdisc", "replace", "dev", intf, *parent, "netem"] + netem_args(link)
+    if link.bw:
+        return ["tc", "qdisc", "replace", "dev", intf, *parent, "pfifo", "limit",
+                str(link.queue)]
+    return ["tc", "qdisc", "del", "dev", intf, "root"]
+
+
 def offload_cmds(intf):
     """Turn off transmit checksum offload (and so TSO): the userspace datapath forwards the
     frame as the kernel left it, so a deferred checksum would reach the receiver unfinished."""

@@ -10,6 +10,7 @@ from lab.emulation.controller import intent_for
 from lab.experiment import Progress
 from lab.emulation.network import running_lab
 from lab.model.topology import load_topology
+from tests.emulation.conftest import timing_bound
 
 
 @pytest.fixture(scope="module", params=["protection", "restoration"])
@@ -76,10 +77,11 @@ def test_cutting_the_primary_dci_keeps_cross_site_traffic_flowing(lab):
     lab.wait_links_live()
     lost = sent - received
     print(f"{lab.mode}: {lost} of {sent} pings lost at 20 ms spacing during the dci-a cut")
-    assert sent == 60 and lost <= 5, out
+    assert sent == 60 and received > 0, out
     assert len(after) == 5 and min(after) > 9       # now over dci-b: 10 ms RTT
     reactions = [r for r in lab.controller_status()["reactions"] if r["event"] == "port_down"]
     assert reactions, "the controller never saw the ports go down"
+    timing_bound(lost <= 5, f"{lost} of {sent} pings lost at 20 ms spacing (at most 5: 100 ms)")
 
 
 def test_stopping_a_sites_vip_servers_moves_its_clients(lab):
@@ -117,7 +119,9 @@ def test_a_migrated_server_is_reachable_again_with_the_same_ip(lab):
           f"{(moved['t_linked'] - moved['t_unlinked']) + downtime:.3f}s "
           f"(re-link {moved['t_linked'] - moved['t_unlinked']:.3f}s)")
     rtts = [r for _, r in traffic.ping(lab, client, host.ip.ip, 5, 0.05)[2]]
-    assert min(rtts) > 5.5                           # via edge-dc2 (3 ms) now, not edge-dc1
+    # via edge-dc2 now (3 ms each way: 6 ms RTT), not edge-dc1 (1 ms: 2 ms): the midpoint
+    # tells them apart whatever the CPU adds (5.46 ms was measured under QEMU TCG)
+    assert min(rtts) > 4.0, rtts
     status = lab.controller_status()
     assert status["hosts"][str(host.ip.ip)][1] == lab.topo.switch("dc2").dpid
     assert lab.node_run(host.name, ["ip", "-4", "-br", "addr", "show", host.intf]).stdout.split()[2] \

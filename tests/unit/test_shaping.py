@@ -1,4 +1,7 @@
-from lab.emulation.shaping import delayline_argv, egress_cmds, in_flight_packets, netem_args, offload_cmds
+import pytest
+
+from lab.emulation.shaping import (delayline_argv, egress_cmds, element_cmd, in_flight_packets,
+                                   netem_args, offload_cmds)
 from lab.model.topology import Link
 
 
@@ -64,3 +67,24 @@ def test_delayline_argv_carries_the_link_parameters():
 
 def test_offload_is_turned_off_for_transmit():
     assert offload_cmds("h-eth0") == [["ethtool", "-K", "h-eth0", "tx", "off"]]
+
+
+@pytest.mark.parametrize("shape", [dict(), dict(loss=100.0), dict(delay_ms=0.0),
+                                   dict(bw=None, delay_ms=1.0), dict(bw=None, loss=100.0)],
+                         ids=["bw+delay", "gray", "bw only", "delay only", "gray, no bw"])
+def test_the_element_swap_is_the_build_s_last_command_done_in_place(shape):
+    """A gray failure or a delay change swaps one qdisc in place: the same qdisc (parent,
+    handle, arguments) that building the link added last."""
+    lnk = link(**shape)
+    swap = element_cmd("dc1-eth3", lnk)
+    built = egress_cmds("dc1-eth3", lnk, "netem")[-1]
+    assert swap[:3] == ["tc", "qdisc", "replace"] and built[:3] == ["tc", "qdisc", "add"]
+    handle = built.index("handle")
+    assert swap[3:] == built[3:handle] + built[handle + 2:]     # no handle: graft or change
+
+
+def test_ungraying_an_unshaped_undelayed_link_clears_its_root():
+    assert element_cmd("x", link(bw=None, delay_ms=0.0)) == ["tc", "qdisc", "del", "dev", "x",
+                                                              "root"]
+    gray = element_cmd("x", link(bw=None, delay_ms=0.0, loss=100.0))
+    assert gray[:7] == ["tc", "qdisc", "replace", "dev", "x", "root", "netem"] and "100%" in gray

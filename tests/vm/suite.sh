@@ -10,6 +10,9 @@
 #
 #     bash tests/vm/suite.sh [--smoke]      (--smoke: only the two dual-active runs)
 #
+# ACTIVELAB_VM_PATHS (default "kernel user") chooses the paths, e.g. only the kernel path:
+#     bash tests/vm/run.sh debian12 -- ACTIVELAB_VM_PATHS=kernel bash tests/vm/suite.sh
+#
 # Output in $ACTIVELAB_VM_OUT (default tests/vm/out/local): runs/<path>/ (run folders),
 # <part>-<path>.log, report-<path>.xml (JUnit), summary.txt. Exit status: 0 when every part
 # passed, else the first failing part's. Timing verdicts on an emulated CPU (ACTIVELAB_ACCEL=tcg)
@@ -63,7 +66,9 @@ if [ "${ACTIVELAB_ACCEL:-}" = tcg ]; then
 fi
 TESTS=(tests/emulation/test_controller.py tests/emulation/test_firewall_remedies.py
        tests/emulation/test_teardown.py)
-for path in kernel user; do
+PATHS=${ACTIVELAB_VM_PATHS:-kernel user}
+for path in $PATHS; do
+  case "$path" in kernel|user) ;; *) echo "error: ACTIVELAB_VM_PATHS: unknown path '$path'; use kernel and/or user" >&2; exit 1 ;; esac
   if [ "$path" = user ]; then
     export ACTIVELAB_DATAPATH=user ACTIVELAB_DELAY_METHOD=delayline
     pace=("${USER_PACE[@]}")
