@@ -10,7 +10,7 @@ from lab.emulation.controller import intent_for
 from lab.experiment import Progress
 from lab.emulation.network import running_lab
 from lab.model.topology import load_topology
-from tests.emulation.conftest import timing_bound
+from tests.emulation.conftest import patience, timing_bound
 
 
 @pytest.fixture(scope="module", params=["protection", "restoration"])
@@ -72,7 +72,10 @@ def test_cutting_the_primary_dci_keeps_cross_site_traffic_flowing(lab):
     lab.set_link("dci-a", up=False)
     out, _ = stream.communicate(timeout=30)
     sent, received, samples = traffic.parse_ping(out)
-    after = [r for _, r in traffic.ping(lab, src.name, dst.ip.ip, 5, 0.05)[2]]
+    deadline = time.monotonic() + patience(5)        # restoration waits for the controller
+    after = []
+    while len(after) < 5 and time.monotonic() < deadline:
+        after = [r for _, r in traffic.ping(lab, src.name, dst.ip.ip, 5, 0.05)[2]]
     lab.set_link("dci-a", up=True)
     lab.wait_links_live()
     lost = sent - received
