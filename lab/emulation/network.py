@@ -27,8 +27,9 @@ from lab.errors import LabError
 
 REPO_ROOT = REPO
 CALIBRATION_MS = 1.0        # one-way delay of the link the base RTT is measured over
-AGENT_READY_S = 60.0         # how long an agent may take to say 'ready' (Python + scapy imports
-#                              on an emulated CPU take seconds)
+AGENT_READY_S = 60.0         # how long an agent may take to say 'ready' (Python + scapy imports),
+#                              stretched by the platform's patience (5x on an emulated CPU, where
+#                              four probe senders took 110 s)
 
 
 def read_line(stream, timeout):
@@ -42,9 +43,11 @@ def read_line(stream, timeout):
     return stream.readline().strip()
 
 
-def wait_agents(procs, timeout=AGENT_READY_S):
+def wait_agents(procs, timeout=None):
     """Wait until every agent in `procs` said 'ready'; LabError naming the first that did
-    not (it exited, said something else, or was silent for `timeout` s) and its log."""
+    not (it exited, said something else, or was silent for `timeout` s: by default
+    AGENT_READY_S with the platform's patience) and its log."""
+    timeout = probe.patience(AGENT_READY_S) if timeout is None else timeout
     deadline = time.monotonic() + timeout
     for proc in procs:
         what, log = proc.agent
@@ -588,7 +591,7 @@ class LabNetwork:
             self.wait_agents([proc])
         return proc
 
-    def wait_agents(self, procs, timeout=AGENT_READY_S):
+    def wait_agents(self, procs, timeout=None):
         wait_agents(procs, timeout)
 
     def popen(self, name, argv, what, **kwargs):
