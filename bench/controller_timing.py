@@ -60,11 +60,11 @@ def main():
             reactions = []
             for _ in range(args.cuts):
                 seen = len(lab.controller_status()["reactions"])
-                lab.set_link("dci-a", up=False)
+                lab.faults.set_link("dci-a", up=False)
                 time.sleep(0.3)
                 new = lab.controller_status()["reactions"][seen:]
                 reactions += [r["ms"] for r in new if r["event"] == "port_down"]
-                lab.set_link("dci-a", up=True)
+                lab.faults.set_link("dci-a", up=True)
                 lab.wait_links_live()
             rows.append((mode, f"{ready:.2f}", len(reactions),
                          f"{statistics.median(reactions):.2f}" if reactions else "-",

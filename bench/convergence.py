@@ -27,7 +27,8 @@ def run_mode(mode, args, topo, platform):
     from lab.analysis import metrics
     from lab.emulation.controller import GATEWAY_MAC, intent_for
     from lab.experiment import Progress
-    from lab.model.faults import Fault, run_timeline
+    from lab.emulation.faults import run_timeline
+    from lab.model.faults import Fault
     from lab.emulation.network import running_lab
     from lab.emulation.streams import ProbeSet
 
@@ -48,7 +49,7 @@ def run_mode(mode, args, topo, platform):
         probes.add(f"{b.name}>{a.name}", b.name, a.ip.ip)
         probes.start_receivers([a.name, b.name])
         t0 = probes.start(duration)
-        done = run_timeline(lab, faults, t0, until=duration)
+        done = run_timeline(lab.faults, faults, t0, until=duration)
         rows, summaries = probes.collect()
     outages = {"cut": [], "gray": []}
     windows = metrics.fault_windows([(fault.at, t) for fault, t in done], t0 + duration)

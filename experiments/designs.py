@@ -29,7 +29,8 @@ from pathlib import Path
 from lab.agents import sessions, standby
 from lab.analysis import metrics as m_
 from lab.emulation.controller import GATEWAY_MAC, intent_for
-from lab.model.faults import Fault, run_timeline
+from lab.emulation.faults import run_timeline
+from lab.model.faults import Fault
 from lab.emulation.streams import ProbeSet
 from lab.cli.options import bounded
 from lab.experiment import Options
@@ -155,7 +156,7 @@ def run_design(ctx, name, duration=None, rate=None):
         bytes0 = dci_bytes(lab)
         time.sleep(max(0.0, t0 + FAULT_AT - time.time()))
         dci_mbit = 8 * (dci_bytes(lab) - bytes0) / max(time.time() - t0, 1e-3) / 1e6
-        (_, t_fault), = run_timeline(lab, [Fault(FAULT_AT, "power-off", fault_site)], t0)
+        (_, t_fault), = run_timeline(lab.faults, [Fault(FAULT_AT, "power-off", fault_site)], t0)
         log(f"[{name}] t={t_fault - t0:.1f}s power-off {fault_site}")
         rows, summaries = probes.collect(timeout=duration + 10)
         reports = []

@@ -25,7 +25,8 @@ from lab.emulation import fabric, traffic
 from lab.emulation.controller import GATEWAY_MAC, intent_for
 from lab.errors import LabError
 from lab.experiment import Options, Summary
-from lab.model.faults import Fault, hosts_down, parse_faults, run_timeline
+from lab.emulation.faults import run_timeline
+from lab.model.faults import Fault, hosts_down, parse_faults
 from lab.cli.options import bounded
 from lab.analysis.results import format_table, write_csv, write_json
 from lab.emulation.streams import IperfTimeline, ProbeSet
@@ -170,7 +171,7 @@ def traffic_phase(ctx, lab, faults, duration, rate):
     def progress(now):
         log(f"  t={now - t0:4.1f}s live loss {100 * probes.live_loss(now):.1f}%")
 
-    done = run_timeline(lab, faults, t0, until=duration, every=progress,
+    done = run_timeline(lab.faults, faults, t0, until=duration, every=progress,
                         announce=lambda fault, t: log(f"  t={t - t0:4.1f}s fault: {fault}"))
     rows, summaries = probes.collect()
     throughput = {flow.name: flow.collect()[0] for flow in iperfs}

@@ -102,14 +102,38 @@ def count(reports, key, kind=None):
                if key(s) and (kind is None or name.endswith(f":{kind}")))
 
 
+def listen_new(lab, paths):
+    """`conntrack -E` for new TCP entries in each firewall {name: output file}; the Popens."""
+    procs = [lab.popen(fw, ["conntrack", "-E", "-e", "NEW", "-p", "tcp", "-o", "timestamp"],
+                       f"conntrack events {fw}", stdout=path) for fw, path in paths.items()]
+    time.sleep(0.2)
+    return procs
+
+
+def new_entries(text):
+    """[(time, src, dst, sport, dport)] of the NEW lines of `conntrack -E -o timestamp`."""
+    out = []
+    for line in text.splitlines():
+        m = EVENT_RE.match(line)
+        if m:
+            out.append((float(m.group(1)), m.group(2), m.group(3), int(m.group(4)),
+                        int(m.group(5))))
+    return out
+
+
+def picked_up(events, since, port):
+    """How many sessions of the service port a firewall started tracking at or after `since`
+    (the failover): a strict firewall starts none (it drops what it did not see begin); one
+    that does is picking sessions up mid-stream, so they 'survive' without a remedy."""
+    return len({e[1:] for e in new_entries(events) if e[0] >= since and port in e[3:]})
+
+
 def sync_lags(events_a, events_b):
     """ms from a session's NEW event on one firewall to the same on the other."""
     def parse(text):
         found = {}
-        for line in text.splitlines():
-            match = EVENT_RE.match(line)
-            if match:
-                found.setdefault(match.groups()[1:], float(match.group(1)))
+        for t, *key in new_entries(text):
+            found.setdefault(tuple(key), t)
         return found
     a, b = parse(events_a), parse(events_b)
     return [round(1000 * (b[k] - a[k]), 3) for k in a if k in b and b[k] >= a[k]]
@@ -134,11 +158,11 @@ def probe_suite(lab, run_dir, tag, client, server, spoof, fw):
 def probe_control(lab, run_dir, client, server, spoof, fw):
     """The probe suite through accept-all firewalls: every probe must arrive, or the suite
     could not have seen it leak. Returns the probes that did not arrive."""
-    lab.start_firewalls(accept_all=True)
+    lab.firewalls.start(accept_all=True)
     try:
         arrived = probe_suite(lab, run_dir, "control", client, server, spoof, fw)
     finally:
-        lab.start_firewalls()
+        lab.firewalls.start()
     return [name for name, _ in fwprobes.PROBES if name not in arrived]
 
 
@@ -158,17 +182,14 @@ def one_remedy(ctx, remedy, n, control=False):
                                          symmetric=remedy == "symmetric"),
                               bfd_ms=opts.bfd_ms)
         if remedy == "sync":
-            lab.start_session_sync()
+            lab.firewalls.start_sync()
         if remedy == "loose":
-            lab.start_firewalls(midstream=True)
+            lab.firewalls.start(midstream=True)
         for server in topo.servers:
             lab.start_agent(server.name, sessions.serve_argv(SESSION_PORT),
                             f"session server {server.name}")
         events = {fw: run_dir / f"conntrack-events-{fw}.txt" for fw in (fw1, fw2)}
-        listeners = [lab.popen(fw, ["conntrack", "-E", "-e", "NEW", "-p", "tcp", "-o", "timestamp"],
-                               f"conntrack events {fw}", stdout=path)
-                     for fw, path in events.items()]
-        time.sleep(0.2)
+        listeners = listen_new(lab, events)
         client = topo.clients[0]
         spoof = far.ip.network.network_address + 99          # an address of the other site
         if control:
@@ -200,12 +221,16 @@ def one_remedy(ctx, remedy, n, control=False):
         def fail_over():
             time.sleep(1.0)
             cut["t"] = time.time()
-            lab.set_link(link1.name, up=False)
+            lab.faults.set_link(link1.name, up=False)
             log(f"[{remedy}]   cut {link1.name}: sessions must continue through {fw2}")
 
         log(f"[{remedy}] phase 2: {n} sessions per client to {near.name} through {fw1}, "
             f"then {link1.name} fails")
+        after = run_dir / f"conntrack-events-{fw2}-failover.txt"
+        listeners = listen_new(lab, {fw2: after})
         fail = run_sessions(lab, run_dir, "failover", near.ip.ip, n, 5.0, during=fail_over)
+        for proc in listeners:
+            lab.stop_process(proc)
         est = count(fail, lambda s: s["established"])
         survived = count(fail, lambda s: s["established"] and not s["died"])
         result["failover"] = {"attempted": count(fail, lambda s: True), "established": est,
@@ -213,12 +238,15 @@ def one_remedy(ctx, remedy, n, control=False):
                               "crafted_survived": count(fail, lambda s: s["established"]
                                                         and not s["died"], "crafted"),
                               "reasons": sorted({s["reason"] for r in fail.values()
-                                                 for s in r["sessions"] if s["reason"]})}
+                                                 for s in r["sessions"] if s["reason"]}),
+                              "picked_up_midstream": picked_up(after.read_text(), cut["t"],
+                                                                    SESSION_PORT)}
         log(f"[{remedy}]   survived {survived}/{est}")
         result["leaks"]["after_failover"] = probe_suite(lab, run_dir, "after", client, near, spoof, fw2)
         log(f"[{remedy}] probe suite through {fw2} after the failover: "
             f"{', '.join(result['leaks']['after_failover']) or 'no leaks'}")
-        result["counters"] = {fw: lab.firewall_counters(fw) for fw in (fw1, fw2)}
+        result["counters"] = {fw: lab.firewalls.counters(fw) for fw in (fw1, fw2)}
+        result["settings"] = dict(lab.firewalls.settings)
     return result
 
 

@@ -22,7 +22,8 @@ from lab.emulation.controller import intent_for
 from lab.errors import LabError
 from lab.experiment import Options, Summary
 from lab.emulation.fabric import latencies
-from lab.model.faults import Fault, hosts_down, run_timeline
+from lab.emulation.faults import run_timeline
+from lab.model.faults import Fault, hosts_down
 from lab.agents import gslb
 from lab.agents.gslb import failover
 from lab.cli.options import bounded, int_list
@@ -110,7 +111,7 @@ def one_variant(ctx, label, ttl, extra, duration):
                                    wait=False)
             clients.append((client.name, proc, out))
         lab.wait_agents([proc for _, proc, _ in clients])
-        (_, t_fault), = run_timeline(lab, [fault], time.time())
+        (_, t_fault), = run_timeline(lab.faults, [fault], time.time())
         for _, proc, _ in clients:
             proc.wait(duration + 15)
     per_client = {name: failover(json.loads(out.read_text()), t_fault, failed_hosts)

@@ -108,7 +108,7 @@ class LabCLI(CLI):
             print(f"usage: {'heal' if up else 'fail'} LINK, one of: {', '.join(names)}")
             return
         name = line.strip()
-        self.lab.set_link(name, up=up)
+        self.lab.faults.set_link(name, up=up)
         print(link_report(name, up, wait_link_seen(self.lab, name, up, LINK_DEADLINE_S),
                           LINK_DEADLINE_S))
 

@@ -8,6 +8,8 @@ Open vSwitch sends it (from 169.254.1.1 to 169.254.1.0, TTL 255, UDP from an eph
 3784) and only after the anti-spoofing rule.
 """
 
+import dataclasses
+
 BRIDGE = "fw-br"
 TABLE = "activelab_fw"
 LLDP_FORWARD_MASK = "0x4000"        # bridge group_fwd_mask bit for 01:80:c2:00:00:0e
@@ -123,6 +125,20 @@ def node_setup_cmds(intf_a, intf_b, strict=True):
     ]
 
 
+def expected_settings(strict=True):
+    """The kernel settings a firewall node depends on, as `sysctl -n` prints them: read back
+    after setting them, since a setting that did not take turns a stateful firewall into one
+    that picks up sessions mid-stream without saying so."""
+    return {"net.bridge.bridge-nf-call-iptables": "1",
+            "net.netfilter.nf_conntrack_tcp_loose": "0" if strict else "1"}
+
+
+def settings_mismatch(expected, actual):
+    """One line per setting that differs, or [] (actual: {key: value as read})."""
+    return [f"{key} is {actual.get(key, 'missing')}, set to {value}"
+            for key, value in expected.items() if actual.get(key) != value]
+
+
 def parse_counters(nft_json):
     """{counter name: packets} from `nft -j list counters`."""
     import json
@@ -132,6 +148,17 @@ def parse_counters(nft_json):
         if counter:
             out[counter["name"]] = counter["packets"]
     return out
+
+
+def sync_link(topo):
+    """The conntrackd link between the two firewalls (a Link of kind 'sync', or None), carried
+    as over the primary DCI: the lowest DCI delay, so the sync lag is what a real DCI gives."""
+    if len(topo.firewalls) != 2:
+        return None
+    (fw1, _), (fw2, _) = topo.firewalls
+    delay = min((l.delay_ms for l in topo.dci_links), default=0.0)
+    return dataclasses.replace(topo.links[0], name="fw-sync", a=fw1, b=fw2, kind="sync",
+                               bw=None, delay_ms=delay, jitter_ms=0.0, loss=0.0, firewall=None)
 
 
 SYNC_NET = "169.254.77.{}"           # the firewalls' sync link (dedicated veth), /30

@@ -22,7 +22,8 @@ from pathlib import Path
 
 from lab import REPO, sh
 from lab.agents import service
-from lab.emulation import controller, fabric, firewall, probe, shaping, state, traffic
+from lab.emulation import (controller, fabric, faults, firewall, firewalls, probe, shaping,
+                           state, traffic)
 from lab.errors import LabError
 
 REPO_ROOT = REPO
@@ -104,20 +105,11 @@ class LabNetwork:
         self.services = {}            # (server, port) -> Popen of its service
         self.moved = {}               # host -> the switch it was moved to
         self.delays = {}              # link -> the one-way delay its delay element adds now
-        self.sync_link = self.firewall_sync_link()
+        self.sync_link = firewall.sync_link(topo)
+        self.firewalls = firewalls.Firewalls(self)
+        self.faults = faults.FaultInjector(self)
 
     # ------------------------------------------------------------------------------ build
-
-    def firewall_sync_link(self):
-        """The conntrackd link between two firewalls, carried as over the primary DCI: a link
-        with the lowest DCI delay, so the sync lag is what a real DCI would give."""
-        if len(self.topo.firewalls) != 2:
-            return None
-        (fw1, _), (fw2, _) = self.topo.firewalls
-        delay = min((l.delay_ms for l in self.topo.dci_links), default=0.0)
-        return dataclasses.replace(self.topo.links[0], name="fw-sync", a=fw1, b=fw2, kind="sync",
-                                   bw=None, delay_ms=delay, jitter_ms=0.0, loss=0.0,
-                                   firewall=None)
 
     def delay_node_links(self):
         """Links that get a delay-line node (only with the userspace delay line)."""
@@ -199,7 +191,7 @@ class LabNetwork:
         net.build()
         self.quiet_switch_ports()
         net.start()
-        self.start_firewalls()
+        self.firewalls.start()
         self.configure_hosts()
         self.start_delaylines()
         self.shape_links()
@@ -286,51 +278,6 @@ class LabNetwork:
         self.ledger.add_interfaces(prev[1], pb.intf)
         self.net.addLink(prev[0], self.nodes[link.b], cls=Link, port1=prev[2], port2=pb.number,
                          intfName1=prev[1], intfName2=pb.intf)
-
-    def start_firewalls(self, midstream=False, accept_all=False):
-        """Each firewall node: a bridge through nftables + conntrack, with the topology's policy
-        (midstream: loose TCP pickup; accept_all: the probe suite's positive control; see
-        lab/emulation/firewall.py). Safe to call again to change it."""
-        if self.topo.firewalls:
-            probe.load_modules("br_netfilter")       # bridged IPv4 through nftables
-        for index, (name, link) in enumerate(self.topo.firewalls, start=1):
-            configured = self.node_run(name, ["ip", "link", "show", firewall.BRIDGE],
-                                       check=False).returncode == 0
-            for argv in firewall.node_setup_cmds(f"{name}-eth0", f"{name}-eth1",
-                                                 strict=not midstream):
-                if not (configured and argv[:2] == ["ip", "link"]):
-                    self.node_run(name, argv)
-            rules = firewall.ruleset(self.topo, firewall.outside_intf(name, link), midstream,
-                                     accept_all)
-            self.node_run(name, ["nft", "flush", "ruleset"])
-            self.node_run(name, ["nft", "-f", "-"], stdin=rules)
-            if self.sync_link is not None and not configured:
-                intf = firewall.sync_intf(name)
-                self.node_run(name, ["ip", "addr", "add", firewall.SYNC_NET.format(index) + "/30",
-                                     "dev", intf])
-                self.node_run(name, ["ip", "link", "set", intf, "up"])
-                for argv in shaping.offload_cmds(intf):      # the delay line copies frames as
-                    self.node_run(name, argv)                # they are: checksums must be done
-                if self.platform.delay_method == "netem" and self.sync_link.impaired:
-                    for argv in shaping.egress_cmds(intf, self.sync_link, "netem")[1:]:
-                        self.node_run(name, argv)
-
-    def start_session_sync(self):
-        """conntrackd (FT-FW) on both firewalls: each learns the other's sessions."""
-        fws = self.topo.firewalls
-        if len(fws) != 2:
-            raise LabError(f"session sync needs exactly two firewalls; {self.topo.name} has "
-                           f"{len(fws)}")
-        for index, (name, _) in enumerate(fws, start=1):
-            conf = self.run_dir / f"conntrackd-{name}.conf"
-            conf.write_text(firewall.conntrackd_conf(name, index, 3 - index, self.run_dir))
-            self.popen(name, ["conntrackd", "-C", conf], f"conntrackd in {name}")
-
-    def firewall_counters(self, name):
-        """{allowed_new, denied, invalid: packets} of a firewall node."""
-        out = self.node_run(name, ["nft", "-j", "list", "counters", "table", "inet",
-                                   firewall.TABLE]).stdout
-        return firewall.parse_counters(out)
 
     def configure_hosts(self):
         """Quiet, correct hosts: no IPv6 chatter, checksums done in software for the userspace
@@ -475,61 +422,11 @@ class LabNetwork:
         return self.controller.wait(lambda s: controller.all_up(self.topo, s),
                                     "every link live", timeout)
 
-    # -------------------------------------------------------------------------- faults
-
-    def set_link(self, name, up):
-        """Cut (both switch ports down) or restore a link."""
-        link = self.topo.link(name)
-        for end in link.ends:
-            sh.run(["ip", "link", "set", self.topo.port_to(end, name).intf,
-                    "up" if up else "down"])
-
-    def gray_link(self, name, on):
-        """A gray failure: the link stays up (no carrier loss) but drops every frame."""
-        link = self.topo.link(name)
-        if name in self.delaylines:
-            self.delaylines[name].send_signal(signal.SIGUSR1 if on else signal.SIGUSR2)
-        elif self.platform.delay_method == "netem":
-            shaped = dataclasses.replace(link, loss=100.0) if on else link
-            shaped = dataclasses.replace(shaped, delay_ms=self.delays.get(name, link.delay_ms))
-            for end in link.ends:                    # one in-place swap per end
-                sh.run(shaping.element_cmd(self.topo.port_to(end, name).intf, shaped),
-                       check=shaped.impaired or bool(shaped.bw))
-        else:
-            raise LabError(f"link {name} has no delay element to gray (the userspace delay line "
-                           "runs only on links with delay, jitter or loss); give it a delay")
-
-    def power_site(self, name, on):
-        """Power a site off or on: every port of its switch and every host interface in it."""
-        state_word = "up" if on else "down"
-        for host in self.topo.hosts:
-            if self.current_switch(host.name) == name:
-                self.node_run(host.name, ["ip", "link", "set", host.intf, state_word])
-        for port in self.topo.ports(name):
-            sh.run(["ip", "link", "set", port.intf, state_word])
-        for number in self.extra_ports.get(name, []):
-            sh.run(["ip", "link", "set", f"{name}-eth{number}", state_word])
-
-    def host_link(self, name, up):
-        """A server (or client) goes down or comes back: its interface."""
-        self.node_run(name, ["ip", "link", "set", self.topo.host(name).intf, "up" if up else "down"])
-
-    def stop_controller(self):
-        """Stop the controller process (the switches keep their flows: fail mode secure)."""
-        self.controller.stop()
-
-    def start_controller(self):
-        """Start a new controller process with the same intent and port."""
-        self.controller.restart()
-
-    def move_host(self, name, to_switch):
-        """Re-link host `name` to switch `to_switch` on a new port; it keeps its IP and MAC.
-
-        The host sends a gratuitous ARP once linked. Returns {port, t_unlinked, t_linked}
-        (monotonic seconds: when the old link went, and when the gratuitous ARP was sent)."""
+    def relink(self, name, to_switch):
+        """Unlink host `name` from its switch and link it to `to_switch` on a new port (the
+        Mininet half of a move: lab.faults.move_host addresses it). Returns the port number."""
         from mininet.link import Link
         host = self.topo.host(name)
-        t_unlinked = time.monotonic()
         node, old = self.nodes[name], self.nodes[self.current_switch(name)]
         intf = node.intf(host.intf)
         old_intf = intf.link.intf2 if intf.link.intf1 is intf else intf.link.intf1
@@ -544,17 +441,7 @@ class LabNetwork:
                          intfName2=port_intf)
         switch.attach(port_intf)
         self.moved[name] = to_switch
-        gateway = self.topo.switch(host.switch).gateway
-        for argv in ([["ip", "link", "set", host.intf, "address", host.mac],
-                      ["ip", "addr", "replace", str(host.ip), "dev", host.intf],
-                      ["ip", "link", "set", host.intf, "up"],
-                      ["ip", "route", "replace", "default", "via", str(gateway), "dev", host.intf]]
-                     + (shaping.offload_cmds(host.intf) if self.platform.datapath == "user" else [])):
-            self.node_run(name, argv)
-        # arping sends at once but lingers a second for replies: do not wait for it
-        self.popen(name, ["arping", "-U", "-c", "1", "-I", host.intf, str(host.ip.ip)],
-                   f"gratuitous arp of {name}")
-        return {"port": number, "t_unlinked": t_unlinked, "t_linked": time.monotonic()}
+        return number
 
     def current_switch(self, name):
         return self.moved.get(name, self.topo.host(name).switch)

@@ -1,6 +1,6 @@
 """Fault timelines as data: "3s cut dci-a; 6s heal dci-a; 10s power-off dc1".
 
-Each entry is a time after the traffic starts and an action with its target. The lab breaks
+(What a fault does to a running lab, and the timeline runner: lab/emulation/faults.py.) Each entry is a time after the traffic starts and an action with its target. The lab breaks
 something and measures; it never tells the controller what it broke.
 
 | action | target | what happens |
@@ -13,7 +13,6 @@ something and measures; it never tells the controller what it broke.
 """
 
 import re
-import time
 from dataclasses import dataclass
 
 from lab.errors import LabError
@@ -67,23 +66,6 @@ def parse_faults(text, topo, option="--faults"):
     return tuple(sorted(faults, key=lambda f: f.at))
 
 
-def inject(lab, fault):
-    """Carry out one fault on a running LabNetwork."""
-    action, target = fault.action, fault.target
-    if action in ("cut", "heal"):
-        lab.set_link(target, up=action == "heal")
-    elif action in ("gray", "ungray"):
-        lab.gray_link(target, on=action == "gray")
-    elif action in ("power-off", "power-on"):
-        lab.power_site(target, on=action == "power-on")
-    elif action in ("server-down", "server-up"):
-        lab.host_link(target, up=action == "server-up")
-    elif action == "controller-stop":
-        lab.stop_controller()
-    elif action == "controller-start":
-        lab.start_controller()
-
-
 def hosts_down(site_of, faults):
     """What each fault of a timeline does to the hosts: for each fault in order, the set of
     hosts down (powered off with their site, or their own link down) before it and after it.
@@ -99,32 +81,3 @@ def hosts_down(site_of, faults):
             down = down | {fault.target} if fault.action == "server-down" else down - {fault.target}
         out.append((before, set(down)))
     return out
-
-
-def run_timeline(lab, faults, t0, until=None, every=None, announce=None, tick=0.01):
-    """Inject each fault at t0 + its time (CLOCK_REALTIME), in order; then wait until
-    t0 + until when given. every(now): called about once a second meanwhile (progress lines);
-    announce(fault, t): after each fault is injected. Returns [(fault, the time it was injected)]: the instant just before the action began."""
-    done, next_call = [], t0 + 1
-
-    def wait_until(deadline):
-        nonlocal next_call
-        while True:
-            now = time.time()
-            if every is not None and now >= next_call:
-                every(now)
-                next_call += 1
-            if now >= deadline:
-                return
-            time.sleep(min(tick, deadline - now))
-
-    for fault in faults:
-        wait_until(t0 + fault.at)
-        t = time.time()
-        inject(lab, fault)
-        done.append((fault, t))
-        if announce is not None:
-            announce(fault, t)
-    if until is not None:
-        wait_until(t0 + until)
-    return done

@@ -69,14 +69,14 @@ def test_cutting_the_primary_dci_keeps_cross_site_traffic_flowing(lab):
     stream = lab.popen(src.name, traffic.ping_argv(dst.ip.ip, 60, 0.02, 1), "ping stream",
                        stdout=subprocess.PIPE)
     time.sleep(0.4)
-    lab.set_link("dci-a", up=False)
+    lab.faults.set_link("dci-a", up=False)
     out, _ = stream.communicate(timeout=30)
     sent, received, samples = traffic.parse_ping(out)
     deadline = time.monotonic() + patience(5)        # restoration waits for the controller
     after = []
     while len(after) < 5 and time.monotonic() < deadline:
         after = [r for _, r in traffic.ping(lab, src.name, dst.ip.ip, 5, 0.05)[2]]
-    lab.set_link("dci-a", up=True)
+    lab.faults.set_link("dci-a", up=True)
     lab.wait_links_live()
     lost = sent - received
     print(f"{lab.mode}: {lost} of {sent} pings lost at 20 ms spacing during the dci-a cut")
@@ -115,7 +115,7 @@ def test_a_migrated_server_is_reachable_again_with_the_same_ip(lab):
     host = lab.topo.host("dc1-srv2")
     client = "client1"
     assert traffic.ping(lab, client, host.ip.ip, 1)[1] == 1
-    moved = lab.move_host(host.name, "dc2")
+    moved = lab.faults.move_host(host.name, "dc2")
     downtime = traffic.wait_reachable(lab, client, host.ip.ip, timeout=10)
     assert downtime is not None
     print(f"{lab.mode}: {host.name} moved to dc2 port {moved['port']}; unreachable for "

@@ -31,11 +31,11 @@ def tcp_connects(lab, src, ip, port):
 
 
 def test_policy_allows_what_it_says_and_drops_and_counts_the_rest(fw_lab):
-    before = fw_lab.firewall_counters("dc1-fw")
+    before = fw_lab.firewalls.counters("dc1-fw")
     assert tcp_connects(fw_lab, "client1", "10.1.0.11", 443)          # allowed port
     assert not tcp_connects(fw_lab, "client1", "10.1.0.11", 2222)     # listening, not allowed
     assert traffic.ping(fw_lab, "client1", "10.1.0.11", 1)[1] == 1      # icmp echo allowed
-    after = fw_lab.firewall_counters("dc1-fw")
+    after = fw_lab.firewalls.counters("dc1-fw")
     assert after["denied"] > before["denied"]
     assert after["allowed_new"] >= before["allowed_new"] + 2
 
@@ -47,9 +47,9 @@ def test_sites_may_open_connections_out(fw_lab):
 
 
 def test_east_west_traffic_does_not_cross_the_firewalls(fw_lab):
-    before = fw_lab.firewall_counters("dc1-fw")
+    before = fw_lab.firewalls.counters("dc1-fw")
     assert tcp_connects(fw_lab, "dc2-srv1", "10.1.0.11", 2222)         # not in the client policy
-    assert fw_lab.firewall_counters("dc1-fw") == before
+    assert fw_lab.firewalls.counters("dc1-fw") == before
 
 
 

@@ -1,15 +1,23 @@
 """Fault timelines: one runner for every experiment, one place that knows what a fault downs."""
 
 import time
+from types import SimpleNamespace
 
-from lab.model.faults import Fault, hosts_down, parse_faults, run_timeline
+import pytest
+
+from lab.emulation.faults import FaultInjector, run_timeline
+from lab.errors import LabError
+from lab.model.faults import ACTIONS, Fault, hosts_down, parse_faults
 from lab.model.topology import load_topology
 
 
-class RecordingLab:
-    """Stands in for LabNetwork: records each action and when it came."""
+class RecordingInjector(FaultInjector):
+    """FaultInjector with its actions recorded (and when they came) instead of carried out."""
 
     def __init__(self):
+        super().__init__(SimpleNamespace(controller=SimpleNamespace(
+            stop=lambda: self._note("controller", False),
+            restart=lambda: self._note("controller", True))))
         self.calls = []
 
     def _note(self, *call):
@@ -27,18 +35,12 @@ class RecordingLab:
     def host_link(self, name, up):
         self._note("host", name, up)
 
-    def stop_controller(self):
-        self._note("controller", False)
-
-    def start_controller(self):
-        self._note("controller", True)
-
 
 def test_the_runner_injects_each_fault_at_its_time_and_in_order():
     topo = load_topology("dual-active")
     faults = parse_faults("0.1s cut dci-a; 0.25s gray dci-b; 0.3s power-off dc2; "
                           "0.35s controller-stop", topo)
-    lab, ticks, told = RecordingLab(), [], []
+    lab, ticks, told = RecordingInjector(), [], []
     t0 = time.time()
     done = run_timeline(lab, faults, t0, until=1.3, every=ticks.append,
                         announce=lambda f, t: told.append(str(f)))
@@ -51,11 +53,25 @@ def test_the_runner_injects_each_fault_at_its_time_and_in_order():
 
 
 def test_a_late_start_injects_at_once_without_reordering():
-    lab = RecordingLab()
+    lab = RecordingInjector()
     faults = [Fault(0.0, "cut", "dci-a"), Fault(0.01, "heal", "dci-a")]
     done = run_timeline(lab, faults, time.time() - 5)
     assert [c for _, c in lab.calls] == [("link", "dci-a", False), ("link", "dci-a", True)]
     assert done[0][1] <= done[1][1]
+
+
+def test_every_action_is_carried_out_by_the_injector():
+    injector = RecordingInjector()
+    targets = {"link": "dci-a", "site": "dc1", "host": "dc1-srv1", None: None}
+    for action, kind in ACTIONS.items():
+        injector.inject(Fault(0, action, targets[kind]))
+    assert [c for _, c in injector.calls] == [
+        ("link", "dci-a", False), ("link", "dci-a", True), ("gray", "dci-a", True),
+        ("gray", "dci-a", False), ("power", "dc1", False), ("power", "dc1", True),
+        ("host", "dc1-srv1", False), ("host", "dc1-srv1", True), ("controller", False),
+        ("controller", True)]
+    with pytest.raises(LabError, match="unknown fault action 'melt'"):
+        injector.inject(Fault(0, "melt", "dc1"))
 
 
 def test_hosts_down_follows_power_and_server_faults():

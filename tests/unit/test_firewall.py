@@ -4,7 +4,7 @@ import subprocess
 
 import pytest
 
-from experiments.firewall import sync_lags
+from experiments.firewall import picked_up, sync_lags
 from lab.emulation import firewall
 from lab.model.topology import load_topology
 
@@ -96,3 +96,34 @@ def test_sync_lag_pairs_the_same_session_on_both_firewalls():
     b = a.replace("1700000000.100000", "1700000000.100250")
     other = a.replace("sport=40000", "sport=40001").replace("1700000000.100000", "1700000001.0")
     assert sync_lags(a + other, b) == [0.25]
+
+
+def event(t, src, dst, sport, dport, state="ESTABLISHED"):
+    return (f"[{t:.6f}]\t [NEW] tcp      6 120 {state} src={src} dst={dst} sport={sport} "
+            f"dport={dport} src={dst} dst={src} sport={dport} dport={sport}\n")
+
+
+def test_picked_up_counts_service_sessions_a_firewall_starts_tracking_after_the_failover():
+    cut = 1700000010.0
+    events = (event(cut - 1, "10.100.0.11", "10.1.0.11", 40000, 443, "SYN_SENT")  # before: no
+              + event(cut + 0.5, "10.1.0.11", "10.100.0.11", 443, 40001)   # server's side: yes
+              + event(cut + 0.6, "10.1.0.11", "10.100.0.11", 443, 40001)   # the same again
+              + event(cut + 0.7, "10.100.0.11", "10.1.0.11", 40002, 443)   # client's side: yes
+              + event(cut + 0.8, "10.100.0.11", "10.1.0.11", 40003, 22)    # another port: no
+              + "garbage line\n")
+    assert picked_up(events, cut, 443) == 2
+    assert picked_up("", cut, 443) == 0
+    assert picked_up(events, cut + 1, 443) == 0
+
+
+def test_a_firewall_setting_that_did_not_take_is_named():
+    want = firewall.expected_settings(strict=True)
+    assert want["net.netfilter.nf_conntrack_tcp_loose"] == "0"
+    assert firewall.expected_settings(strict=False)["net.netfilter.nf_conntrack_tcp_loose"] == "1"
+    assert firewall.settings_mismatch(want, dict(want)) == []
+    wrong = dict(want, **{"net.netfilter.nf_conntrack_tcp_loose": "1"})
+    assert firewall.settings_mismatch(want, wrong) == [
+        "net.netfilter.nf_conntrack_tcp_loose is 1, set to 0"]
+    missing = {"net.netfilter.nf_conntrack_tcp_loose": "0"}
+    assert firewall.settings_mismatch(want, missing) == [
+        "net.bridge.bridge-nf-call-iptables is missing, set to 1"]

@@ -1,0 +1,131 @@
+"""Faults carried out on a running lab, and the one timeline runner every experiment and bench
+uses. What a fault *is* (its data, its parsing, which hosts it takes down) is in
+lab/model/faults.py; this is what it *does*: which interfaces go down, which delay element
+drops everything, which process stops.
+"""
+
+import dataclasses
+import signal
+import time
+
+from lab import sh
+from lab.emulation import shaping
+from lab.errors import LabError
+
+
+class FaultInjector:
+    """The faults of lab/model/faults.py on one LabNetwork (lab.faults)."""
+
+    def __init__(self, lab):
+        self.lab = lab
+
+    def inject(self, fault):
+        """Carry out one Fault."""
+        action, target = fault.action, fault.target
+        if action in ("cut", "heal"):
+            self.set_link(target, up=action == "heal")
+        elif action in ("gray", "ungray"):
+            self.gray_link(target, on=action == "gray")
+        elif action in ("power-off", "power-on"):
+            self.power_site(target, on=action == "power-on")
+        elif action in ("server-down", "server-up"):
+            self.host_link(target, up=action == "server-up")
+        elif action == "controller-stop":
+            self.lab.controller.stop()       # the switches keep their flows: fail mode secure
+        elif action == "controller-start":
+            self.lab.controller.restart()    # a new process, the same intent and port
+        else:
+            raise LabError(f"unknown fault action {action!r}")
+
+    def set_link(self, name, up):
+        """Cut (both switch ports down: carrier loss, seen at once) or restore a link."""
+        topo = self.lab.topo
+        for end in topo.link(name).ends:
+            sh.run(["ip", "link", "set", topo.port_to(end, name).intf, "up" if up else "down"])
+
+    def gray_link(self, name, on):
+        """A gray failure: the link stays up (no carrier loss) but drops every frame."""
+        lab = self.lab
+        link = lab.topo.link(name)
+        if name in lab.delaylines:
+            lab.delaylines[name].send_signal(signal.SIGUSR1 if on else signal.SIGUSR2)
+        elif lab.platform.delay_method == "netem":
+            shaped = dataclasses.replace(link, loss=100.0) if on else link
+            shaped = dataclasses.replace(shaped, delay_ms=lab.delays.get(name, link.delay_ms))
+            for end in link.ends:                    # one in-place swap per end
+                sh.run(shaping.element_cmd(lab.topo.port_to(end, name).intf, shaped),
+                       check=shaped.impaired or bool(shaped.bw))
+        else:
+            raise LabError(f"link {name} has no delay element to gray (the userspace delay line "
+                           "runs only on links with delay, jitter or loss); give it a delay")
+
+    def power_site(self, name, on):
+        """Power a site off or on: every port of its switch and every host interface in it."""
+        lab = self.lab
+        state_word = "up" if on else "down"
+        for host in lab.topo.hosts:
+            if lab.current_switch(host.name) == name:
+                lab.node_run(host.name, ["ip", "link", "set", host.intf, state_word])
+        for port in lab.topo.ports(name):
+            sh.run(["ip", "link", "set", port.intf, state_word])
+        for number in lab.extra_ports.get(name, []):
+            sh.run(["ip", "link", "set", f"{name}-eth{number}", state_word])
+
+    def host_link(self, name, up):
+        """A server (or client) goes down or comes back: its interface."""
+        self.lab.node_run(name, ["ip", "link", "set", self.lab.topo.host(name).intf,
+                                 "up" if up else "down"])
+
+    # a host moving is not a fault, but it is done to a running lab the same way (VM mobility)
+
+    def move_host(self, name, to_switch):
+        """Re-link host `name` to switch `to_switch` on a new port; it keeps its IP and MAC.
+
+        The host sends a gratuitous ARP once linked. Returns {port, t_unlinked, t_linked}
+        (monotonic seconds: when the old link went, and when the gratuitous ARP was sent)."""
+        lab = self.lab
+        host = lab.topo.host(name)
+        t_unlinked = time.monotonic()
+        number = lab.relink(name, to_switch)
+        gateway = lab.topo.switch(host.switch).gateway
+        for argv in ([["ip", "link", "set", host.intf, "address", host.mac],
+                      ["ip", "addr", "replace", str(host.ip), "dev", host.intf],
+                      ["ip", "link", "set", host.intf, "up"],
+                      ["ip", "route", "replace", "default", "via", str(gateway), "dev", host.intf]]
+                     + (shaping.offload_cmds(host.intf) if lab.platform.datapath == "user" else [])):
+            lab.node_run(name, argv)
+        # arping sends at once but lingers a second for replies: do not wait for it
+        lab.popen(name, ["arping", "-U", "-c", "1", "-I", host.intf, str(host.ip.ip)],
+                  f"gratuitous arp of {name}")
+        return {"port": number, "t_unlinked": t_unlinked, "t_linked": time.monotonic()}
+
+
+def run_timeline(injector, faults, t0, until=None, every=None, announce=None, tick=0.01):
+    """Inject each fault (injector.inject, normally lab.faults) at t0 + its time
+    (CLOCK_REALTIME), in order; then wait until t0 + until when given. every(now): called
+    about once a second meanwhile (progress lines); announce(fault, t): after each fault is
+    injected. Returns [(fault, the time it was injected)]: the instant just before the action
+    began."""
+    done, next_call = [], t0 + 1
+
+    def wait_until(deadline):
+        nonlocal next_call
+        while True:
+            now = time.time()
+            if every is not None and now >= next_call:
+                every(now)
+                next_call += 1
+            if now >= deadline:
+                return
+            time.sleep(min(tick, deadline - now))
+
+    for fault in faults:
+        wait_until(t0 + fault.at)
+        t = time.time()
+        injector.inject(fault)
+        done.append((fault, t))
+        if announce is not None:
+            announce(fault, t)
+    if until is not None:
+        wait_until(t0 + until)
+    return done
