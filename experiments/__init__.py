@@ -1,8 +1,8 @@
 """The experiments, by name: the one registry lab/run.py and the bench scripts use.
 
 Each experiment module follows the protocol described in lab/experiment.py (NAME, DESCRIPTION,
-TOPOLOGY, add_arguments, run, plot; optionally COMMON_OPTIONS, topology_for, validate,
-analyse, summarize); Experiment.from_module checks it when this registry is built.
+TOPOLOGY, add_arguments, run, analyse, summarize, plot; optionally COMMON_OPTIONS,
+topology_for, validate); Experiment.from_module checks it when this registry is built.
 """
 
 import json

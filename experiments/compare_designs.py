@@ -2,6 +2,9 @@
 the same client traffic and the same fault (dc1 powers off), in one table and one figure.
 """
 
+import json
+from pathlib import Path
+
 from experiments import designs
 from lab.analysis import plots
 from lab.experiment import Summary
@@ -39,10 +42,24 @@ def plot(run_dir):
 
 
 def run(ctx):
-    names = ctx.options["designs"].split(",")
-    results = designs.run_designs(ctx, names)
-    write_json(ctx.run_dir / "metrics.json", {"designs": results})
+    """Every design in its own lab and subfolder (raw files only), then metrics.json, the
+    figure and the summary from those files."""
+    designs.run_designs(ctx, ctx.options["designs"].split(","))
+    write_json(ctx.run_dir / "metrics.json", analyse(ctx.run_dir))
     plot(ctx.run_dir)
-    text = designs.table(results) + f"\nplot: {ctx.run_dir / 'designs.png'}"
+    return summarize(ctx.run_dir)
+
+
+def analyse(run_dir):
+    """metrics.json's content from the designs' subfolders' raw files alone (pure)."""
+    run_dir = Path(run_dir)
+    names = json.loads((run_dir / "params.json").read_text())["options"]["designs"].split(",")
+    return {"designs": [designs.analyse_design(run_dir / name) for name in names]}
+
+
+def summarize(run_dir):
+    """The run's Summary from metrics.json."""
+    results = json.loads((Path(run_dir) / "metrics.json").read_text())["designs"]
+    text = designs.table(results) + f"\nplot: {Path(run_dir) / 'designs.png'}"
     failed = designs.problems(results)
     return Summary(text, ok=not failed, problems=failed)

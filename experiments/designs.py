@@ -19,21 +19,26 @@ active sites) at FAULT_AT. Metrics (pure, see design_metrics):
   latency_ms      median one-way client-to-server probe latency before the fault
 """
 
+import csv
 import dataclasses
 from dataclasses import dataclass
 import json
 import statistics
+import subprocess
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 from lab.agents import sessions, standby
-from lab.analysis import metrics as m_
+from lab.analysis import metrics as m_, plots
 from lab.emulation.controller import GATEWAY_MAC, intent_for
 from lab.emulation.faults import run_timeline
+from lab.emulation.network import go
 from lab.model.faults import Fault
 from lab.emulation.streams import ProbeSet
 from lab.cli.options import bounded
-from lab.experiment import Options
+from lab.analysis.results import format_table, write_csv, write_json
+from lab.experiment import Options, Summary
 from lab.model.topology import load_topology, multi_active, with_dci
 
 FAULT_AT = 3.0
@@ -149,25 +154,55 @@ def run_design(ctx, name, duration=None, rate=None):
         for client in topo.clients:
             out = ctx.run_dir / f"sessions-{client.name}.json"
             clients.append((lab.start_agent(
-                client.name, sessions.run_argv(service.vip, SESSION_PORT, 3, duration, out),
-                f"sessions {client.name}", log=out.with_suffix(".log"), wait=False), out))
+                client.name, sessions.run_argv(service.vip, SESSION_PORT, 3, duration, out,
+                                               wait_go=True),
+                f"sessions {client.name}", log=out.with_suffix(".log"), stdin=subprocess.PIPE,
+                wait=False), out))
         lab.wait_agents([proc for proc, _ in clients])
         t0 = probes.start(duration)
+        go([proc for proc, _ in clients])            # the sessions span the same window
         bytes0 = dci_bytes(lab)
         time.sleep(max(0.0, t0 + FAULT_AT - time.time()))
         dci_mbit = 8 * (dci_bytes(lab) - bytes0) / max(time.time() - t0, 1e-3) / 1e6
         (_, t_fault), = run_timeline(lab.faults, [Fault(FAULT_AT, "power-off", fault_site)], t0)
         log(f"[{name}] t={t_fault - t0:.1f}s power-off {fault_site}")
-        rows, summaries = probes.collect(timeout=duration + 10)
-        reports = []
-        for proc, out in clients:
+        rows, _ = probes.collect(timeout=duration + 10)
+        for proc, _ in clients:
             proc.wait(duration + 15)
-            reports.append(json.loads(out.read_text()))
-    result = design_metrics(topo, rows, probes.streams, reports, t0, t_fault, t0 + duration,
-                            fault_site, dci_mbit, summaries)
-    result.update(design=name, topology=topo.name, policy=spec["policy"], roles=roles)
+    run_dir = ctx.run_dir
+    write_csv(run_dir / "probes.csv", ["stream", "seq", "sent", "received", "host"],
+              sorted(rows, key=lambda r: (r[0], r[1])))
+    write_json(run_dir / "streams.json", [dict(vars(s), rate=rate) for s in probes.streams])
+    write_json(run_dir / "design.json", {
+        "design": name, "topology": topo.to_dict(), "policy": spec["policy"], "roles": roles,
+        "t0": t0, "t_fault": t_fault, "t_end": t0 + duration, "fault_site": fault_site,
+        "dci_mbit": dci_mbit, "sessions": [out.name for _, out in clients]})
+    result = analyse_design(run_dir)
     log(f"[{name}] RTO {result['rto_ms']} ms, sessions lost {result['sessions_lost']}/"
         f"{result['sessions']}, utilization {result['utilization']}, DCI {result['dci_mbit']} Mbit/s")
+    return result
+
+
+def analyse_design(run_dir):
+    """One design's metrics from its folder's raw files alone (design.json, probes.csv,
+    streams.json, the senders' summaries and the session reports): pure."""
+    run_dir = Path(run_dir)
+    raw = json.loads((run_dir / "design.json").read_text())
+    topo = raw["topology"]
+    shape = SimpleNamespace(
+        hosts=[SimpleNamespace(name=h["name"], switch=h["switch"]) for h in topo["hosts"]],
+        sites=[SimpleNamespace(name=s["name"]) for s in topo["switches"] if s["kind"] == "site"])
+    streams = [SimpleNamespace(**s) for s in json.loads((run_dir / "streams.json").read_text())]
+    summaries = {s.stream: json.loads((run_dir / "probes" / f"tx-{s.stream}.json").read_text())
+                 for s in streams}
+    with open(run_dir / "probes.csv", newline="") as fh:
+        rows = [(int(r["stream"]), int(r["seq"]), float(r["sent"]), float(r["received"]),
+                 r["host"]) for r in csv.DictReader(fh)]
+    reports = [json.loads((run_dir / name).read_text()) for name in raw["sessions"]]
+    result = design_metrics(shape, rows, streams, reports, raw["t0"], raw["t_fault"],
+                            raw["t_end"], raw["fault_site"], raw["dci_mbit"], summaries)
+    result.update(design=raw["design"], topology=topo["name"], policy=raw["policy"],
+                  roles=raw["roles"])
     return result
 
 
@@ -188,17 +223,20 @@ def add_arguments(parser):
 
 def run_one(ctx, name):
     """An experiment that is one design: run it, write metrics.json, summarize."""
-    from lab.experiment import Summary
-    from lab.analysis.results import write_json
-    result = run_design(ctx, name)
-    write_json(ctx.run_dir / "metrics.json", result)
+    run_design(ctx, name)
+    write_json(ctx.run_dir / "metrics.json", analyse_design(ctx.run_dir))
     plot_one(ctx.run_dir)
+    return summarize_one(ctx.run_dir)
+
+
+def summarize_one(run_dir):
+    """An experiment that is one design: its Summary from metrics.json."""
+    result = json.loads((Path(run_dir) / "metrics.json").read_text())
     return Summary(table([result]), ok=not problems([result]), problems=problems([result]))
 
 
 def plot_one(run_dir):
     """An experiment that is one design: its RTO, utilization and sessions lost."""
-    from lab.analysis import plots
     out = run_dir / "designs.png"
     plots.designs([plots.read_metrics(run_dir)], out)
     return [out]
@@ -211,18 +249,15 @@ def problems(results):
 
 
 def run_designs(ctx, names):
-    """run_design for each name, each in its own lab and subfolder."""
-    results = []
+    """run_design for each name, each in its own lab and subfolder (RUN_DIR/NAME/)."""
     for name in names:
         sub = ctx.run_dir / name
         sub.mkdir()
-        results.append(run_design(dataclasses.replace(ctx, topo=design_topology(name, ctx.options),
-                                                      run_dir=sub), name))
-    return results
+        run_design(dataclasses.replace(ctx, topo=design_topology(name, ctx.options),
+                                       run_dir=sub), name)
 
 
 def table(results):
-    from lab.analysis.results import format_table
     rows = [(r["design"], r["topology"], r["policy"],
              "-" if r["rto_ms"] is None else f"{r['rto_ms']:.0f}",
              f"{r['sessions_lost']}/{r['sessions']}",

@@ -25,12 +25,15 @@ from dataclasses import dataclass
 import json
 import re
 import statistics
+import subprocess
 import time
+from pathlib import Path
 
 from lab.agents import craftsessions, fwprobes, sessions
 from lab.analysis import plots
 from lab.emulation import firewall
 from lab.emulation.controller import GATEWAY_MAC, intent_for
+from lab.emulation.network import go
 from lab.errors import LabError
 from lab.experiment import Options, Summary
 from lab.cli.options import bounded, name_list
@@ -40,6 +43,8 @@ NAME = "firewall"
 TOPOLOGY = "dual-active-fw"
 DESCRIPTION = "stateful firewalls per site: asymmetric paths, failover, remedies side by side"
 REMEDIES = ("none", "symmetric", "sync", "loose")
+STRICT = ("none", "symmetric")      # no sync and no loose pickup: the second firewall has no
+#                                     state for a session it did not see begin
 SESSION_PORT = 443
 EVENT_RE = re.compile(r"^\[(\d+\.\d+)\]\s+\[NEW\] tcp .*?src=(\S+) dst=(\S+) sport=(\d+) dport=(\d+)")
 
@@ -67,17 +72,19 @@ def validate(options, topo):
 
 
 def sessions_argv(dst, count, duration, out):
-    return sessions.run_argv(dst, SESSION_PORT, count, duration, out, connect_timeout=1.5)
+    return sessions.run_argv(dst, SESSION_PORT, count, duration, out, connect_timeout=1.5,
+                             wait_go=True)
 
 
 def crafted_argv(client, dst, count, duration, out):
     return craftsessions.run_argv(client.intf, client.mac, client.ip.ip, GATEWAY_MAC, dst,
-                                  SESSION_PORT, count, duration, out)
+                                  SESSION_PORT, count, duration, out, wait_go=True)
 
 
 def run_sessions(lab, run_dir, phase, dst, count, duration, during=None):
     """Every client opens `count` real (kernel) and `count` scapy-crafted sessions to dst;
-    `during()` runs once they are set up. Returns {'client:kind': the session report}."""
+    once all are established they talk for `duration` s together, and `during()` runs
+    meanwhile. Returns {'client:kind': the session report}."""
     procs = {}
     for client in lab.topo.clients:
         for kind, argv_for in (("real", lambda out: sessions_argv(dst, count, duration, out)),
@@ -86,8 +93,10 @@ def run_sessions(lab, run_dir, phase, dst, count, duration, during=None):
             out = run_dir / f"sessions-{phase}-{client.name}-{kind}.json"
             procs[f"{client.name}:{kind}"] = (
                 lab.start_agent(client.name, argv_for(out), f"{kind} sessions {phase} {client.name}",
-                                log=out.with_suffix(".log"), wait=False), out)
+                                log=out.with_suffix(".log"), stdin=subprocess.PIPE, wait=False),
+                out)
     lab.wait_agents([proc for proc, _ in procs.values()])
+    go([proc for proc, _ in procs.values()])
     if during:
         during()
     reports = {}
@@ -167,6 +176,9 @@ def probe_control(lab, run_dir, client, server, spoof, fw):
 
 
 def one_remedy(ctx, remedy, n, control=False):
+    """Run one remedy into RUN_DIR/REMEDY/: the session reports, the probe suites' leak files,
+    the firewalls' conntrack events, and remedy.json (the cut's time, the counters and the
+    firewalls' settings as read back). Everything analyse_remedy needs, nothing computed."""
     run_dir = ctx.run_dir / remedy
     run_dir.mkdir()
     sub = dataclasses.replace(ctx, run_dir=run_dir)
@@ -174,7 +186,7 @@ def one_remedy(ctx, remedy, n, control=False):
     (fw1, link1), (fw2, _) = topo.firewalls
     near = topo.hosts_at(link1.firewall)[0]
     far = next(h for h in topo.servers if h.switch != link1.firewall)
-    result = {"remedy": remedy}
+    raw = {"remedy": remedy, "firewalls": [fw1, fw2], "control": control}
     with sub.open_lab() as lab:
         opts = FirewallOptions.parse(ctx.options)
         lab.attach_controller(intent_for(topo, opts.mode, opts.vip_policy,
@@ -188,66 +200,102 @@ def one_remedy(ctx, remedy, n, control=False):
         for server in topo.servers:
             lab.start_agent(server.name, sessions.serve_argv(SESSION_PORT),
                             f"session server {server.name}")
-        events = {fw: run_dir / f"conntrack-events-{fw}.txt" for fw in (fw1, fw2)}
-        listeners = listen_new(lab, events)
+        listeners = listen_new(lab, {fw: run_dir / f"conntrack-events-{fw}.txt"
+                                     for fw in (fw1, fw2)})
         client = topo.clients[0]
         spoof = far.ip.network.network_address + 99          # an address of the other site
         if control:
-            result["probe_control_missing"] = probe_control(lab, run_dir, client, near, spoof, fw1)
+            missing = probe_control(lab, run_dir, client, near, spoof, fw1)
             log(f"[{remedy}] probe suite positive control (accept-all firewalls): "
-                + (f"{', '.join(result['probe_control_missing'])} did not arrive"
-                   if result["probe_control_missing"] else "every probe arrived"))
-        result["leaks"] = {"before": probe_suite(lab, run_dir, "before", client, near, spoof, fw1)}
-        log(f"[{remedy}] probe suite through {fw1}: "
-            f"{', '.join(result['leaks']['before']) or 'no leaks'}")
+                + (f"{', '.join(missing)} did not arrive" if missing else "every probe arrived"))
+        leaks = probe_suite(lab, run_dir, "before", client, near, spoof, fw1)
+        log(f"[{remedy}] probe suite through {fw1}: {', '.join(leaks) or 'no leaks'}")
         log(f"[{remedy}] phase 1: {n} sessions per client to {far.name} (in by {fw1}, "
             f"replies out by {fw2})")
         asym = run_sessions(lab, run_dir, "asymmetric", far.ip.ip, n, 2.0)
         for proc in listeners:
             lab.stop_process(proc)
-        established = count(asym, lambda s: s["established"])
-        connect = [s["connect_s"] for r in asym.values() for s in r["sessions"] if s["established"]]
-        result["asymmetric"] = {"attempted": count(asym, lambda s: True), "established": established,
-                                "crafted_established": count(asym, lambda s: s["established"],
-                                                             "crafted"),
-                                "alive_at_end": count(asym, lambda s: s["established"] and not s["died"]),
-                                "connect_ms_p50": round(1000 * statistics.median(connect), 2)
-                                if connect else None}
-        result["sync_lag_ms"] = sync_lags(events[fw1].read_text(), events[fw2].read_text())
-        log(f"[{remedy}]   established {established}/{result['asymmetric']['attempted']}")
-
-        cut = {}
+        log(f"[{remedy}]   established {count(asym, lambda s: s['established'])}/"
+            f"{count(asym, lambda s: True)}")
 
         def fail_over():
             time.sleep(1.0)
-            cut["t"] = time.time()
+            raw["cut_t"] = time.time()
             lab.faults.set_link(link1.name, up=False)
             log(f"[{remedy}]   cut {link1.name}: sessions must continue through {fw2}")
 
         log(f"[{remedy}] phase 2: {n} sessions per client to {near.name} through {fw1}, "
             f"then {link1.name} fails")
-        after = run_dir / f"conntrack-events-{fw2}-failover.txt"
-        listeners = listen_new(lab, {fw2: after})
+        listeners = listen_new(lab, {fw2: run_dir / f"conntrack-events-{fw2}-failover.txt"})
         fail = run_sessions(lab, run_dir, "failover", near.ip.ip, n, 5.0, during=fail_over)
         for proc in listeners:
             lab.stop_process(proc)
-        est = count(fail, lambda s: s["established"])
-        survived = count(fail, lambda s: s["established"] and not s["died"])
-        result["failover"] = {"attempted": count(fail, lambda s: True), "established": est,
-                              "survived": survived,
-                              "crafted_survived": count(fail, lambda s: s["established"]
-                                                        and not s["died"], "crafted"),
-                              "reasons": sorted({s["reason"] for r in fail.values()
-                                                 for s in r["sessions"] if s["reason"]}),
-                              "picked_up_midstream": picked_up(after.read_text(), cut["t"],
-                                                                    SESSION_PORT)}
-        log(f"[{remedy}]   survived {survived}/{est}")
-        result["leaks"]["after_failover"] = probe_suite(lab, run_dir, "after", client, near, spoof, fw2)
+        log(f"[{remedy}]   survived {count(fail, lambda s: s['established'] and not s['died'])}/"
+            f"{count(fail, lambda s: s['established'])}")
+        leaks = probe_suite(lab, run_dir, "after", client, near, spoof, fw2)
         log(f"[{remedy}] probe suite through {fw2} after the failover: "
-            f"{', '.join(result['leaks']['after_failover']) or 'no leaks'}")
-        result["counters"] = {fw: lab.firewalls.counters(fw) for fw in (fw1, fw2)}
-        result["settings"] = dict(lab.firewalls.settings)
+            f"{', '.join(leaks) or 'no leaks'}")
+        raw["counters"] = {fw: lab.firewalls.counters(fw) for fw in (fw1, fw2)}
+        raw["settings"] = dict(lab.firewalls.settings)
+        write_json(run_dir / "remedy.json", raw)
+
+
+def read_sessions(run_dir, phase):
+    """{'client:kind': session report} of one phase, from the agents' files."""
+    prefix = f"sessions-{phase}-"
+    return {path.stem[len(prefix):].rpartition("-")[0] + ":" + path.stem.rpartition("-")[2]:
+            json.loads(path.read_text())
+            for path in sorted(run_dir.glob(f"{prefix}*.json"))}
+
+
+def analyse_remedy(run_dir):
+    """One remedy's results from its folder's raw files alone (see one_remedy)."""
+    raw = json.loads((run_dir / "remedy.json").read_text())
+    fw1, fw2 = raw["firewalls"]
+    asym, fail = read_sessions(run_dir, "asymmetric"), read_sessions(run_dir, "failover")
+    connect = [s["connect_s"] for r in asym.values() for s in r["sessions"] if s["established"]]
+    alive = lambda s: s["established"] and not s["died"]          # noqa: E731
+    result = {
+        "remedy": raw["remedy"],
+        "asymmetric": {"attempted": count(asym, lambda s: True),
+                       "established": count(asym, lambda s: s["established"]),
+                       "crafted_established": count(asym, lambda s: s["established"], "crafted"),
+                       "alive_at_end": count(asym, alive),
+                       "connect_ms_p50": round(1000 * statistics.median(connect), 2)
+                       if connect else None},
+        "sync_lag_ms": sync_lags((run_dir / f"conntrack-events-{fw1}.txt").read_text(),
+                                 (run_dir / f"conntrack-events-{fw2}.txt").read_text()),
+        "failover": {"attempted": count(fail, lambda s: True),
+                     "established": count(fail, lambda s: s["established"]),
+                     "survived": count(fail, alive),
+                     "crafted_survived": count(fail, alive, "crafted"),
+                     "reasons": sorted({s["reason"] for r in fail.values() for s in r["sessions"]
+                                        if s["reason"]}),
+                     "picked_up_midstream": picked_up(
+                         (run_dir / f"conntrack-events-{fw2}-failover.txt").read_text(),
+                         raw["cut_t"], SESSION_PORT) if "cut_t" in raw else None},
+        "leaks": {"before": json.loads((run_dir / "leaks-before.json").read_text()),
+                  "after_failover": json.loads((run_dir / "leaks-after.json").read_text())},
+        "counters": raw["counters"],
+        "settings": raw.get("settings", {}),
+    }
+    if raw["control"]:
+        arrived = json.loads((run_dir / "leaks-control.json").read_text())
+        result["probe_control_missing"] = [name for name, _ in fwprobes.PROBES
+                                           if name not in arrived]
     return result
+
+
+def analyse(run_dir):
+    """metrics.json's content from the run folder's raw files alone (pure)."""
+    run_dir = Path(run_dir)
+    params = json.loads((run_dir / "params.json").read_text())
+    opts = FirewallOptions.parse(params["options"])
+    results = [analyse_remedy(run_dir / remedy) for remedy in opts.remedies.split(",")]
+    return {"topology": params["topology"]["name"], "sessions_per_client": opts.sessions,
+            "probe_control": {"probes": len(fwprobes.PROBES),
+                              "missing": results[0].get("probe_control_missing", [])},
+            "remedies": results}
 
 
 def plot(run_dir):
@@ -258,23 +306,30 @@ def plot(run_dir):
 
 
 def run(ctx):
-    topo = ctx.topo
-    validate(ctx.options, topo)
+    """Every remedy in turn (raw files only), then metrics.json, the figure and the summary
+    from those files."""
+    validate(ctx.options, ctx.topo)
     opts = FirewallOptions.parse(ctx.options)
-    remedies, n = opts.remedies.split(","), opts.sessions
-    results = [one_remedy(ctx, remedy, n, control=i == 0) for i, remedy in enumerate(remedies)]
-    missing = results[0].get("probe_control_missing", [])
-    write_json(ctx.run_dir / "metrics.json", {"topology": topo.name, "sessions_per_client": n,
-                                              "probe_control": {"probes": len(fwprobes.PROBES),
-                                                                "missing": missing},
-                                              "remedies": results})
+    for i, remedy in enumerate(opts.remedies.split(",")):
+        one_remedy(ctx, remedy, opts.sessions, control=i == 0)
+    write_json(ctx.run_dir / "metrics.json", analyse(ctx.run_dir))
     plot(ctx.run_dir)
+    return summarize(ctx.run_dir)
+
+
+def summarize(run_dir):
+    """The run's Summary from metrics.json."""
+    run_dir = Path(run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    results, missing = metrics["remedies"], metrics["probe_control"]["missing"]
     rows = []
     for r in results:
         lags = r["sync_lag_ms"]
+        picked = r["failover"].get("picked_up_midstream")
         rows.append((r["remedy"],
                      f"{r['asymmetric']['established']}/{r['asymmetric']['attempted']}",
                      f"{r['failover']['survived']}/{r['failover']['established']}",
+                     "-" if picked is None else picked,
                      " ".join(f"{fw} {c.get('invalid', 0)}/{c.get('denied', 0)}"
                               for fw, c in r["counters"].items()),
                      f"{statistics.median(lags):.2f}" if lags else "-",
@@ -290,17 +345,22 @@ def run(ctx):
         f"probe suite positive control: {len(fwprobes.PROBES) - len(missing)}/"
         f"{len(fwprobes.PROBES)} probes arrived through accept-all firewalls",
         format_table(["remedy", "established (asymmetric)", "survived failover",
+                      "picked up mid-stream",
                       "firewall drops invalid/denied", "sync lag p50 ms", "probes leaked"], rows),
         "",
         "probe suite (before / after the failover), per remedy:",
         format_table(["probe", "what"] + [r["remedy"] for r in results], probe_rows),
     ] + [f"remedy {remedy} weakens the firewall: lets through {', '.join(leaks)}"
          for remedy, leaks in weakened.items() if leaks] + [
-        f"plot: {ctx.run_dir / 'firewall.png'}",
+        f"plot: {run_dir / 'firewall.png'}",
     ])
     expected_secure = {"none", "symmetric", "sync"}
     problems = [f"remedy {remedy} leaked {', '.join(leaks)}" for remedy, leaks in weakened.items()
                 if leaks and remedy in expected_secure]
+    problems += [f"remedy {r['remedy']}: {r['failover']['picked_up_midstream']} sessions were "
+                 "picked up mid-stream by the second firewall after the failover, which a strict "
+                 "firewall never does (see its settings in metrics.json)"
+                 for r in results if r["remedy"] in STRICT and r["failover"].get("picked_up_midstream")]
     problems += [f"probe suite positive control: {name} did not arrive through accept-all "
                  "firewalls, so the suite cannot tell whether it leaks" for name in missing]
     return Summary(text, ok=not problems, problems=problems)

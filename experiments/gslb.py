@@ -16,6 +16,7 @@ import dataclasses
 from dataclasses import dataclass
 import json
 import time
+from pathlib import Path
 
 from lab.analysis import plots
 from lab.emulation.controller import intent_for
@@ -86,14 +87,13 @@ def gslb_argv(topo, ttl, log):
 
 def one_variant(ctx, label, ttl, extra, duration):
     topo, log = ctx.topo, ctx.log
-    run_dir = ctx.run_dir / label.replace(" ", "-").replace("+", "")
+    run_dir = ctx.run_dir / variant_dir(label)
     run_dir.mkdir()
     sub = dataclasses.replace(ctx, run_dir=run_dir)
     service = topo.services[0]
     survivor = next(s.name for s in topo.sites if s.name != "dc1")
     gslb_host = topo.hosts_at(survivor)[-1]
     fault = Fault(FAULT_AT, "power-off", "dc1")
-    (_, failed_hosts), = hosts_down({h.name: h.switch for h in topo.hosts}, [fault])
     with sub.open_lab() as lab:
         opts = GslbOptions.parse(ctx.options)
         lab.attach_controller(intent_for(topo, opts.mode, opts.vip_policy), bfd_ms=opts.bfd_ms)
@@ -114,17 +114,42 @@ def one_variant(ctx, label, ttl, extra, duration):
         (_, t_fault), = run_timeline(lab.faults, [fault], time.time())
         for _, proc, _ in clients:
             proc.wait(duration + 15)
-    per_client = {name: failover(json.loads(out.read_text()), t_fault, failed_hosts)
-                  for name, _, out in clients}
-    hit = {n: c for n, c in per_client.items() if c["hit"]}
-    times = [c["failover_s"] for c in hit.values()]
-    result = {"variant": label, "ttl": ttl, "cache_extra": extra, "clients": per_client,
-              "affected": sorted(hit),
-              "failover_s": None if any(t is None for t in times) else max(times, default=0.0),
-              "failed_attempts": sum(c["failed_attempts"] for c in hit.values())}
+    write_json(run_dir / "variant.json", {"variant": label, "ttl": ttl, "cache_extra": extra,
+                                          "fault": str(fault), "t_fault": t_fault,
+                                          "clients": [name for name, _, _ in clients]})
+    result = analyse_variant(run_dir, {h.name: h.switch for h in topo.hosts})
     log(f"[{label}] affected {', '.join(result['affected']) or 'none'}: failover "
         f"{result['failover_s']} s, {result['failed_attempts']} failed connections")
-    return result
+
+
+def variant_dir(label):
+    return label.replace(" ", "-").replace("+", "")
+
+
+def analyse_variant(run_dir, site_of):
+    """One variant's results from its folder's raw files (variant.json, each client's
+    attempts) alone. site_of: {host: its switch}, to know which hosts the fault took down."""
+    raw = json.loads((run_dir / "variant.json").read_text())
+    fault = Fault.parse(FAULT_AT, raw["fault"])
+    (_, failed_hosts), = hosts_down(site_of, [fault])
+    per_client = {name: failover(json.loads((run_dir / f"attempts-{name}.json").read_text()),
+                                 raw["t_fault"], failed_hosts)
+                  for name in raw["clients"]}
+    hit = {n: c for n, c in per_client.items() if c["hit"]}
+    times = [c["failover_s"] for c in hit.values()]
+    return {"variant": raw["variant"], "ttl": raw["ttl"], "cache_extra": raw["cache_extra"],
+            "clients": per_client, "affected": sorted(hit),
+            "failover_s": None if any(t is None for t in times) else max(times, default=0.0),
+            "failed_attempts": sum(c["failed_attempts"] for c in hit.values())}
+
+
+def analyse(run_dir):
+    """metrics.json's content from the run folder's raw files alone (pure)."""
+    run_dir = Path(run_dir)
+    params = json.loads((run_dir / "params.json").read_text())
+    site_of = {h["name"]: h["switch"] for h in params["topology"]["hosts"]}
+    return {"variants": [analyse_variant(run_dir / variant_dir(label), site_of)
+                         for label, _, _ in variants(params["options"])]}
 
 
 def plot(run_dir):
@@ -135,18 +160,25 @@ def plot(run_dir):
 
 
 def run(ctx):
+    """Every variant in its own lab (raw files only), then metrics.json, the figure and the
+    summary from those files."""
     validate(ctx.options, ctx.topo)
-    results = []
     for label, ttl, extra in variants(ctx.options):
-        duration = variant_duration(ctx.options, ttl, extra)
-        results.append(one_variant(ctx, label, ttl, extra, duration))
-    write_json(ctx.run_dir / "metrics.json", {"variants": results})
+        one_variant(ctx, label, ttl, extra, variant_duration(ctx.options, ttl, extra))
+    write_json(ctx.run_dir / "metrics.json", analyse(ctx.run_dir))
     plot(ctx.run_dir)
+    return summarize(ctx.run_dir)
+
+
+def summarize(run_dir):
+    """The run's Summary from metrics.json."""
+    run_dir = Path(run_dir)
+    results = json.loads((run_dir / "metrics.json").read_text())["variants"]
     rows = [(r["variant"], ", ".join(r["affected"]) or "none",
              "never" if r["failover_s"] is None else f"{r['failover_s']:.2f}",
              r["failed_attempts"]) for r in results]
     text = (format_table(["variant", "clients dc1 served", "failover s", "failed connections"],
-                         rows) + f"\nplot: {ctx.run_dir / 'gslb.png'}")
+                         rows) + f"\nplot: {run_dir / 'gslb.png'}")
     failed = [f"variant {r['variant']}: the clients dc1 served never reached a live site"
               for r in results if r["failover_s"] is None]
     return Summary(text, ok=not failed, problems=failed)

@@ -19,3 +19,5 @@ def run(ctx):
 
 
 plot = designs.plot_one
+analyse = designs.analyse_design
+summarize = designs.summarize_one

@@ -6,14 +6,16 @@ An experiment is a module (experiments/NAME.py) with:
     NAME, DESCRIPTION, TOPOLOGY        its name, one line for `list`, its default topology
     add_arguments(parser)              its own options (argparse, each checked before a build)
     run(ctx) -> Summary                builds, measures, writes the raw files into
-                                       ctx.run_dir, then metrics.json and its figures
+                                       ctx.run_dir; then metrics.json (analyse), its figures
+                                       (plot) and its Summary (summarize), from the files alone
+    analyse(run_dir) -> metrics        metrics.json's content from the raw files (pure:
+                                       `lab/run.py analyse RUN_DIR` recomputes an old run's)
+    summarize(run_dir) -> Summary      the summary from metrics.json and params.json
     plot(run_dir) -> [paths]           its figures from the run folder alone (`lab/run.py plot`)
   optional:
     COMMON_OPTIONS                     which shared options it takes (default options.COMMON)
     topology_for(args)                 builds its topology instead of loading --topology
     validate(options, topo)            refuses bad option/topology pairs before anything runs
-    analyse(run_dir) -> metrics        metrics.json's content from the raw files (pure)
-    summarize(run_dir) -> Summary      the summary from metrics.json and params.json
 
 Experiment.from_module reads a module into this shape once (experiments/__init__.py), so the
 runner never asks a module what it has.
@@ -74,24 +76,25 @@ class Experiment:
     topology: str
     add_arguments: Callable
     run: Callable
+    analyse: Callable
+    summarize: Callable
     plot: Callable
     common_options: tuple = COMMON_OPTIONS
     topology_for: Optional[Callable] = None
     validate: Optional[Callable] = None
-    analyse: Optional[Callable] = None
-    summarize: Optional[Callable] = None
     doc: str = ""                      # the module's docstring: the experiment's --help
 
     @classmethod
     def from_module(cls, module):
         required = {"name": "NAME", "description": "DESCRIPTION", "topology": "TOPOLOGY",
-                    "add_arguments": "add_arguments", "run": "run", "plot": "plot"}
+                    "add_arguments": "add_arguments", "run": "run", "analyse": "analyse",
+                    "summarize": "summarize", "plot": "plot"}
         missing = [attr for attr in required.values() if not hasattr(module, attr)]
         if missing:
             raise TypeError(f"experiment module {module.__name__} lacks {', '.join(missing)} "
                             "(see lab/experiment.py)")
         optional = {"common_options": "COMMON_OPTIONS", "topology_for": "topology_for",
-                    "validate": "validate", "analyse": "analyse", "summarize": "summarize"}
+                    "validate": "validate"}
         return cls(doc=module.__doc__ or "",
                    **{field_: getattr(module, attr) for field_, attr in required.items()},
                    **{field_: getattr(module, attr) for field_, attr in optional.items()

@@ -85,10 +85,16 @@ def build_parser():
     sub.add_parser("list", help="list experiments and topologies").set_defaults(handler=cmd_list)
     sub.add_parser("clean", help="remove what a crashed run left behind (from its state file)"
                    ).set_defaults(handler=cmd_clean)
-    plot = sub.add_parser("plot", help="redraw a run folder's plots from its raw files (with "
-                                       "the experiment that wrote it)")
+    plot = sub.add_parser("plot", help="redraw a run folder's figures, summary.txt and "
+                                       "report.html from its files (with the experiment that "
+                                       "wrote it)")
     plot.set_defaults(handler=cmd_plot)
     plot.add_argument("run_dir", type=Path, metavar="RUN_DIR")
+    analyse = sub.add_parser("analyse", help="recompute a run folder's metrics.json from its raw "
+                                             "files, then redraw it as plot does; exits as the "
+                                             "run did (0 or 3)")
+    analyse.set_defaults(handler=cmd_analyse)
+    analyse.add_argument("run_dir", type=Path, metavar="RUN_DIR")
     compare = sub.add_parser("compare", help="draw runs side by side (outage per fault)")
     compare.set_defaults(handler=cmd_compare)
     compare.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
@@ -201,10 +207,17 @@ def cmd_clean(args):
 
 
 def cmd_plot(args):
-    import experiments
-    for path in experiments.plot(args.run_dir):
-        print(path)
-    return 0
+    redo(args.run_dir, reanalyse=False)
+    return EXIT_OK
+
+
+def cmd_analyse(args):
+    text, summary = redo(args.run_dir, reanalyse=True)
+    print()
+    print(text)
+    lines, code = verdict(summary, *judged_then(args.run_dir))
+    print("\n".join(lines))
+    return code
 
 
 def cmd_check(args):
@@ -282,9 +295,7 @@ def cmd_experiment(args):
         write_json(run_dir / "platform.json", probe.platform_facts(platform))
         log(f"run folder {run_dir}")
         summary = experiment.run(ctx)
-        text = "\n".join([summary.text] + warnings(summary, *probe.timing_judged()))
-        write_report(run_dir, f"ActiveLab {experiment.name} on {topo.name}", text)
-        (run_dir / "summary.txt").write_text(text + "\n")
+        text = write_summary(run_dir, experiment, summary, *probe.timing_judged())
     except OSError as exc:
         raise LabError(f"{exc.filename or run_dir}: {exc.strerror or exc}; the lab was torn "
                        f"down and the results in {run_dir} are incomplete") from None
@@ -299,6 +310,46 @@ def cmd_experiment(args):
     lines, code = verdict(summary, *probe.timing_judged())
     print("\n".join(lines))
     return code
+
+
+def write_summary(run_dir, experiment, summary, judged, why_not):
+    """summary.txt and report.html of a run folder from its Summary; returns the text."""
+    text = "\n".join([summary.text] + warnings(summary, judged, why_not))
+    params = json.loads((Path(run_dir) / "params.json").read_text())
+    write_report(run_dir, f"ActiveLab {experiment.name} on {params['topology']['name']}", text)
+    (Path(run_dir) / "summary.txt").write_text(text + "\n")
+    return text
+
+
+def judged_then(run_dir):
+    """timing_judged() as it was for an old run (its platform.json names the accelerator)."""
+    try:
+        accel = json.loads((Path(run_dir) / "platform.json").read_text()).get("accelerator")
+    except (OSError, ValueError):
+        accel = None
+    return probe.timing_judged(accel or "none")
+
+
+def redo(run_dir, reanalyse):
+    """Rebuild an old run folder's figures, summary.txt and report.html (and, reanalyse,
+    its metrics.json from the raw files first) with the experiment that wrote it."""
+    import experiments
+    experiment = experiments.of_run(run_dir)
+    try:
+        if reanalyse:
+            write_json(run_dir / "metrics.json", experiment.analyse(run_dir))
+        paths = experiment.plot(run_dir)
+        summary = experiment.summarize(run_dir)
+        text = write_summary(run_dir, experiment, summary, *judged_then(run_dir))
+    except FileNotFoundError as exc:
+        raise LabError(f"{run_dir}: {Path(exc.filename).name} is missing, so the run cannot be "
+                       f"{'analysed' if reanalyse else 'redrawn'} (was it complete?)") from None
+    except (KeyError, ValueError, TypeError) as exc:
+        raise LabError(f"{run_dir}: its raw files do not read as a {experiment.name} run "
+                       f"({type(exc).__name__}: {exc})") from None
+    for path in paths + [run_dir / "summary.txt", run_dir / "report.html"]:
+        print(path)
+    return text, summary
 
 
 def warnings(summary, judged, why_not):

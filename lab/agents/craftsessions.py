@@ -46,12 +46,15 @@ def parser():
     parser.add_argument("--timeout", type=float, default=2.0)
     parser.add_argument("--connect-timeout", type=float, default=1.5)
     parser.add_argument("--duration", type=float, required=True)
+    parser.add_argument("--wait-go", action="store_true",
+                        help="after 'ready', wait for a line on stdin before the --duration starts")
     return parser
 
 
-def run_argv(intf, src_mac, src_ip, gw_mac, dst, port, count, duration, out):
+def run_argv(intf, src_mac, src_ip, gw_mac, dst, port, count, duration, out, wait_go=False):
     return python_module(__name__, intf=intf, src_mac=src_mac, src_ip=src_ip, gw_mac=gw_mac,
-                         dst=dst, port=port, count=count, duration=float(duration), out=out)
+                         dst=dst, port=port, count=count, duration=float(duration), out=out,
+                         wait_go=wait_go)
 
 
 def main(argv=None):
@@ -116,6 +119,9 @@ def main(argv=None):
         if not s["established"]:
             s.update(died=time.time(), reason="connect: no SYN-ACK")
     print("ready", flush=True)
+    if args.wait_go:              # the same window as every other agent of the phase
+        sys.stdin.readline()
+        start = time.time()
     end, next_send = start + args.duration, time.time()
     live = [s for s in sessions.values() if s["established"]]
     while not stop["now"] and time.time() < end:

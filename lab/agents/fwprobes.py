@@ -49,21 +49,35 @@ def watch(args):
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
     sock.bind((args.intf, 0x0003))
     sock.settimeout(0.2)
-    seen, stop = set(), {"now": False}
+    seen, arriving, stop = set(), set(), {"now": False}
     signal.signal(signal.SIGTERM, lambda s, f: stop.update(now=True))
     print("ready", flush=True)
     while not stop["now"]:
         try:
-            frame = sock.recv(2048)
+            frame, address = sock.recvfrom(2048)
         except (socket.timeout, InterruptedError):
             continue
-        if len(frame) >= 34 and frame[12:14] == b"\x08\x00":
-            ident = struct.unpack("!H", frame[18:20])[0]
-            if MARKER <= ident < MARKER + len(PROBES):
-                seen.add(PROBES[ident - MARKER][0])
+        name = probe_of(frame)
+        if name is None:
+            continue
+        # a leak is a frame the firewall sends out here; one arriving from the site's side
+        # (flooded back by a switch) was not let through by it
+        (seen if address[2] == socket.PACKET_OUTGOING else arriving).add(name)
+    if arriving - seen:
+        print(f"arrived from the site side, not forwarded by the firewall: "
+              f"{', '.join(sorted(arriving - seen))}", file=sys.stderr, flush=True)
     with open(args.out, "w") as fh:
         json.dump(sorted(seen), fh)
     return 0
+
+
+def probe_of(frame):
+    """The probe an Ethernet frame carries (its IPv4 ident is the probe's marker), or None."""
+    if len(frame) >= 34 and frame[12:14] == b"\x08\x00":
+        ident = struct.unpack("!H", frame[18:20])[0]
+        if MARKER <= ident < MARKER + len(PROBES):
+            return PROBES[ident - MARKER][0]
+    return None
 
 
 def handshake_numbers(intf, dst_ip, port, timeout=3.0):

@@ -57,6 +57,9 @@ def run(args):
             sock.close()
         sessions.append(entry)
     print("ready", flush=True)
+    if args.wait_go:              # every agent of a phase runs the same window: on "go" from
+        sys.stdin.readline()      # the lab, once all are ready (a slow CPU starts them seconds
+        start = time.time()       # apart, and a session must not end before the fault)
     selector = selectors.DefaultSelector()
     live = [s for s in sessions if "sock" in s]
     for s in live:
@@ -116,6 +119,8 @@ def parser():
     r.add_argument("--connect-timeout", type=float, default=3.0)
     r.add_argument("--duration", type=float, required=True)
     r.add_argument("--out", required=True)
+    r.add_argument("--wait-go", action="store_true",
+                   help="after 'ready', wait for a line on stdin before the --duration starts")
     return parser
 
 
@@ -123,10 +128,11 @@ def serve_argv(port=443):
     return python_module(__name__, "serve", port=port)
 
 
-def run_argv(dst, port, count, duration, out, connect_timeout=None):
+def run_argv(dst, port, count, duration, out, connect_timeout=None, wait_go=False):
     return python_module(__name__, "run", dst=dst, port=port, count=count,
                          duration=float(duration), out=out,
-                         connect_timeout=None if connect_timeout is None else float(connect_timeout))
+                         connect_timeout=None if connect_timeout is None else float(connect_timeout),
+                         wait_go=wait_go)
 
 
 def main(argv=None):

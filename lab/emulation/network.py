@@ -69,6 +69,16 @@ def wait_agents(procs, timeout=None):
                        + (f" ({last[:160]})" if last else "") + f"; see {log}")
 
 
+def go(procs):
+    """Start agents that wait for 'go' (their --wait-go; started with stdin=PIPE) together:
+    returns the instant (CLOCK_REALTIME) just before the first was told."""
+    t = time.time()
+    for proc in procs:
+        proc.stdin.write("go\n")
+        proc.stdin.close()
+    return t
+
+
 def tail_line(path):
     """The last non-empty line of a (log) file, '' when there is none."""
     try:

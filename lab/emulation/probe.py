@@ -236,10 +236,11 @@ def accelerator():
     return None
 
 
-def timing_judged():
+def timing_judged(accel=None):
     """(judged, why not): timing verdicts bind except on an emulated CPU, where time is not
-    representative; they are then reported with the accelerator named."""
-    accel = accelerator()
+    representative; they are then reported with the accelerator named. accel: judge for that
+    accelerator (an old run's, from its platform.json) instead of this machine's."""
+    accel = accelerator() if accel is None else accel
     if accel in EMULATED:
         return False, EMULATED[accel]
     return True, ""

@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass
 
 from lab.agents import probestream
-from lab.emulation import traffic
+from lab.emulation import network, traffic
 
 PROBE_PORT = 7000
 
@@ -58,10 +58,7 @@ class ProbeSet:
                 s.src, argv, f"probe sender {s.name}", log=self.dir / f"tx-{s.stream}.log",
                 stdin=subprocess.PIPE, wait=False))
         self.lab.wait_agents(self.senders)
-        self.start_time = time.time()        # every sender starts now: the timeline's zero
-        for proc in self.senders:
-            proc.stdin.write("go\n")
-            proc.stdin.close()
+        self.start_time = network.go(self.senders)   # every sender starts now: time zero
         return self.start_time
 
     def received_so_far(self):

@@ -3,6 +3,7 @@ parser and parses back to what was asked; starting one waits for its 'ready' and
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -10,7 +11,7 @@ from controllers import main as controller_main
 from lab import sh
 from lab.agents import craftsessions, delayline, fwprobes, gslb, probestream, service, sessions, standby
 from lab.errors import LabError
-from lab.emulation.network import wait_agents
+from lab.emulation.network import go, wait_agents
 
 
 def parsed(module, argv):
@@ -41,11 +42,18 @@ def test_python_module_argv_rules():
     (sessions, sessions.serve_argv(443), {"command": "serve", "port": 443}),
     (sessions, sessions.run_argv("10.2.0.11", 443, 4, 20, "/r/s.json", connect_timeout=1.5),
      {"command": "run", "dst": "10.2.0.11", "port": 443, "count": 4, "duration": 20.0,
-      "out": "/r/s.json", "connect_timeout": 1.5}),
+      "out": "/r/s.json", "connect_timeout": 1.5, "wait_go": False}),
+    (sessions, sessions.run_argv("10.2.0.11", 443, 4, 20, "/r/s.json", wait_go=True),
+     {"command": "run", "wait_go": True}),
     (craftsessions, craftsessions.run_argv("c1-eth0", "aa:bb:cc:dd:ee:01", "10.100.0.11",
                                            "02:00:00:00:00:fe", "10.2.0.11", 443, 3, 9, "/r/c.json"),
      {"intf": "c1-eth0", "src_ip": "10.100.0.11", "gw_mac": "02:00:00:00:00:fe",
-      "dst": "10.2.0.11", "port": 443, "count": 3, "duration": 9.0, "out": "/r/c.json"}),
+      "dst": "10.2.0.11", "port": 443, "count": 3, "duration": 9.0, "out": "/r/c.json",
+      "wait_go": False}),
+    (craftsessions, craftsessions.run_argv("c1-eth0", "aa:bb:cc:dd:ee:01", "10.100.0.11",
+                                           "02:00:00:00:00:fe", "10.2.0.11", 443, 3, 9, "/r/c.json",
+                                           wait_go=True),
+     {"wait_go": True}),
     (standby, standby.standby_argv("dc2-srv1", ["10.1.0.11", "10.1.0.12"], 80, 2),
      {"name": "dc2-srv1", "watch": "10.1.0.11,10.1.0.12", "port": 80, "promotion_s": 2.0}),
     (gslb, gslb.serve_argv("web.lab", 5, {"dc1": "10.1.0.11", "dc2": "10.2.0.11"},
@@ -114,3 +122,35 @@ def test_agents_that_say_ready_pass(tmp_path):                       # positive 
         for proc in procs:
             proc.kill()
             proc.wait()
+
+
+def test_sessions_wait_for_go_before_their_duration_starts(tmp_path):
+    """With --wait-go, established sessions idle until 'go' and then talk for the whole
+    --duration (on loopback: an echo server of our own, a free port)."""
+    import json
+    import socket
+    import time
+    with socket.socket() as probe_sock:
+        probe_sock.bind(("127.0.0.1", 0))
+        port = probe_sock.getsockname()[1]
+    env = dict(__import__("os").environ, PYTHONPATH=str(Path(__file__).resolve().parents[2]))
+    server = subprocess.Popen(sessions.serve_argv(port), stdout=subprocess.PIPE, text=True,
+                              env=env)
+    try:
+        assert server.stdout.readline().strip() == "ready"
+        out = tmp_path / "s.json"
+        client = subprocess.Popen(sessions.run_argv("127.0.0.1", port, 2, 0.5, out, wait_go=True),
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                                  env=env)
+        assert client.stdout.readline().strip() == "ready"
+        time.sleep(1.0)                                # longer than --duration: idle meanwhile
+        assert client.poll() is None
+        told = go([client])
+        assert client.wait(10) == 0
+    finally:
+        server.terminate()
+        server.wait(5)
+    report = json.loads(out.read_text())
+    assert report["start"] >= told and 0.5 <= report["end"] - report["start"] < 2.0
+    assert [s["established"] and s["died"] is None for s in report["sessions"]] == [True, True]
+    assert all(s["last_ok"] > told for s in report["sessions"])

@@ -203,3 +203,29 @@ def test_fail_and_heal_say_so_when_the_controller_did_not_see_the_change():
     assert "did NOT see it down within 0.1 s" in interactive.link_report("dci-a", False, seen, 0.1)
     assert interactive.wait_link_seen(lab, "dci-a", up=True, timeout=0.1) is True
     assert interactive.link_report("dci-a", True, True, 5) == "dci-a restored; the controller sees it up"
+
+
+def test_analyse_and_plot_rebuild_an_old_run_folder_from_its_files(tmp_path):
+    """`analyse` recomputes metrics.json from the raw files and exits as the run would have
+    (3: a verdict failed); `plot` redraws figures, summary.txt and report.html from them; a
+    missing file is one line naming it."""
+    import json
+    from tests.unit.test_gslb import gslb_run_folder
+    gslb_run_folder(tmp_path)
+    (tmp_path / "platform.json").write_text(json.dumps({"accelerator": "tcg"}))
+    proc = run_cli("analyse", str(tmp_path))
+    assert proc.returncode == 3, proc.stderr
+    assert "never reached a live site" in proc.stdout and "verdict: FAILED" in proc.stdout
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert [v["failover_s"] for v in metrics["variants"]] == [0.5, 0.5, None]
+    for name in ("gslb.png", "summary.txt", "report.html"):
+        assert (tmp_path / name).stat().st_size > 0, name
+    assert "ActiveLab gslb on two-region" in (tmp_path / "report.html").read_text()
+    (tmp_path / "summary.txt").unlink()
+    proc = run_cli("plot", str(tmp_path))
+    assert proc.returncode == 0 and str(tmp_path / "summary.txt") in proc.stdout
+    assert "never reached a live site" in (tmp_path / "summary.txt").read_text()
+    (tmp_path / "anycast" / "variant.json").unlink()
+    proc = run_cli("analyse", str(tmp_path))
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1
+    assert "variant.json is missing" in proc.stderr and "Traceback" not in proc.stderr

@@ -56,3 +56,40 @@ def test_shipped_multi_active_layouts_are_what_the_generator_builds():
         shipped, built = load_topology(f"multi-active-{n}-{layout}"), multi_active(n, layout)
         assert (shipped.switches, shipped.hosts, shipped.links) == (built.switches, built.hosts,
                                                                     built.links)
+
+
+def test_a_design_run_folder_gives_the_same_metrics_as_the_samples(tmp_path):
+    """analyse_design reads back what run_design writes, and gets design_metrics' numbers."""
+    import dataclasses
+    import json
+    from lab.analysis.results import write_csv, write_json
+    topo = load_topology("two-region")
+    streams = [Stream(1, "client1>web", "client1", "10.200.0.10"),
+               Stream(2, "client3>web", "client3", "10.200.0.10")]
+    rows = (rows_for(1, "dc1-srv1", 0, 3) + rows_for(1, "dc2-srv1", 3, 6, gap=(3, 4.9))
+            + rows_for(2, "dc2-srv2", 0, 6))
+    sessions = {"sessions": [{"established": True, "died": 3.5},
+                             {"established": True, "died": None}]}
+    (tmp_path / "probes").mkdir()
+    summaries = {}
+    for s in streams:
+        summaries[s.stream] = {"start": 0.0, "target_rate": 100, "sent": 600}
+        write_json(tmp_path / "probes" / f"tx-{s.stream}.json", summaries[s.stream])
+    write_csv(tmp_path / "probes.csv", ["stream", "seq", "sent", "received", "host"], rows)
+    write_json(tmp_path / "streams.json", [dict(dataclasses.asdict(s), rate=100)
+                                           for s in streams])
+    write_json(tmp_path / "sessions-client1.json", sessions)
+    write_json(tmp_path / "design.json", {
+        "design": "dual-active", "topology": topo.to_dict(), "policy": "anycast",
+        "roles": {"dc1": "active", "dc2": "active"}, "t0": 0.0, "t_fault": 3.0, "t_end": 6.0,
+        "fault_site": "dc1", "dci_mbit": 0.5, "sessions": ["sessions-client1.json"]})
+    got = designs.analyse_design(tmp_path)
+    want = designs.design_metrics(topo, rows, streams, [sessions], 0.0, 3.0, 6.0, "dc1", 0.5,
+                                  summaries)
+    assert {k: got[k] for k in want} == want
+    assert 1890 < got["rto_ms"] < 1920 and got["sessions_lost"] == 1
+    assert (got["design"], got["topology"], got["policy"]) == ("dual-active", "two-region",
+                                                               "anycast")
+    (tmp_path / "metrics.json").write_text(json.dumps(got))
+    summary = designs.summarize_one(tmp_path)
+    assert summary.ok and "dual-active" in summary.text

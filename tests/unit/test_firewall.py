@@ -5,6 +5,7 @@ import subprocess
 import pytest
 
 from experiments.firewall import picked_up, sync_lags
+from lab.agents import fwprobes
 from lab.emulation import firewall
 from lab.model.topology import load_topology
 
@@ -127,3 +128,68 @@ def test_a_firewall_setting_that_did_not_take_is_named():
     missing = {"net.netfilter.nf_conntrack_tcp_loose": "0"}
     assert firewall.settings_mismatch(want, missing) == [
         "net.bridge.bridge-nf-call-iptables is missing, set to 1"]
+
+
+def write_remedy(root, remedy, *, survived, picked=0, control=False, leaks_after=()):
+    """A remedy's raw files as one_remedy writes them: 2 clients x (real, crafted) x 2
+    sessions per phase; `survived` of the failover sessions per report stay alive."""
+    import json
+    folder = root / remedy
+    folder.mkdir()
+    cut = 1700000100.0
+    for phase in ("asymmetric", "failover"):
+        for client in ("client1", "client-2"):           # a dash in the name, too
+            for kind in ("real", "crafted"):
+                alive = survived if phase == "failover" else 2
+                sessions = [{"id": i, "established": True, "connect_s": 0.01 * (i + 1),
+                             "last_ok": cut + 4, "died": None if i < alive else cut + 2,
+                             "reason": None if i < alive else "no echo for 2s"}
+                            for i in range(2)]
+                (folder / f"sessions-{phase}-{client}-{kind}.json").write_text(
+                    json.dumps({"sessions": sessions}))
+    events = "".join(event(cut + 0.5, "10.1.0.11", "10.100.0.11", 443, 40000 + i)
+                     for i in range(picked))
+    (folder / "conntrack-events-dc1-fw.txt").write_text(event(cut - 5, "10.100.0.11",
+                                                              "10.2.0.11", 40100, 443))
+    (folder / "conntrack-events-dc2-fw.txt").write_text(event(cut - 4.999, "10.100.0.11",
+                                                              "10.2.0.11", 40100, 443))
+    (folder / "conntrack-events-dc2-fw-failover.txt").write_text(events)
+    (folder / "leaks-before.json").write_text("[]")
+    (folder / "leaks-after.json").write_text(json.dumps(list(leaks_after)))
+    if control:
+        (folder / "leaks-control.json").write_text(json.dumps(
+            [name for name, _ in fwprobes.PROBES if name != "xmas"]))
+    (folder / "remedy.json").write_text(json.dumps({
+        "remedy": remedy, "firewalls": ["dc1-fw", "dc2-fw"], "control": control, "cut_t": cut,
+        "counters": {"dc1-fw": {"invalid": 1, "denied": 2}, "dc2-fw": {"invalid": 115,
+                                                                       "denied": 0}},
+        "settings": {"dc1-fw": firewall.expected_settings()}}))
+
+
+def test_firewall_metrics_come_from_the_raw_files_alone(tmp_path):
+    import json
+    from experiments import firewall as experiment
+    (tmp_path / "params.json").write_text(json.dumps({
+        "experiment": "firewall", "options": {"remedies": "none,sync,loose", "sessions": 2},
+        "topology": {"name": "dual-active-fw"}}))
+    write_remedy(tmp_path, "none", survived=0, picked=3, control=True)
+    write_remedy(tmp_path, "sync", survived=2)
+    write_remedy(tmp_path, "loose", survived=2, picked=8, leaks_after=["ack-out-of-state"])
+    metrics = experiment.analyse(tmp_path)
+    assert metrics == experiment.analyse(tmp_path)                      # pure
+    none, sync, loose = metrics["remedies"]
+    assert none["asymmetric"]["established"] == 8 and none["asymmetric"]["alive_at_end"] == 8
+    assert none["asymmetric"]["connect_ms_p50"] == 15.0
+    assert (none["failover"]["survived"], sync["failover"]["survived"]) == (0, 8)
+    assert sync["failover"]["crafted_survived"] == 4
+    assert none["failover"]["reasons"] == ["no echo for 2s"]
+    assert none["failover"]["picked_up_midstream"] == 3
+    assert none["sync_lag_ms"] == [1.0]
+    assert metrics["probe_control"]["missing"] == ["xmas"]
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    summary = experiment.summarize(tmp_path)
+    assert not summary.ok
+    assert any("remedy none: 3 sessions were picked up mid-stream" in p for p in summary.problems)
+    assert not any("remedy loose" in p for p in summary.problems)     # loose is allowed both
+    assert any("xmas did not arrive" in p for p in summary.problems)
+    assert "remedy loose weakens the firewall: lets through ack-out-of-state" in summary.text

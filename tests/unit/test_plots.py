@@ -53,7 +53,8 @@ def test_every_registered_experiment_follows_the_protocol():
                                             "three-site", "multi-active", "compare-designs"}
     for name, experiment in experiments.EXPERIMENTS.items():
         assert experiment.name == name and experiment.description and experiment.doc
-        assert callable(experiment.run) and callable(experiment.plot)
+        assert all(callable(f) for f in (experiment.run, experiment.analyse,
+                                          experiment.summarize, experiment.plot))
 
 
 def test_a_module_missing_part_of_the_protocol_is_refused():
@@ -61,8 +62,10 @@ def test_a_module_missing_part_of_the_protocol_is_refused():
     module = types.ModuleType("half_done")
     module.NAME, module.DESCRIPTION, module.TOPOLOGY = "x", "y", "z"
     module.add_arguments = module.run = lambda *a: None
-    with pytest.raises(TypeError, match="lacks plot"):
+    with pytest.raises(TypeError, match="lacks analyse, summarize, plot"):
         Experiment.from_module(module)
+    module.analyse = module.summarize = module.plot = lambda *a: None
+    assert Experiment.from_module(module).name == "x"
 
 
 def test_experiment_options_are_declared_once_and_parsed_once():
