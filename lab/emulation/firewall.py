@@ -73,9 +73,10 @@ def ruleset(topo, outside, midstream=False, accept_all=False):
         "  counter spoofed { }",
         "  chain forward {",
     ]
-    if accept_all:
+    if accept_all:           # still tracking connections, as a permit-any firewall does
         return "\n".join(lines + ["    type filter hook forward priority filter; policy accept;",
-                                  "    counter name allowed_new accept", "  }", "}", ""])
+                                  "    ct state new counter name allowed_new accept",
+                                  "    accept", "  }", "}", ""])
     lines += [
         "    type filter hook forward priority filter; policy drop;",
         f"    meta mark {OUTSIDE_MARK} ip saddr @protected counter name spoofed drop "

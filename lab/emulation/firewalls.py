@@ -32,6 +32,8 @@ class Firewalls:
                                      accept_all)
             lab.node_run(name, ["nft", "flush", "ruleset"])
             lab.node_run(name, ["nft", "-f", "-"], stdin=rules)
+            if configured:       # a new policy starts with no state: what the old one let
+                lab.node_run(name, ["conntrack", "-F"])          # in must not stay let in
             if lab.sync_link is not None and not configured:
                 self.address_sync_link(name, index)
 

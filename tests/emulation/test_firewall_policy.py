@@ -54,6 +54,26 @@ def test_east_west_traffic_does_not_cross_the_firewalls(fw_lab):
 
 
 
+def tracked(lab, fw, port):
+    """Connection-tracking entries of firewall `fw` to TCP port `port`."""
+    out = lab.node_run(fw, ["conntrack", "-L", "-p", "tcp", "--dport", str(port)],
+                       check=False).stdout
+    return [line for line in out.splitlines() if f"dport={port}" in line]
+
+
+def test_a_new_policy_starts_without_the_old_ones_sessions(fw_lab):
+    """The firewall experiment's positive control runs accept-all firewalls first: what they
+    let in (a session to a port the policy does not open) must not stay let in."""
+    try:
+        fw_lab.firewalls.start(accept_all=True)
+        assert tcp_connects(fw_lab, "client1", "10.1.0.11", 2222)      # accept-all: it opens
+        assert tracked(fw_lab, "dc1-fw", 2222)                          # positive control
+    finally:
+        fw_lab.firewalls.start()
+    assert tracked(fw_lab, "dc1-fw", 2222) == []
+    assert not tcp_connects(fw_lab, "client1", "10.1.0.11", 2222)
+
+
 def test_switch_ports_send_nothing_of_their_own_into_the_lab(fw_lab):
     # their kernel side in the root namespace sent IPv6 router solicitations through the
     # firewalls for as long as the lab ran, each counted as denied
