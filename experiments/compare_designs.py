@@ -3,6 +3,7 @@ the same client traffic and the same fault (dc1 powers off), in one table and on
 """
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from experiments import designs
@@ -20,13 +21,24 @@ DESCRIPTION = "every design, same traffic and fault: RTO, sessions lost, utiliza
 COMMON_OPTIONS = ("mode", "bfd_ms")
 
 
+@dataclass(frozen=True)
+class CompareOptions(designs.DesignOptions):
+    designs: str = ",".join(designs.DESIGNS)      # the designs to run, in order
+
+
+OPTIONS = CompareOptions
+
+
 def add_arguments(parser):
     parser.add_argument("--designs", type=name_list(tuple(designs.DESIGNS)),
-                        default=",".join(designs.DESIGNS), metavar="LIST",
+                        default=None, metavar="LIST",
                         help=f"designs to run (default {','.join(designs.DESIGNS)})")
-    parser.add_argument("--sites", type=bounded(int, 2, 8), default=3, metavar="N",
-                        help="sites of the multi-active design, 2 to 8")
-    parser.add_argument("--layout", choices=("mesh", "ring"), default="mesh")
+    default = CompareOptions.default
+    parser.add_argument("--sites", type=bounded(int, 2, 8), default=None, metavar="N",
+                        help=f"sites of the multi-active design, 2 to 8 (default "
+                             f"{default('sites')})")
+    parser.add_argument("--layout", choices=("mesh", "ring"), default=None,
+                        help=f"the multi-active design's DCI links (default {default('layout')})")
     designs.add_arguments(parser)
 
 
@@ -44,7 +56,7 @@ def plot(run_dir):
 def run(ctx):
     """Every design in its own lab and subfolder (raw files only), then metrics.json, the
     figure and the summary from those files."""
-    designs.run_designs(ctx, ctx.options["designs"].split(","))
+    designs.run_designs(ctx, ctx.opts.designs.split(","))
     write_json(ctx.run_dir / "metrics.json", analyse(ctx.run_dir))
     plot(ctx.run_dir)
     return summarize(ctx.run_dir)
@@ -53,7 +65,8 @@ def run(ctx):
 def analyse(run_dir):
     """metrics.json's content from the designs' subfolders' raw files alone (pure)."""
     run_dir = Path(run_dir)
-    names = json.loads((run_dir / "params.json").read_text())["options"]["designs"].split(",")
+    params = json.loads((run_dir / "params.json").read_text())
+    names = CompareOptions.parse(params["options"]).designs.split(",")
     return {"designs": [designs.analyse_design(run_dir / name) for name in names]}
 
 

@@ -120,7 +120,7 @@ def run_design(ctx, name, duration=None, rate=None):
     """Build the design's lab, run the yardstick, return its metrics (and write raw files)."""
     spec = DESIGNS[name]
     topo, log = ctx.topo, ctx.log
-    opts = DesignOptions.parse(ctx.options)
+    opts = ctx.opts
     duration, rate = duration or opts.duration, rate or opts.probe_rate
     roles = {s.name: spec["roles"].get(s.name, "active") for s in topo.sites}
     if spec["policy"] == "primary-backup":
@@ -213,6 +213,9 @@ class DesignOptions(Options):
     sites: int = 3                     # multi-active: active sites
     layout: str = "mesh"               # multi-active: DCI links as a mesh or a ring
     QUICK = {"duration": 10.0}
+
+
+OPTIONS = DesignOptions
 
 
 def add_arguments(parser):

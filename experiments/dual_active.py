@@ -52,6 +52,9 @@ class DualActiveOptions(Options):
     QUICK = {"iperf_seconds": 1.0, "duration": QUICK_DURATION, "faults": QUICK_FAULTS}
 
 
+OPTIONS = DualActiveOptions
+
+
 def add_arguments(parser):
     default = DualActiveOptions.default
     parser.add_argument("--pings", type=bounded(int, 3, 10000), default=None, metavar="N",
@@ -74,9 +77,8 @@ def add_arguments(parser):
                              "controller-stop controller-start")
 
 
-def validate(options, topo):
+def validate(opts, topo):
     """The fault timeline against the topology and the duration, before anything is built."""
-    opts = DualActiveOptions.parse(options)
     faults = parse_faults(opts.faults, topo)
     late = [f for f in faults if f.at >= opts.duration]
     if late:
@@ -250,10 +252,10 @@ def analyse_streams(hosts, streams, t0, duration, done, rows, summaries, through
 def run(ctx):
     """Build, measure and break: every raw file into the run folder; then analyse (metrics.json),
     plot and summarize from those files alone."""
-    opts = DualActiveOptions.parse(ctx.options)
+    opts = ctx.opts
     pings, seconds, duration, rate = opts.pings, opts.iperf_seconds, opts.duration, opts.probe_rate
     log, topo, run_dir = ctx.log, ctx.topo, ctx.run_dir
-    faults = validate(ctx.options, topo)
+    faults = validate(opts, topo)
 
     log(f"building {topo.name}: {len(topo.switches)} switches, {len(topo.hosts)} hosts, "
         f"{len(topo.links)} links ({ctx.platform.datapath_label} datapath, "

@@ -56,6 +56,9 @@ class FirewallOptions(Options):
     QUICK = {"sessions": 3}
 
 
+OPTIONS = FirewallOptions
+
+
 def add_arguments(parser):
     default = FirewallOptions.default
     parser.add_argument("--remedies", type=name_list(REMEDIES), default=None, metavar="LIST",
@@ -65,7 +68,7 @@ def add_arguments(parser):
                              f"{default('sessions')}, --quick {default('sessions', quick=True)})")
 
 
-def validate(options, topo):
+def validate(opts, topo):
     if len(topo.firewalls) != 2:
         raise LabError(f"--topology {topo.name}: the firewall experiment needs two firewalled "
                        "sites; use dual-active-fw")
@@ -188,7 +191,7 @@ def one_remedy(ctx, remedy, n, control=False):
     far = next(h for h in topo.servers if h.switch != link1.firewall)
     raw = {"remedy": remedy, "firewalls": [fw1, fw2], "control": control}
     with sub.open_lab() as lab:
-        opts = FirewallOptions.parse(ctx.options)
+        opts = ctx.opts
         lab.attach_controller(intent_for(topo, opts.mode, opts.vip_policy,
                                          routing="hot-potato",
                                          symmetric=remedy == "symmetric"),
@@ -308,8 +311,8 @@ def plot(run_dir):
 def run(ctx):
     """Every remedy in turn (raw files only), then metrics.json, the figure and the summary
     from those files."""
-    validate(ctx.options, ctx.topo)
-    opts = FirewallOptions.parse(ctx.options)
+    validate(ctx.opts, ctx.topo)
+    opts = ctx.opts
     for i, remedy in enumerate(opts.remedies.split(",")):
         one_remedy(ctx, remedy, opts.sessions, control=i == 0)
     write_json(ctx.run_dir / "metrics.json", analyse(ctx.run_dir))

@@ -46,6 +46,9 @@ class GslbOptions(Options):
     cache_extra: float = 8.0           # how long caching clients keep answers beyond the TTL, s
 
 
+OPTIONS = GslbOptions
+
+
 def add_arguments(parser):
     default = GslbOptions.default
     parser.add_argument("--ttls", type=int_list(1, 300), default=None, metavar="LIST",
@@ -56,22 +59,21 @@ def add_arguments(parser):
                              f"0 to 300 s (default {default('cache_extra'):g})")
 
 
-def validate(options, topo):
+def validate(opts, topo):
     if not topo.services or "dc1" not in [s.name for s in topo.sites]:
         raise LabError(f"--topology {topo.name}: gslb needs a service and a site dc1")
 
 
-def variants(options):
-    opts = GslbOptions.parse(options)
+def variants(opts):
     ttls, extra = list(opts.ttls), opts.cache_extra
     out = [("anycast", None, 0.0)] + [(f"gslb ttl {t}", t, 0.0) for t in ttls]
     return out + [(f"gslb ttl {ttls[0]} +{extra:g}s cache", ttls[0], extra)]
 
 
-def variant_duration(options, ttl, extra):
+def variant_duration(opts, ttl, extra):
     """Seconds of client traffic: the fault, then the TTL, the cache extra and a tail (the
     answers' expiry depends on when they were fetched: the cache extra cannot be shortened)."""
-    after = QUICK_AFTER_S if GslbOptions.parse(options).quick else AFTER_S
+    after = QUICK_AFTER_S if opts.quick else AFTER_S
     return FAULT_AT + after + (ttl or 0) + extra
 
 
@@ -95,7 +97,7 @@ def one_variant(ctx, label, ttl, extra, duration):
     gslb_host = topo.hosts_at(survivor)[-1]
     fault = Fault(FAULT_AT, "power-off", "dc1")
     with sub.open_lab() as lab:
-        opts = GslbOptions.parse(ctx.options)
+        opts = ctx.opts
         lab.attach_controller(intent_for(topo, opts.mode, opts.vip_policy), bfd_ms=opts.bfd_ms)
         if ttl is not None:
             lab.start_agent(gslb_host.name, gslb_argv(topo, ttl, run_dir / "gslb.jsonl"),
@@ -149,7 +151,7 @@ def analyse(run_dir):
     params = json.loads((run_dir / "params.json").read_text())
     site_of = {h["name"]: h["switch"] for h in params["topology"]["hosts"]}
     return {"variants": [analyse_variant(run_dir / variant_dir(label), site_of)
-                         for label, _, _ in variants(params["options"])]}
+                         for label, _, _ in variants(GslbOptions.parse(params["options"]))]}
 
 
 def plot(run_dir):
@@ -162,9 +164,9 @@ def plot(run_dir):
 def run(ctx):
     """Every variant in its own lab (raw files only), then metrics.json, the figure and the
     summary from those files."""
-    validate(ctx.options, ctx.topo)
-    for label, ttl, extra in variants(ctx.options):
-        one_variant(ctx, label, ttl, extra, variant_duration(ctx.options, ttl, extra))
+    validate(ctx.opts, ctx.topo)
+    for label, ttl, extra in variants(ctx.opts):
+        one_variant(ctx, label, ttl, extra, variant_duration(ctx.opts, ttl, extra))
     write_json(ctx.run_dir / "metrics.json", analyse(ctx.run_dir))
     plot(ctx.run_dir)
     return summarize(ctx.run_dir)

@@ -21,3 +21,4 @@ def run(ctx):
 plot = designs.plot_one
 analyse = designs.analyse_design
 summarize = designs.summarize_one
+OPTIONS = designs.DesignOptions

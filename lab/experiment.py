@@ -15,7 +15,9 @@ An experiment is a module (experiments/NAME.py) with:
   optional:
     COMMON_OPTIONS                     which shared options it takes (default options.COMMON)
     topology_for(args)                 builds its topology instead of loading --topology
-    validate(options, topo)            refuses bad option/topology pairs before anything runs
+    OPTIONS                            its Options dataclass (default Options): the runner
+                                       parses the command line into it once (ctx.opts)
+    validate(opts, topo)               refuses bad option/topology pairs before anything runs
 
 Experiment.from_module reads a module into this shape once (experiments/__init__.py), so the
 runner never asks a module what it has.
@@ -82,6 +84,7 @@ class Experiment:
     common_options: tuple = COMMON_OPTIONS
     topology_for: Optional[Callable] = None
     validate: Optional[Callable] = None
+    options: type = None               # its Options dataclass (OPTIONS; default: Options)
     doc: str = ""                      # the module's docstring: the experiment's --help
 
     @classmethod
@@ -94,11 +97,12 @@ class Experiment:
             raise TypeError(f"experiment module {module.__name__} lacks {', '.join(missing)} "
                             "(see lab/experiment.py)")
         optional = {"common_options": "COMMON_OPTIONS", "topology_for": "topology_for",
-                    "validate": "validate"}
-        return cls(doc=module.__doc__ or "",
-                   **{field_: getattr(module, attr) for field_, attr in required.items()},
-                   **{field_: getattr(module, attr) for field_, attr in optional.items()
-                      if hasattr(module, attr)})
+                    "validate": "validate", "options": "OPTIONS"}
+        values = {"doc": module.__doc__ or "", "options": Options}
+        values.update({field_: getattr(module, attr) for field_, attr in required.items()})
+        values.update({field_: getattr(module, attr) for field_, attr in optional.items()
+                       if hasattr(module, attr)})
+        return cls(**values)
 
 
 class Progress:
@@ -136,7 +140,8 @@ class RunContext:
     topo: object
     platform: Platform
     run_dir: Path
-    options: dict
+    options: dict                      # the command line's values, as params.json records them
+    opts: Options = None               # the same parsed once into the experiment's OPTIONS
     log: Progress = field(default_factory=Progress)
     seed: int = 1
 

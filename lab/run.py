@@ -253,7 +253,7 @@ def prepare(args, experiment=None):
     if getattr(args, "dci_delay", None) or getattr(args, "dci_bw", None):
         topo = with_dci(topo, delay=args.dci_delay, bw=args.dci_bw)
     if experiment is not None and experiment.validate is not None:
-        experiment.validate(vars(args), topo)
+        experiment.validate(experiment.options.parse(vars(args)), topo)
     if hasattr(args, "out"):
         options.check_out_dir(args.out or RESULTS_ROOT)
     require_root()
@@ -269,7 +269,7 @@ def cmd_cli(args):
     topo, platform = prepare(args)
     run_dir = new_run_dir("cli", None)
     ctx = RunContext(experiment="cli", topo=topo, platform=platform, run_dir=run_dir,
-                     options=vars(args), log=Progress(T0))
+                     options=vars(args), opts=Options.parse(vars(args)), log=Progress(T0))
     try:
         run_cli(ctx)
     finally:
@@ -288,6 +288,7 @@ def cmd_experiment(args):
     log = Progress(T0)
     opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     ctx = RunContext(experiment=experiment.name, topo=topo, platform=platform, run_dir=run_dir,
+                     opts=experiment.options.parse(opts),
                      options=opts, log=log, seed=args.seed)
     try:
         write_json(run_dir / "params.json", {"experiment": experiment.name, "options": opts,

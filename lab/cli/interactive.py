@@ -170,10 +170,10 @@ def describe_paths(lab, src, dst):
     return [f"{src} -> {dst}: {' -> '.join(hops) or 'same switch'}"] + lines
 
 
-def banner(topo, options):
+def banner(topo, opts):
     services = ", ".join(f"{v.name} {v.vip}:{v.port}" for v in topo.services) or "none"
-    return (f"\nActiveLab {topo.name}: controller in {options['mode']} mode, VIP policy "
-            f"{options['vip_policy']}.\n"
+    return (f"\nActiveLab {topo.name}: controller in {opts.mode} mode, VIP policy "
+            f"{opts.vip_policy}.\n"
             f"hosts: {', '.join(h.name for h in topo.hosts)}\n"
             f"services: {services}\n"
             "try: pingall | vip | sites | paths client1 dc2-srv1 | fail dci-a | flows dc1 | "
@@ -183,11 +183,10 @@ def banner(topo, options):
 def run_cli(ctx):
     """Bring the lab up, attach the controller, and hand the terminal to the CLI."""
     with ctx.open_lab() as lab:
-        ready = lab.attach_controller(intent_for(ctx.topo, ctx.options["mode"],
-                                                 ctx.options["vip_policy"]),
-                                      bfd_ms=ctx.options["bfd_ms"])
+        ready = lab.attach_controller(intent_for(ctx.topo, ctx.opts.mode, ctx.opts.vip_policy),
+                                      bfd_ms=ctx.opts.bfd_ms)
         ctx.log(f"controller ready in {ready:.1f}s")
-        print(banner(ctx.topo, ctx.options), flush=True)
+        print(banner(ctx.topo, ctx.opts), flush=True)
         setLogLevel("output")              # command output and pingall results, not build chatter
         LabCLI(lab)
         setLogLevel("warning")

@@ -174,12 +174,14 @@ def test_exit_codes_are_in_the_help():
 
 def test_gslb_quick_shortens_the_traffic_after_the_fault():
     from experiments import gslb
-    assert [v[0] for v in gslb.variants({"quick": True})] == ["anycast", "gslb ttl 1",
-                                                              "gslb ttl 5", "gslb ttl 1 +8s cache"]
-    assert gslb.variants({})[-1] == ("gslb ttl 1 +8s cache", 1, 8.0)
-    assert gslb.variant_duration({"quick": True}, 5, 0) == gslb.variant_duration({}, 5, 0) - 2
-    assert gslb.variants({"ttls": [2, 7], "cache_extra": 0.0})[-1] == ("gslb ttl 2 +0s cache",
-                                                                       2, 0.0)
+    opts = gslb.GslbOptions.parse
+    assert [v[0] for v in gslb.variants(opts({"quick": True}))] == [
+        "anycast", "gslb ttl 1", "gslb ttl 5", "gslb ttl 1 +8s cache"]
+    assert gslb.variants(opts({}))[-1] == ("gslb ttl 1 +8s cache", 1, 8.0)
+    assert (gslb.variant_duration(opts({"quick": True}), 5, 0)
+            == gslb.variant_duration(opts({}), 5, 0) - 2)
+    assert gslb.variants(opts({"ttls": [2, 7], "cache_extra": 0.0}))[-1] == (
+        "gslb ttl 2 +0s cache", 2, 0.0)
 
 
 def test_compare_designs_honours_the_dci_overrides():

@@ -79,3 +79,23 @@ def test_experiment_options_are_declared_once_and_parsed_once():
     assert DualActiveOptions.parse({"quick": False}).duration == DualActiveOptions.default("duration")
     assert FirewallOptions.parse({"quick": True}).sessions == 3
     assert FirewallOptions.parse({"quick": True, "sessions": 5}).sessions == 5
+
+
+def test_every_experiment_names_its_options_and_the_runner_parses_them_once():
+    """Each experiment's OPTIONS is its own dataclass (a subclass of lab.experiment.Options);
+    the runner parses the command line into it once (ctx.opts): what each --quick changes and
+    each default come from there, for every experiment."""
+    from lab.experiment import Options
+    from lab.run import build_parser
+    parser = build_parser()
+    for name, experiment in experiments.EXPERIMENTS.items():
+        assert issubclass(experiment.options, Options), name
+        opts = experiment.options.parse(vars(parser.parse_args([name, "--quick"])))
+        assert opts.quick is True and opts.mode == "protection", name
+        for field_, value in experiment.options.QUICK.items():
+            assert getattr(opts, field_) == value, (name, field_)
+    compare = experiments.EXPERIMENTS["compare-designs"].options
+    assert compare.parse(vars(parser.parse_args(["compare-designs"]))).designs == \
+        "dual-active,primary-backup,three-site,multi-active"
+    assert compare.parse(vars(parser.parse_args(["compare-designs", "--designs",
+                                                 "primary-backup"]))).designs == "primary-backup"
