@@ -7,11 +7,12 @@ there while that server is healthy and reachable. With every server failing its 
 choice fails open (serves as if all were up), as cloud load balancers do.
 
 The manager keeps only its pins; the facts it decides on (hosts, server health, path costs,
-routes, links) it reads from the controller logic it was given (``facts``).
+routes, links) it reads, never writes, through ``VipFacts``: the controller logic is one.
 """
 
 import zlib
 from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
 
 from controllers import routing
 from controllers.ofmsg import T_FORWARD, T_ROUTE, TABLE, Flow, PacketOut
@@ -27,6 +28,23 @@ PIN_REFRESH = 1.0              # seconds before a pinned VIP flow is sent to its
 class Pin:
     server: str                # the server the flow goes to
     sent: float                # when its flow was last sent to the switch
+
+
+@runtime_checkable
+class VipFacts(Protocol):
+    """What the VIP manager reads from the rest of the controller: nothing else."""
+    health: dict        # server name -> ServerHealth (.ip, .up)
+    hosts: dict         # IP (str) -> where the host was last seen (.dpid, .port, .mac)
+    names: dict         # dpid -> switch name
+    ports: dict         # dpid -> {port: live}: the switches connected now
+    peer: dict          # (dpid, port) -> (peer dpid, peer port), from LLDP
+    now: float          # the time of the event being handled
+
+    def routes(self):                   # {(switch, destination): (primary port, backup)}
+        ...
+
+    def distances_from(self, dpid):     # {dpid: path cost from dpid}
+        ...
 
 
 class VipManager:

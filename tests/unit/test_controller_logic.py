@@ -447,3 +447,33 @@ def test_when_no_server_passes_its_checks_the_vip_fails_open(net):
     # every verdict says down: more likely the verdicts are wrong; serve the nearest as if up
     got = list(net.send_ip("client1", "10.200.0.10", proto=6, sport=42001, dport=80))
     assert got and got[0].startswith("dc1-"), got
+
+
+class OnlyVipFacts:
+    """The controller logic as the VIP manager may see it: VipFacts and nothing else."""
+
+    ALLOWED = {"health", "hosts", "names", "ports", "peer", "now", "routes", "distances_from"}
+
+    def __init__(self, logic):
+        self._logic, self.read = logic, set()
+
+    def __getattr__(self, name):
+        if name not in self.ALLOWED:
+            raise AssertionError(f"the VIP manager read {name!r}, which VipFacts does not offer")
+        self.read.add(name)
+        return getattr(self._logic, name)
+
+
+def test_the_vip_manager_reads_only_the_facts_it_declares(net):
+    from controllers.vips import VipFacts
+    assert isinstance(net.logic, VipFacts)
+    facts = net.logic.vips.facts = OnlyVipFacts(net.logic)
+    first = list(net.send_ip("client1", "10.200.0.10", proto=6, sport=40010, dport=80))
+    for server in ("dc1-srv1", "dc1-srv2"):                      # pins move when a site fails
+        health_answers(net, server, False)
+    run_health(net, 3)
+    moved = list(net.send_ip("client1", "10.200.0.10", proto=6, sport=40010, dport=80))
+    assert first[0].startswith("dc1-") and moved[0].startswith("dc2-")
+    assert {"health", "hosts", "distances_from", "ports", "now"} <= facts.read   # it did read
+    with pytest.raises(AssertionError, match="'intent'"):                       # control
+        facts.intent
