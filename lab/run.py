@@ -252,6 +252,8 @@ def prepare(args, experiment=None):
         topo = load_topology(args.topology)
     if getattr(args, "dci_delay", None) or getattr(args, "dci_bw", None):
         topo = with_dci(topo, delay=args.dci_delay, bw=args.dci_bw)
+    for warning in topo.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if experiment is not None and experiment.validate is not None:
         experiment.validate(experiment.options.parse(vars(args)), topo)
     if hasattr(args, "out"):

@@ -36,7 +36,10 @@ TIME_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 DEFAULT_QUEUE = 1000            # packets, Linux's default txqueuelen
 MAX_BW = 10000                  # Mbit/s; the emulation cannot do more, and rarely that
 
-TOP_KEYS = {"name", "description", "sites", "edges", "links", "services", "firewall"}
+TOP_KEYS = {"name", "description", "sites", "edges", "links", "services", "firewall", "data"}
+DATA_KEYS = {"engine", "nodes", "witness", "primary", "standbys", "description"}
+ENGINES = ("galera", "postgresql")
+STANDBY_MODES = ("sync", "async")
 FIREWALL_KEYS = {"tcp", "udp", "icmp", "description"}
 SERVICE_KEYS = {"vip", "port", "servers", "primary", "description"}
 SITE_KEYS = {"subnet", "servers", "location", "description"}
@@ -116,6 +119,29 @@ class Service:
 
 
 @dataclass(frozen=True)
+class DataTier:
+    """The replicated database the sites' application writes to.
+
+    galera: a multi-master MariaDB Galera cluster, one node per site (``nodes``), optionally
+    the arbitrator garbd in a site of its own (``witness``): a vote without data. postgresql:
+    streaming replication from ``primary`` to ``standbys`` ({host: sync|async}): a synchronous
+    standby is in synchronous_standby_names, so a commit waits for it."""
+    engine: str
+    nodes: tuple                 # every database node's host; postgresql: the primary first
+    witness: str = None          # galera: garbd's host
+    standbys: tuple = ()         # postgresql: ((host, 'sync' | 'async'), ...)
+
+    @property
+    def primary(self):
+        return self.nodes[0] if self.engine == "postgresql" else None
+
+    @property
+    def voters(self):
+        """Galera's quorum members: the nodes and the witness."""
+        return self.nodes + ((self.witness,) if self.witness else ())
+
+
+@dataclass(frozen=True)
 class FirewallPolicy:
     """What the sites' firewalls let clients open: TCP and UDP ports, ICMP echo. Everything
     else from the client side is dropped and counted; replies and the sites' own outbound
@@ -145,6 +171,8 @@ class Topology:
     links: tuple
     services: tuple = ()
     firewall: FirewallPolicy = None
+    data: DataTier = None
+    warnings: tuple = ()         # what is legal but probably not meant (one line each)
 
     @property
     def firewalls(self):
@@ -208,6 +236,9 @@ class Topology:
             "services": [{"name": v.name, "vip": str(v.vip), "port": v.port,
                           "servers": list(v.servers), "primary": v.primary}
                          for v in self.services],
+            "data": None if self.data is None else {
+                "engine": self.data.engine, "nodes": list(self.data.nodes),
+                "witness": self.data.witness, "standbys": dict(self.data.standbys)},
         }
 
 
@@ -413,10 +444,12 @@ class _Validator:
                     for vname, spec in raw_services.items()]
 
         policy = self.firewall_policy(doc.get("firewall"), links)
+        data, warnings = self.data_tier(doc.get("data"), hosts)
         self.unique_names(switches, hosts, links)
         topo = Topology(name=name, description=description, source=self.source,
                         switches=tuple(switches), hosts=tuple(hosts), links=tuple(links),
-                        services=tuple(services), firewall=policy)
+                        services=tuple(services), firewall=policy, data=data,
+                        warnings=tuple(warnings))
         self.interface_names(topo)
         self.connected(topo)
         return topo
@@ -523,6 +556,80 @@ class _Validator:
         if primary not in sites:
             self.fail(f"{field}.primary", f"unknown site {primary!r}", "use one of: " + ", ".join(sites))
         return Service(name=name, vip=vip, port=port, servers=tuple(servers), primary=primary)
+
+    def data_tier(self, spec, hosts):
+        """The `data:` section: (DataTier or None, [warnings])."""
+        if spec is None:
+            return None, []
+        self.mapping(spec, "data", DATA_KEYS, required=("engine",))
+        engine = spec["engine"]
+        if engine not in ENGINES:
+            self.fail("data.engine", f"unknown engine {engine!r}", "use one of: "
+                      + ", ".join(ENGINES))
+        servers = {h.name: h for h in hosts if h.role == "server"}
+
+        def server(name, field):
+            if name not in servers:
+                known = ", ".join(list(servers)[:4])
+                self.fail(field, f"unknown host {name!r}" if not any(h.name == name for h in hosts)
+                          else f"{name} is a client, not a server",
+                          f"run the database on a site's server, e.g. {known}")
+            return servers[name]
+
+        def one_per_site(names, field):
+            seen = {}
+            for name in names:
+                site = server(name, field).switch
+                if site in seen:
+                    self.fail(field, f"{seen[site]} and {name} are both in site {site}",
+                              "put one database node per site (a site is one failure domain)")
+                seen[site] = name
+
+        if engine == "galera":
+            for key in ("primary", "standbys"):
+                if key in spec:
+                    self.fail(f"data.{key}", "is for postgresql, not galera",
+                              "list galera's nodes under nodes: (every node takes writes)")
+            nodes = spec.get("nodes")
+            if not isinstance(nodes, list) or len(nodes) < 2:
+                self.fail("data.nodes", f"{nodes!r} is not a list of two or more hosts",
+                          "write e.g. nodes: [dc1-srv2, dc2-srv2]")
+            one_per_site(nodes, "data.nodes")
+            witness = spec.get("witness")
+            warnings = []
+            if witness is not None:
+                site = server(witness, "data.witness").switch
+                clash = [n for n in nodes if servers[n].switch == site]
+                if clash:
+                    self.fail("data.witness", f"{witness} is in site {site} with node {clash[0]}",
+                              "put the witness in a third site: when the sites are cut apart, "
+                              "its vote must go with one side only, not fail with a node")
+            if (len(nodes) + (witness is not None)) % 2 == 0:
+                warnings.append(
+                    f"{self.source}: data: {len(nodes)} Galera voters"
+                    + (" with the witness" if witness else "") + " is an even number: a "
+                    "partition into halves leaves no side with a majority, so both stop taking "
+                    "writes (add a witness, garbd, in a third site)")
+            return DataTier(engine=engine, nodes=tuple(nodes), witness=witness), warnings
+
+        for key in ("nodes", "witness"):
+            if key in spec:
+                self.fail(f"data.{key}", "is for galera, not postgresql",
+                          "write primary: HOST and standbys: {HOST: sync|async}")
+        if "primary" not in spec:
+            self.fail("data.primary", "missing", "add primary: HOST (e.g. dc1-srv2)")
+        primary = spec["primary"]
+        standbys = spec.get("standbys")
+        if not isinstance(standbys, dict) or not standbys:
+            self.fail("data.standbys", f"{standbys!r} is not a mapping of hosts to sync|async",
+                      "write e.g. standbys: {dc2-srv2: sync}")
+        for name, mode in standbys.items():
+            if mode not in STANDBY_MODES:
+                self.fail(f"data.standbys.{name}", f"{mode!r} is not sync or async",
+                          "sync: a commit waits for this standby; async: it does not")
+        one_per_site([primary, *standbys], "data.standbys")
+        return DataTier(engine=engine, nodes=(primary, *standbys),
+                        standbys=tuple(standbys.items())), []
 
     def firewall_policy(self, spec, links):
         firewalled = [l for l in links if l.firewall]

@@ -177,3 +177,70 @@ def test_a_timeline_of_none_is_traffic_without_faults():
     assert len(parse_faults("2s cut dci-a", topo)) == 1        # positive control
     with pytest.raises(LabError, match="'nothing' is not a fault"):
         parse_faults("nothing", topo)
+
+
+THREE = """
+sites:
+  dc1: {subnet: 10.1.0.0/24, servers: 2}
+  dc2: {subnet: 10.2.0.0/24, servers: 2}
+  dc3: {subnet: 10.3.0.0/24, servers: 1}
+edges:
+  edge: {subnet: 10.100.0.0/24, clients: 1}
+links:
+  dci-a: {between: [dc1, dc2], delay: 2ms}
+  dci-b: {between: [dc2, dc3], delay: 5ms}
+  edge-dc1: {between: [edge, dc1], delay: 1ms}
+"""
+
+
+def test_a_galera_tier_with_a_witness_in_a_third_site():
+    topo = parse(THREE + "data: {engine: galera, nodes: [dc1-srv2, dc2-srv2], witness: dc3-srv1}\n")
+    assert topo.data.nodes == ("dc1-srv2", "dc2-srv2") and topo.data.witness == "dc3-srv1"
+    assert topo.data.voters == ("dc1-srv2", "dc2-srv2", "dc3-srv1") and topo.warnings == ()
+    assert topo.to_dict()["data"]["witness"] == "dc3-srv1"
+
+
+def test_an_even_galera_membership_without_a_witness_is_warned_about_quorum():
+    topo = parse(THREE + "data: {engine: galera, nodes: [dc1-srv2, dc2-srv2]}\n")
+    (warning,) = topo.warnings
+    assert "t.yaml" in warning and "no side with a majority" in warning and "garbd" in warning
+    assert "\n" not in warning
+    odd = parse(THREE + "data: {engine: galera, nodes: [dc1-srv1, dc2-srv1, dc3-srv1]}\n")
+    assert odd.warnings == ()                                          # control: 3 voters
+    assert parse(GOOD).data is None and parse(GOOD).to_dict()["data"] is None
+
+
+def test_a_postgresql_tier_with_a_sync_and_an_async_standby():
+    topo = parse(THREE + "data:\n  engine: postgresql\n  primary: dc1-srv2\n"
+                 "  standbys: {dc2-srv2: sync, dc3-srv1: async}\n")
+    assert topo.data.primary == "dc1-srv2" and topo.data.nodes == ("dc1-srv2", "dc2-srv2",
+                                                                    "dc3-srv1")
+    assert topo.data.standbys == (("dc2-srv2", "sync"), ("dc3-srv1", "async"))
+
+
+@pytest.mark.parametrize("data, field, words", [
+    ("{engine: oracle}", "data.engine", "unknown engine 'oracle'"),
+    ("{nodes: [dc1-srv1]}", "data.engine", "missing"),
+    ("{engine: galera, nodes: [dc1-srv1, dc9-srv1]}", "data.nodes", "unknown host 'dc9-srv1'"),
+    ("{engine: galera, nodes: [dc1-srv1, client1]}", "data.nodes", "client1 is a client"),
+    ("{engine: galera, nodes: [dc1-srv1, dc1-srv2]}", "data.nodes", "both in site dc1"),
+    ("{engine: galera, nodes: [dc1-srv1]}", "data.nodes", "two or more hosts"),
+    ("{engine: galera, nodes: [dc1-srv2, dc2-srv2], witness: dc2-srv1}", "data.witness",
+     "in site dc2 with node dc2-srv2"),
+    ("{engine: galera, nodes: [dc1-srv2, dc2-srv2], primary: dc1-srv2}", "data.primary",
+     "is for postgresql"),
+    ("{engine: galera, nodes: [dc1-srv2, dc2-srv2], quorum: false}", "data.quorum",
+     "unknown key"),
+    ("{engine: postgresql, standbys: {dc2-srv1: sync}}", "data.primary", "missing"),
+    ("{engine: postgresql, primary: dc1-srv1}", "data.standbys", "not a mapping"),
+    ("{engine: postgresql, primary: dc1-srv1, standbys: {dc2-srv1: eventually}}",
+     "data.standbys.dc2-srv1", "not sync or async"),
+    ("{engine: postgresql, primary: dc1-srv1, standbys: {dc1-srv2: sync}}", "data.standbys",
+     "both in site dc1"),
+    ("{engine: postgresql, primary: dc1-srv1, nodes: [dc2-srv1]}", "data.nodes",
+     "is for galera"),
+])
+def test_bad_data_tiers_are_one_line_naming_the_field_and_the_fix(data, field, words):
+    exc = error_of(THREE + f"data: {data}\n")
+    assert exc.field == field and words in str(exc), str(exc)
+    assert "\n" not in str(exc)
