@@ -15,8 +15,15 @@ APT_PACKAGES=(
   mininet openvswitch-switch iperf3 nftables conntrack conntrackd ethtool iputils-ping
   iputils-arping tcpdump iproute2 procps util-linux kmod python3 python3-venv python3-pip python3-yaml
   python-is-python3
+  # the data tier, started by the lab inside its hosts (never as system services)
+  mariadb-server mariadb-client galera-4 galera-arbitrator-4 rsync postgresql
+  python3-pymysql python3-psycopg2  # the data-tier app's drivers (for the system python3)
   ruby  # only to check the Vagrantfile's syntax in the test suite
 )
+# The system services those packages bring: the lab runs its own instances in its hosts, so a
+# fresh install must not leave a machine-wide database running or enabled at boot.
+DB_SERVICES=(mariadb-server:mariadb postgresql:postgresql
+             galera-arbitrator-4:garb)     # package:service
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -26,7 +33,30 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "== installing system packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -q
+  # no service starts during the install (policy-rc.d, as Debian's own build images do);
+  # one of ours only: a machine that has its own is left as it is
+  own_policy=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\n# ActiveLab install.sh: no service starts while it installs\nexit 101\n' \
+      > /usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    own_policy=1
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
   apt-get install -y -q --no-install-recommends "${missing[@]}"
+  if [ "$own_policy" = 1 ]; then
+    rm -f /usr/sbin/policy-rc.d
+    trap - EXIT
+  fi
+  # the database services of packages installed just now: off, and not at boot either
+  if [ -d /run/systemd/system ]; then
+    for pair in "${DB_SERVICES[@]}"; do
+      pkg=${pair%%:*} svc=${pair#*:}
+      if printf '%s\n' "${missing[@]}" | grep -qx "$pkg"; then
+        systemctl disable --now "$svc.service" >/dev/null 2>&1 || true
+      fi
+    done
+  fi
 else
   echo "== system packages: all present"
 fi

@@ -22,8 +22,8 @@ from pathlib import Path
 
 from lab import REPO, sh
 from lab.agents import service
-from lab.emulation import (controller, fabric, faults, firewall, firewalls, probe, shaping,
-                           state, traffic)
+from lab.emulation import (controller, databases, fabric, faults, firewall, firewalls, probe,
+                           shaping, state, traffic)
 from lab.errors import LabError
 
 REPO_ROOT = REPO
@@ -117,6 +117,7 @@ class LabNetwork:
         self.delays = {}              # link -> the one-way delay its delay element adds now
         self.sync_link = firewall.sync_link(topo)
         self.firewalls = firewalls.Firewalls(self)
+        self.data = databases.DataTier(self)
         self.faults = faults.FaultInjector(self)
 
     # ------------------------------------------------------------------------------ build
@@ -491,18 +492,20 @@ class LabNetwork:
     def wait_agents(self, procs, timeout=None):
         wait_agents(procs, timeout)
 
-    def popen(self, name, argv, what, **kwargs):
+    def popen(self, name, argv, what, group=False, **kwargs):
         """Start argv inside node `name` (own session), recorded for teardown; returns Popen.
 
-        stdout/stderr may be a Path: the output goes to that file."""
-        return self._spawn(["mnexec", "-da", str(self.node_pid(name))] + list(argv), what, kwargs)
+        stdout/stderr may be a Path: the output goes to that file. group: stop its whole
+        process group (a server that forks workers: a database), not only the process."""
+        return self._spawn(["mnexec", "-da", str(self.node_pid(name))] + list(argv), what,
+                           kwargs, group)
 
     def popen_root(self, argv, what, **kwargs):
         """Start argv in the root namespace (the controller), recorded for teardown; in a
         session of its own (`setsid`), so a Ctrl-C at the terminal reaches only the lab."""
         return self._spawn(["setsid"] + list(argv), what, kwargs)
 
-    def _spawn(self, argv, what, kwargs):
+    def _spawn(self, argv, what, kwargs, group=False):
         files = []
         for stream in ("stdout", "stderr"):
             target = kwargs.get(stream, subprocess.DEVNULL)
@@ -517,12 +520,19 @@ class LabNetwork:
         finally:
             for fh in files:                      # the child has its own copy of the descriptor
                 fh.close()
-        self.ledger.add_process(proc.pid, what)
+        self.ledger.add_process(proc.pid, what, group=group)
+        proc.group = group
         self.processes.append(proc)
         return proc
 
     def stop_process(self, proc, grace=2.0):
-        """Stop one process we started (SIGTERM, then SIGKILL) and reap it."""
+        """Stop one process we started (SIGTERM, then SIGKILL; to its process group when it
+        was started as one) and reap it."""
+        if getattr(proc, "group", False):
+            state.stop_process({"pid": proc.pid, "group": True,
+                                "start_time": state.proc_start_time(proc.pid)}, grace)
+            proc.poll()
+            return
         if proc.poll() is None:
             proc.terminate()
             try:

@@ -140,6 +140,18 @@ def run_checks():
     ctd = shutil.which("conntrackd")
     checks.append(Check("conntrackd", "ok" if ctd else "missing",
                         ctd or "not installed", "apt-get install conntrackd", required=False))
+    for what, binary, version_argv, pkg in (
+            ("MariaDB (data tier)", "/usr/sbin/mariadbd", ["/usr/sbin/mariadbd", "--version"],
+             "mariadb-server"),
+            ("Galera", "/usr/lib/galera/libgalera_smm.so", None, "galera-4"),
+            ("garbd (Galera witness)", "garbd", ["garbd", "--version"], "galera-arbitrator-4"),
+            ("PostgreSQL (data tier)", "pg_basebackup", ["pg_basebackup", "--version"],
+             "postgresql")):
+        path = shutil.which(binary) or (binary if os.path.exists(binary) else None)
+        checks.append(Check(what, "ok" if path else "missing",
+                            (command_version(version_argv) if version_argv else path) if path
+                            else "not installed", f"apt-get install {pkg} (or bash install.sh)",
+                            required=False))
     for tool, pkg in (("iperf3", "iperf3"), ("ethtool", "ethtool"), ("ping", "iputils-ping")):
         path = shutil.which(tool)
         checks.append(Check(tool, "ok" if path else "missing",

@@ -2,7 +2,8 @@
 
 Before the lab creates a bridge, an interface or a process it writes its name (or PID and start
 time) to a state file under /run/activelab. Teardown removes exactly what the ledger holds, in
-reverse order of kind (processes, then interfaces, then bridges) and deletes the file; after a
+reverse order of kind (processes, then interfaces, then bridges, then scratch folders) and
+deletes the file; after a
 crash `lab/run.py clean` does the same from the file. Nothing is ever found or killed by a name
 pattern, and a PID is only signalled while its start time still matches (no PID reuse).
 """
@@ -10,6 +11,7 @@ pattern, and a PID is only signalled while its start time still matches (no PID 
 import fcntl
 import json
 import os
+import shutil
 import signal
 import time
 from datetime import datetime
@@ -21,6 +23,13 @@ from lab.errors import LabError
 
 def state_dir():
     return Path(os.environ.get("ACTIVELAB_STATE_DIR", "/run/activelab"))
+
+
+def scratch_root():
+    """Where a run's scratch space lives (databases' data directories, sockets): on disk, not
+    in /run (tmpfs, often a few hundred MB on a small VM). Teardown removes only what is
+    under it."""
+    return Path(os.environ.get("ACTIVELAB_SCRATCH", "/var/tmp/activelab"))
 
 
 def proc_start_time(pid):
@@ -44,7 +53,7 @@ class Ledger:
         data = {"pid": os.getpid(), "start_time": proc_start_time(os.getpid()),
                 "experiment": experiment, "started": datetime.now().isoformat(timespec="seconds"),
                 "run_dir": str(run_dir) if run_dir else None,
-                "processes": [], "interfaces": [], "bridges": []}
+                "processes": [], "interfaces": [], "bridges": [], "paths": []}
         ledger = cls(state_dir() / "state.json", data)
         ledger.save()
         return ledger
@@ -75,6 +84,17 @@ class Ledger:
         self.data["interfaces"].extend(n for n in names if n not in self.data["interfaces"])
         self.save()
 
+    def add_path(self, path):
+        """Record a scratch directory before creating it (teardown removes it and all it
+        holds; only a path under scratch_root() is accepted)."""
+        path = Path(path).resolve()
+        if scratch_root().resolve() not in path.parents:
+            raise LabError(f"{path}: scratch space must be under {scratch_root()}")
+        if str(path) not in self.data.setdefault("paths", []):
+            self.data["paths"].append(str(path))
+            self.save()
+        return path
+
     def add_bridge(self, name):
         if name not in self.data["bridges"]:
             self.data["bridges"].append(name)
@@ -87,7 +107,8 @@ class Ledger:
     def summary(self):
         return (f"{self.data['experiment']} (pid {self.data['pid']}, since {self.data['started']}): "
                 f"{len(self.data['processes'])} processes, {len(self.data['interfaces'])} "
-                f"interfaces, {len(self.data['bridges'])} bridges")
+                f"interfaces, {len(self.data['bridges'])} bridges, "
+                f"{len(self.data.get('paths', []))} scratch folders")
 
     def remove(self):
         self.path.unlink(missing_ok=True)
@@ -147,6 +168,17 @@ def teardown(ledger, log=print):
         proc = sh.run(["ovs-vsctl", "--timeout=10", "--if-exists", "del-br", name], check=False)
         if proc.returncode != 0:
             problems.append(f"bridge {name}: {proc.stderr.strip()}")
+    for name in reversed(ledger.data.get("paths", [])):
+        path = Path(name)
+        if scratch_root().resolve() not in path.parents:      # never outside our scratch
+            problems.append(f"folder {name}: not under {scratch_root()}, left alone")
+            continue
+        try:
+            shutil.rmtree(path)
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            problems.append(f"folder {name}: {exc.strerror or exc}")
     if problems:
         for problem in problems:
             log(f"teardown: could not remove {problem}")
@@ -161,6 +193,7 @@ def leftovers(ledger):
             if p["start_time"] is not None and proc_start_time(p["pid"]) == p["start_time"]]
     left += [f"interface {n}" for n in ledger.data["interfaces"] if interface_exists(n)]
     left += [f"bridge {n}" for n in ledger.data["bridges"] if bridge_exists(n)]
+    left += [f"folder {n}" for n in ledger.data.get("paths", []) if Path(n).exists()]
     return left
 
 

@@ -9,7 +9,7 @@ import pytest
 
 from controllers import main as controller_main
 from lab import sh
-from lab.agents import craftsessions, delayline, fwprobes, gslb, probestream, service, sessions, standby
+from lab.agents import craftsessions, dataapp, delayline, fwprobes, gslb, probestream, service, sessions, standby
 from lab.errors import LabError
 from lab.emulation.network import go, wait_agents
 
@@ -54,6 +54,12 @@ def test_python_module_argv_rules():
                                            "02:00:00:00:00:fe", "10.2.0.11", 443, 3, 9, "/r/c.json",
                                            wait_go=True),
      {"wait_go": True}),
+    (dataapp, dataapp.serve_argv("dc1-srv1", 80, "postgresql", ["10.1.0.12", "10.2.0.12"]),
+     {"command": "serve", "name": "dc1-srv1", "port": 80, "engine": "postgresql",
+      "db": ["10.1.0.12", "10.2.0.12"]}),
+    (dataapp, dataapp.write_argv("10.200.0.10", 80, "client1", 50, 10, "/r/w.json"),
+     {"command": "write", "dst": "10.200.0.10", "client": "client1", "rate": 50.0,
+      "duration": 10.0, "out": "/r/w.json", "wait_go": True}),
     (standby, standby.standby_argv("dc2-srv1", ["10.1.0.11", "10.1.0.12"], 80, 2),
      {"name": "dc2-srv1", "watch": "10.1.0.11,10.1.0.12", "port": 80, "promotion_s": 2.0}),
     (gslb, gslb.serve_argv("web.lab", 5, {"dc1": "10.1.0.11", "dc2": "10.2.0.11"},

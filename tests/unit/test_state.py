@@ -54,3 +54,23 @@ def test_second_lock_is_refused_naming_the_running_lab(state_dir):
             state.RunLock().acquire()
     with state.RunLock():                                      # free again once released
         pass
+
+
+def test_scratch_folders_are_removed_at_teardown_and_only_under_the_scratch_root(
+        state_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("ACTIVELAB_SCRATCH", str(tmp_path / "scratch"))
+    ledger = state.Ledger.create("test")
+    data = ledger.add_path(tmp_path / "scratch" / "run-1" / "dc1-srv2")
+    (data / "sub").mkdir(parents=True)
+    (data / "sub" / "ibdata1").write_text("x")
+    outside = tmp_path / "precious"
+    outside.mkdir()
+    with pytest.raises(LabError, match="must be under"):
+        ledger.add_path(outside)
+    with pytest.raises(LabError, match="must be under"):
+        ledger.add_path(tmp_path / "scratch" / ".." / "precious")
+    assert state.Ledger.load().data["paths"] == [str(data)]
+    assert state.leftovers(ledger) == [f"folder {data}"]                  # positive control
+    assert state.teardown(ledger, log=lambda m: None) == []
+    assert not data.exists() and outside.exists()
+    assert state.leftovers(ledger) == []

@@ -1,0 +1,381 @@
+"""The stateful application of a site, and the clients that write to it.
+
+    python -m lab.agents.dataapp serve --name dc1-srv1 --site dc1 --port 80 \\
+        --engine galera --db 10.1.0.12
+    python -m lab.agents.dataapp write --dst 10.200.0.10 --port 80 --client client1 \\
+        --rate 50 --duration 10 --out writes-client1.json
+
+serve: the VIP service of a site backed by the data tier. A client sends one line per write,
+``W CLIENT SEQ``; the app commits it in one transaction (the write itself, and the client's
+counter) on its database and answers ``OK SEQ SERVER COMMIT_MS`` once the commit returned, or
+``ERR SEQ SERVER REASON`` at once when it failed. ``R CLIENT`` reads the client's counter.
+
+The app takes requests only while its database can take writes (Galera: the node is in the
+primary component and ready; PostgreSQL: it reaches the primary): checked every
+HEALTH_INTERVAL_S. While it cannot, the app closes its listening socket, so a new connection
+(and the controller's health check, a TCP SYN) is refused at once and anycast moves the
+clients; requests already on a connection get ERR, never a hang: every statement has a
+timeout. A PostgreSQL commit that waited for a synchronous standby and was cancelled has
+committed locally only (the server's WARNING says so): it is answered ERR, not acknowledged.
+
+write: one client's steady stream of writes (--rate per second, each with its own sequence
+number), pipelined on one connection; a broken connection is replaced by a new one (anycast
+may take it to another site). Its ledger (--out) has every write: when it was sent, when and by
+whom it was acknowledged (or the error), and the commit time the app measured.
+"""
+
+import argparse
+import json
+import select
+import signal
+import socket
+import socketserver
+import sys
+import threading
+import time
+
+from lab.sh import python_module
+
+HEALTH_INTERVAL_S = 0.2
+STATEMENT_TIMEOUT_S = 2.0
+DATABASE = "lab"
+APP_USER = "app"
+SCHEMA = {
+    "galera": ["CREATE TABLE IF NOT EXISTS lab.writes (client VARCHAR(32) NOT NULL, seq INT NOT "
+               "NULL, server VARCHAR(32) NOT NULL, t DOUBLE NOT NULL, PRIMARY KEY (client, seq))",
+               "CREATE TABLE IF NOT EXISTS lab.counters (client VARCHAR(32) PRIMARY KEY, "
+               "value INT NOT NULL, last_seq INT NOT NULL)"],
+    "postgresql": ["CREATE TABLE IF NOT EXISTS writes (client TEXT NOT NULL, seq INT NOT NULL, "
+                   "server TEXT NOT NULL, t DOUBLE PRECISION NOT NULL, "
+                   "PRIMARY KEY (client, seq))",
+                   "CREATE TABLE IF NOT EXISTS counters (client TEXT PRIMARY KEY, "
+                   "value INT NOT NULL, last_seq INT NOT NULL)"],
+}
+UPSERT = {
+    "galera": "INSERT INTO lab.counters VALUES (%s, 1, %s) ON DUPLICATE KEY UPDATE "
+              "value = value + 1, last_seq = VALUES(last_seq)",
+    "postgresql": "INSERT INTO counters VALUES (%s, 1, %s) ON CONFLICT (client) DO UPDATE SET "
+                  "value = counters.value + 1, last_seq = EXCLUDED.last_seq",
+}
+INSERT = {"galera": "INSERT INTO lab.writes VALUES (%s, %s, %s, %s)",
+          "postgresql": "INSERT INTO writes VALUES (%s, %s, %s, %s)"}
+READ = {"galera": "SELECT value FROM lab.counters WHERE client = %s",
+        "postgresql": "SELECT value FROM counters WHERE client = %s"}
+
+
+# ---------------------------------------------------------------------------- protocol
+
+def parse_request(line):
+    """('W', client, seq) | ('R', client, None) | None for a line that is neither."""
+    parts = line.split()
+    if len(parts) == 3 and parts[0] == "W" and parts[2].isdigit():
+        return "W", parts[1], int(parts[2])
+    if len(parts) == 2 and parts[0] == "R":
+        return "R", parts[1], None
+    return None
+
+
+def parse_reply(line):
+    """{'ok', 'seq', 'server', 'commit_ms' | 'reason'} of a reply line, or None."""
+    parts = line.split(" ", 3)
+    if len(parts) >= 3 and parts[0] in ("OK", "ERR") and parts[1].isdigit():
+        reply = {"ok": parts[0] == "OK", "seq": int(parts[1]), "server": parts[2]}
+        if reply["ok"]:
+            try:
+                reply["commit_ms"] = float(parts[3]) if len(parts) > 3 else None
+            except ValueError:
+                return None
+        else:
+            reply["reason"] = parts[3] if len(parts) > 3 else ""
+        return reply
+    return None
+
+
+# ------------------------------------------------------------------------------ server
+
+class Database:
+    """Connections to the site's database for one engine (the drivers are the
+    distribution's: python3-pymysql, python3-psycopg2)."""
+
+    def __init__(self, engine, addresses):
+        self.engine, self.addresses = engine, list(addresses)
+
+    def connect(self):
+        if self.engine == "galera":
+            import pymysql
+            return pymysql.connect(host=self.addresses[0], user=APP_USER, password="",
+                                   connect_timeout=1, read_timeout=STATEMENT_TIMEOUT_S,
+                                   write_timeout=STATEMENT_TIMEOUT_S, autocommit=False)
+        import psycopg2
+        last = None
+        for address in self.addresses:          # the primary: the one not in recovery
+            try:
+                conn = psycopg2.connect(host=address, user="postgres", dbname="postgres",
+                                        connect_timeout=1,
+                                        options=f"-c statement_timeout="
+                                                f"{int(STATEMENT_TIMEOUT_S * 1000)}")
+            except psycopg2.Error as exc:
+                last = exc
+                continue
+            with conn.cursor() as cur:
+                cur.execute("select pg_is_in_recovery()")
+                if not cur.fetchone()[0]:
+                    return conn
+            conn.close()
+        raise ConnectionError(f"no primary among {', '.join(self.addresses)}"
+                              + (f" ({last})" if last else ""))
+
+    def writable(self, conn):
+        """Can this connection's server take writes now?"""
+        with conn.cursor() as cur:
+            if self.engine == "galera":
+                cur.execute("SHOW STATUS WHERE Variable_name IN ('wsrep_ready', "
+                            "'wsrep_cluster_status')")
+                status = dict(cur.fetchall())
+                conn.commit()
+                return (status.get("wsrep_ready") == "ON"
+                        and status.get("wsrep_cluster_status") == "Primary")
+            cur.execute("select not pg_is_in_recovery()")
+            ok = cur.fetchone()[0]
+            conn.commit()
+            return ok
+
+    def write(self, conn, client, seq, server):
+        """Commit one write; returns the commit's duration in ms. Raises on failure."""
+        with conn.cursor() as cur:
+            cur.execute(INSERT[self.engine], (client, seq, server, time.time()))
+            cur.execute(UPSERT[self.engine], (client, seq))
+        if self.engine == "postgresql":
+            del conn.notices[:]
+        t = time.perf_counter()
+        conn.commit()
+        commit_ms = 1000 * (time.perf_counter() - t)
+        if self.engine == "postgresql" and any("synchronous replication" in n
+                                               for n in conn.notices):
+            raise RuntimeError("committed locally only: the synchronous standby did not "
+                               "confirm")
+        return commit_ms
+
+    def read(self, conn, client):
+        with conn.cursor() as cur:
+            cur.execute(READ[self.engine], (client,))
+            row = cur.fetchone()
+        conn.commit()
+        return row[0] if row else 0
+
+
+def reason_of(exc):
+    return " ".join(str(exc).split())[:120] or type(exc).__name__
+
+
+def serve(args):
+    db = Database(args.engine, args.db)
+    state = {"writable": False, "server": None, "stop": False}
+    lock = threading.Lock()
+
+    class Handler(socketserver.StreamRequestHandler):
+        def handle(self):
+            conn = None
+            for raw in self.rfile:
+                request = parse_request(raw.decode(errors="replace"))
+                if request is None:
+                    continue
+                kind, client, seq = request
+                try:
+                    if not state["writable"]:
+                        raise RuntimeError("the database cannot take writes")
+                    if conn is None:
+                        conn = db.connect()
+                    if kind == "W":
+                        reply = f"OK {seq} {args.name} {db.write(conn, client, seq, args.name):.3f}"
+                    else:
+                        reply = f"OK 0 {args.name} {db.read(conn, client)}"
+                except Exception as exc:          # the database's errors, whatever the driver
+                    reply = f"ERR {seq or 0} {args.name} {reason_of(exc)}"
+                    if conn is not None:
+                        try:
+                            conn.close()
+                        except Exception:
+                            pass
+                        conn = None
+                self.wfile.write((reply + "\n").encode())
+                self.wfile.flush()
+
+    class Server(socketserver.ThreadingTCPServer):
+        allow_reuse_address = True
+        daemon_threads = True
+
+    def open_listener():
+        server = Server(("0.0.0.0", args.port), Handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    def close_listener(server):
+        server.shutdown()
+        server.server_close()               # new SYNs get a RST: health checks fail now
+
+    signal.signal(signal.SIGTERM, lambda s, f: state.update(stop=True))
+    monitor, first = None, True
+    while not state["stop"]:
+        try:
+            if monitor is None:
+                monitor = db.connect()
+            ok = db.writable(monitor)
+        except Exception as exc:
+            ok = False
+            if monitor is not None:
+                try:
+                    monitor.close()
+                except Exception:
+                    pass
+            monitor = None
+            last_error = reason_of(exc)
+        else:
+            last_error = ""
+        with lock:
+            if ok and state["server"] is None:
+                state["server"] = open_listener()
+                print(f"{time.time():.3f} open: the database takes writes", file=sys.stderr,
+                      flush=True)
+            elif not ok and state["server"] is not None:
+                close_listener(state["server"])
+                state["server"] = None
+                why = last_error or "the database cannot take writes"
+                print(f"{time.time():.3f} closed: {why}", file=sys.stderr, flush=True)
+            state["writable"] = ok
+        if first and ok:
+            print("ready", flush=True)
+            first = False
+        time.sleep(HEALTH_INTERVAL_S)
+    if state["server"] is not None:
+        close_listener(state["server"])
+    return 0
+
+
+# ------------------------------------------------------------------------------ writer
+
+def write(args):
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda s, f: stop.update(now=True))
+    ledger = {}                    # seq -> entry
+    sock, buffer, connects = None, b"", 0
+
+    def connect():
+        nonlocal sock, buffer, connects
+        try:
+            sock = socket.create_connection((args.dst, args.port), timeout=0.5)
+            sock.setblocking(False)
+            buffer, connects = b"", connects + 1
+        except OSError:
+            sock = None
+
+    connect()
+    print("ready", flush=True)
+    if args.wait_go:
+        sys.stdin.readline()
+    start = time.time()
+    end, interval, seq = start + args.duration, 1.0 / args.rate, 0
+    next_send = start
+    while not stop["now"]:
+        now = time.time()
+        if now >= end and all(e["t_ack"] or e["error"] for e in ledger.values()
+                              if e["t_sent"] > now - args.timeout):
+            break
+        if now >= end + args.timeout:
+            break
+        if now >= next_send and now < end:
+            seq += 1
+            entry = {"seq": seq, "t_sent": now, "t_ack": None, "server": None,
+                     "commit_ms": None, "error": None, "connection": connects}
+            ledger[seq] = entry
+            if sock is None:
+                connect()
+            if sock is None:
+                entry["error"] = "connect: refused or unreachable"
+            else:
+                try:
+                    sock.sendall(f"W {args.client} {seq}\n".encode())
+                except OSError as exc:
+                    entry["error"] = f"send: {exc.strerror or exc}"
+                    sock.close()
+                    sock = None
+            next_send += interval
+            if next_send < now - 1.0:            # fell behind by more than a second: skip
+                next_send = now
+        if sock is not None:
+            ready, _, _ = select.select([sock], [], [], min(0.005, max(0.0, next_send - now)))
+            if ready:
+                try:
+                    data = sock.recv(65536)
+                except OSError:
+                    data = b""
+                if not data:                      # the connection broke: a new one next
+                    sock.close()
+                    sock = None
+                buffer += data
+                *lines, buffer = buffer.split(b"\n")
+                t = time.time()
+                for line in lines:
+                    reply = parse_reply(line.decode(errors="replace"))
+                    entry = ledger.get(reply["seq"]) if reply else None
+                    if entry is None:
+                        continue
+                    entry["server"] = reply["server"]
+                    if reply["ok"]:
+                        entry["t_ack"], entry["commit_ms"] = t, reply["commit_ms"]
+                    else:
+                        entry["error"] = reply["reason"]
+        else:
+            time.sleep(min(0.005, max(0.0, next_send - time.time())))
+    if sock is not None:
+        sock.close()
+    with open(args.out, "w") as fh:
+        json.dump({"client": args.client, "start": start, "end": time.time(),
+                   "rate": args.rate, "connections": connects,
+                   "writes": [ledger[k] for k in sorted(ledger)]}, fh)
+    return 0
+
+
+# ------------------------------------------------------------------------------- CLI
+
+def parser():
+    """The command line (the argv builders below write it)."""
+    parser = argparse.ArgumentParser(prog="python -m lab.agents.dataapp")
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("serve")
+    s.add_argument("--name", required=True)
+    s.add_argument("--port", type=int, default=80)
+    s.add_argument("--engine", choices=tuple(SCHEMA), required=True)
+    s.add_argument("--db", action="append", required=True,
+                   help="the database's address (PostgreSQL: every node, the primary is found)")
+    w = sub.add_parser("write")
+    w.add_argument("--dst", required=True)
+    w.add_argument("--port", type=int, default=80)
+    w.add_argument("--client", required=True)
+    w.add_argument("--rate", type=float, default=50.0)
+    w.add_argument("--duration", type=float, required=True)
+    w.add_argument("--timeout", type=float, default=2.0,
+                   help="how long a write may wait for its answer at the end")
+    w.add_argument("--out", required=True)
+    w.add_argument("--wait-go", action="store_true",
+                   help="after 'ready', wait for a line on stdin before writing")
+    return parser
+
+
+def serve_argv(name, port, engine, addresses):
+    return python_module(__name__, "serve", name=name, port=port, engine=engine,
+                         db=list(addresses))
+
+
+def write_argv(dst, port, client, rate, duration, out, wait_go=True):
+    return python_module(__name__, "write", dst=dst, port=port, client=client,
+                         rate=float(rate), duration=float(duration), out=out, wait_go=wait_go)
+
+
+def main(argv=None):
+    args = parser().parse_args(argv)
+    return serve(args) if args.command == "serve" else write(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,354 @@
+"""The data tier of a running lab (lab.data): the distribution's databases, started in the
+topology's hosts, with exact teardown.
+
+  galera      MariaDB with Galera (multi-master), one node per site, and garbd, Galera's
+              arbitrator (a vote, no data), as the witness in a third site;
+  postgresql  a primary and streaming standbys, each sync (in synchronous_standby_names: a
+              commit waits for it) or async.
+
+No systemd and no system configuration: every server is started by the lab inside its host's
+namespace with every setting on its command line (`--no-defaults`), its data directory, socket
+and log in the run's scratch space (lab/emulation/state.scratch_root(), recorded in the ledger
+before it is created and removed at teardown), and is stopped by its PID (its whole process
+group: the servers fork workers and state-transfer helpers). The lab talks to each server over
+its Unix socket, a file: reachable from outside the host's namespace.
+
+The builders below are pure (argv lists, tested without root); DataTier runs them.
+"""
+
+import glob
+import os
+import time
+from pathlib import Path
+
+from lab import sh
+from lab.emulation import probe
+from lab.errors import LabError
+
+CLUSTER = "activelab"
+MYSQL_PORT, GCOMM_PORT, PG_PORT = 3306, 4567, 5432
+# How fast Galera notices a lost peer: keepalives every 200 ms, a peer silent for 1 s is
+# suspected, gone after 3 s. The partition's RTO on the witness's side is bounded by the
+# suspect timeout plus the new view's installation (issue target: <= 2 x suspect timeout).
+SUSPECT_S = 1.0
+GALERA_OPTIONS = ";".join([
+    "evs.keepalive_period=PT0.2S", "evs.inactive_check_period=PT0.2S",
+    f"evs.suspect_timeout=PT{SUSPECT_S:g}S", "evs.inactive_timeout=PT3S",
+    "evs.install_timeout=PT2S", "gmcast.peer_timeout=PT3S"])
+GALERA_PROVIDER = "/usr/lib/galera/libgalera_smm.so"
+READY_S = 60.0                 # a server's start (stretched by the platform's patience)
+
+
+def galera_install_argv(datadir):
+    """mariadb-install-db: a fresh, empty data directory (system tables, root without a
+    password on the socket), owned by the mysql user."""
+    return ["mariadb-install-db", "--no-defaults", f"--datadir={datadir}", "--user=mysql",
+            "--auth-root-authentication-method=normal", "--skip-test-db",
+            "--innodb-log-file-size=8M"]
+
+
+def galera_argv(name, ip, datadir, members, bootstrap=False, quorum=True):
+    """mariadbd as one Galera node. members: every node's IP (the gcomm:// address);
+    bootstrap: the first node, which starts the cluster; quorum=False: pc.ignore_quorum, a
+    node that keeps taking writes without a majority (the split-brain variant)."""
+    options = GALERA_OPTIONS + ("" if quorum else ";pc.ignore_quorum=true;pc.ignore_sb=true")
+    argv = ["/usr/sbin/mariadbd", "--no-defaults", "--user=mysql", f"--datadir={datadir}",
+            f"--socket={datadir}/mysqld.sock", f"--pid-file={datadir}/mysqld.pid",
+            f"--port={MYSQL_PORT}", f"--bind-address={ip}",
+            f"--log-error={datadir}/error.log", "--skip-name-resolve",
+            "--binlog-format=ROW", "--default-storage-engine=InnoDB",
+            "--innodb-autoinc-lock-mode=2", "--innodb-buffer-pool-size=32M",
+            "--innodb-log-file-size=8M", "--innodb-flush-log-at-trx-commit=2",
+            "--max-connections=100", "--performance-schema=OFF",
+            "--wsrep-on=ON", f"--wsrep-provider={GALERA_PROVIDER}",
+            f"--wsrep-provider-options={options}", f"--wsrep-cluster-name={CLUSTER}",
+            "--wsrep-cluster-address=gcomm://" + ",".join(members),
+            f"--wsrep-node-address={ip}", f"--wsrep-node-name={name}",
+            "--wsrep-sst-method=rsync"]
+    return argv + (["--wsrep-new-cluster"] if bootstrap else [])
+
+
+def garbd_argv(members, log):
+    """garbd, the arbitrator: a member that votes and stores nothing (foreground, so the
+    lab holds its PID)."""
+    return ["garbd", "--address", "gcomm://" + ",".join(f"{ip}:{GCOMM_PORT}" for ip in members),
+            "--group", CLUSTER, "--options", GALERA_OPTIONS, "--log", str(log)]
+
+
+def mariadb_argv(socket, statement):
+    """The mariadb client on a node's socket: tab-separated rows, no header."""
+    return ["mariadb", f"--socket={socket}", "--user=root", "--batch", "--skip-column-names",
+            "--connect-timeout=2", "-e", statement]
+
+
+def postgres_bindir():
+    """The newest PostgreSQL server installed (/usr/lib/postgresql/VERSION/bin)."""
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/postgres"),
+                   key=lambda p: int(Path(p).parts[-3]) if Path(p).parts[-3].isdigit() else 0)
+    if not found:
+        raise LabError("PostgreSQL is not installed: run bash install.sh (it installs the "
+                       "distribution's postgresql)")
+    return Path(found[-1]).parent
+
+
+def as_postgres(argv):
+    """argv run as the postgres user (it refuses root); setpriv execs, so the PID is the
+    server's own."""
+    return ["setpriv", "--reuid=postgres", "--regid=postgres", "--init-groups", "--"] + argv
+
+
+def pg_initdb_argv(bindir, datadir):
+    return as_postgres([str(bindir / "initdb"), "-D", str(datadir), "-U", "postgres",
+                        "--auth=trust", "--no-sync", "--no-instructions"])
+
+
+PG_HBA = ("# the lab's own hosts, inside their namespaces only\n"
+          "local all all trust\nhost all all 0.0.0.0/0 trust\n"
+          "host replication all 0.0.0.0/0 trust\n")
+
+
+def pg_common(datadir, ip, sockdir):
+    return ["-D", str(datadir), "-c", f"listen_addresses={ip}", "-c", f"port={PG_PORT}",
+            "-c", f"unix_socket_directories={sockdir}", "-c", "shared_buffers=16MB",
+            "-c", "max_connections=100", "-c", "wal_level=replica", "-c", "max_wal_senders=8",
+            "-c", "hot_standby=on", "-c", "wal_receiver_status_interval=1s",
+            "-c", "logging_collector=off"]
+
+
+def sync_names(standbys):
+    """synchronous_standby_names for {host: sync|async}: every sync standby must confirm."""
+    sync = [name for name, mode in standbys if mode == "sync"]
+    return f"FIRST {len(sync)} (" + ", ".join(f'"{n}"' for n in sync) + ")" if sync else ""
+
+
+def pg_primary_argv(bindir, datadir, ip, sockdir, standbys):
+    return as_postgres([str(bindir / "postgres"), *pg_common(datadir, ip, sockdir),
+                        "-c", f"synchronous_standby_names={sync_names(standbys)}"])
+
+
+def pg_basebackup_argv(bindir, primary_ip, datadir):
+    """The standby's copy of the primary (streaming its WAL meanwhile)."""
+    return as_postgres([str(bindir / "pg_basebackup"), "-h", str(primary_ip), "-p", str(PG_PORT),
+                        "-U", "postgres", "-D", str(datadir), "-X", "stream",
+                        "--checkpoint=fast", "--no-sync"])
+
+
+def pg_standby_argv(bindir, datadir, ip, sockdir, primary_ip, name):
+    """A standby streaming from the primary; application_name is its host's name (what
+    synchronous_standby_names lists)."""
+    conninfo = f"host={primary_ip} port={PG_PORT} user=postgres application_name={name}"
+    return as_postgres([str(bindir / "postgres"), *pg_common(datadir, ip, sockdir),
+                        "-c", f"primary_conninfo={conninfo}"])
+
+
+def psql_argv(sockdir, statement):
+    return ["psql", "-h", str(sockdir), "-p", str(PG_PORT), "-U", "postgres", "-X", "-A", "-t",
+            "-q", "-v", "ON_ERROR_STOP=1", "-c", statement]
+
+
+class DataTier:
+    """The topology's data tier on one LabNetwork (lab.data)."""
+
+    def __init__(self, lab):
+        self.lab = lab
+        self.spec = lab.topo.data
+        self.nodes = {}           # host -> {"dir": scratch folder, "proc": Popen, ...}
+        self.witness = None       # garbd's Popen
+        self.scratch = None
+
+    # -------------------------------------------------------------------- scratch space
+
+    def folder(self, name):
+        """A scratch folder for `name`, recorded in the ledger before it is made."""
+        from lab.emulation import state
+        if self.scratch is None:
+            run = f"{self.lab.run_dir.name}-{os.getpid()}"
+            self.scratch = self.lab.ledger.add_path(state.scratch_root() / run)
+            try:
+                state.scratch_root().mkdir(mode=0o755, parents=True, exist_ok=True)
+                os.chmod(state.scratch_root(), 0o755)     # the database users must traverse
+                self.scratch.mkdir(mode=0o755)
+            except OSError as exc:
+                raise LabError(f"{self.scratch}: cannot create the data tier's scratch space "
+                               f"({exc.strerror}); free the disk or set ACTIVELAB_SCRATCH")
+        path = self.scratch / name
+        try:
+            path.mkdir(mode=0o755)
+        except OSError as exc:
+            raise LabError(f"{path}: cannot create ({exc.strerror}); free the disk or set "
+                           "ACTIVELAB_SCRATCH") from None
+        return path
+
+    def ip(self, host):
+        return str(self.lab.topo.host(host).ip.ip)
+
+    # ------------------------------------------------------------------------- start
+
+    def start(self, quorum=True):
+        """Start the topology's data tier and wait until it replicates."""
+        if self.spec is None:
+            raise LabError(f"topology {self.lab.topo.name} has no data tier; add a data: "
+                           "section (see topologies/dual-active-data.yaml)")
+        t = time.monotonic()
+        if self.spec.engine == "galera":
+            self.start_galera(quorum)
+        else:
+            self.start_postgresql()
+        self.create_schema()
+        return time.monotonic() - t
+
+    def create_schema(self):
+        """The application's tables (lab/agents/dataapp.py) and, for Galera, its user."""
+        from lab.agents import dataapp
+        first = self.spec.nodes[0]
+        if self.spec.engine == "galera":
+            self.sql(first, f"CREATE DATABASE IF NOT EXISTS {dataapp.DATABASE}; "
+                            f"CREATE USER IF NOT EXISTS '{dataapp.APP_USER}'@'%'; "
+                            f"GRANT ALL ON {dataapp.DATABASE}.* TO '{dataapp.APP_USER}'@'%'")
+        self.sql(first, "; ".join(dataapp.SCHEMA[self.spec.engine]))
+
+    def app_addresses(self, server):
+        """The database addresses the app on `server` uses: Galera, its site's node (the
+        nearest, for a multi-master cluster; the first node where its site has none);
+        PostgreSQL, every node (the app finds the primary)."""
+        if self.spec.engine == "postgresql":
+            return [self.ip(n) for n in self.spec.nodes]
+        site = self.lab.topo.host(server).switch
+        local = [n for n in self.spec.nodes if self.lab.topo.host(n).switch == site]
+        return [self.ip((local or list(self.spec.nodes))[0])]
+
+    def start_galera(self, quorum):
+        members = [self.ip(n) for n in self.spec.nodes]
+        for index, name in enumerate(self.spec.nodes):
+            datadir = self.folder(name)
+            os.chown(datadir, *mysql_ids())
+            sh.run(galera_install_argv(datadir), timeout=120)
+            proc = self.lab.popen(name, galera_argv(name, self.ip(name), datadir, members,
+                                                    bootstrap=index == 0, quorum=quorum),
+                                  f"galera node {name}", group=True,
+                                  stdout=datadir / "stdout.log", stderr=datadir / "stdout.log")
+            self.nodes[name] = {"dir": datadir, "proc": proc, "log": datadir / "error.log",
+                                "socket": datadir / "mysqld.sock"}
+            # one joiner at a time: each takes a full state transfer from a synced node
+            self.wait(name, lambda n=name: self.galera_status(n).get(
+                "wsrep_local_state_comment") == "Synced", "synced with the cluster")
+        if self.spec.witness:
+            folder = self.folder(self.spec.witness)
+            log = folder / "garbd.log"
+            self.witness = self.lab.popen(self.spec.witness, garbd_argv(members, log),
+                                          f"garbd on {self.spec.witness}", group=True,
+                                          stdout=folder / "stdout.log",
+                                          stderr=folder / "stdout.log")
+            self.nodes[self.spec.witness] = {"dir": folder, "proc": self.witness, "log": log}
+            first = self.spec.nodes[0]
+            self.wait(self.spec.witness, lambda: self.galera_status(first).get(
+                "wsrep_cluster_size") == str(len(self.spec.voters)), "a member of the cluster")
+
+    def start_postgresql(self):
+        bindir = postgres_bindir()
+        primary = self.spec.primary
+        for name in self.spec.nodes:
+            folder = self.folder(name)
+            datadir, sockdir = folder / "data", folder / "run"
+            for path in (datadir, sockdir):
+                path.mkdir(mode=0o700)
+                os.chown(path, *postgres_ids())
+            if name == primary:
+                sh.run(pg_initdb_argv(bindir, datadir), timeout=120)
+                (datadir / "pg_hba.conf").write_text(PG_HBA)
+                argv = pg_primary_argv(bindir, datadir, self.ip(name), sockdir,
+                                       self.spec.standbys)
+            else:
+                self.lab.node_run(name, pg_basebackup_argv(bindir, self.ip(primary), datadir),
+                                  timeout=120)
+                (datadir / "standby.signal").touch()
+                os.chown(datadir / "standby.signal", *postgres_ids())
+                argv = pg_standby_argv(bindir, datadir, self.ip(name), sockdir,
+                                       self.ip(primary), name)
+            log = folder / "postgres.log"
+            proc = self.lab.popen(name, argv, f"postgres {name}", group=True, stdout=log,
+                                  stderr=log)
+            self.nodes[name] = {"dir": folder, "proc": proc, "log": log, "socket": sockdir,
+                                "data": datadir}
+            if name == primary:
+                self.wait(name, lambda n=name: self.pg(n, "select 1") == "1",
+                          "accepting connections")
+            else:
+                self.wait(name, lambda n=name: n in self.pg_replicas(), "streaming from "
+                          f"{primary}")
+
+    def wait(self, name, ready, what):
+        """Wait until ready() (with the platform's patience); LabError naming the server's
+        log when it exits or does not get there."""
+        node = self.nodes[name]
+        limit = probe.patience(READY_S)
+        deadline = time.monotonic() + limit
+        while time.monotonic() < deadline:
+            if node["proc"].poll() is not None:
+                raise LabError(f"{name}: the database server exited (code "
+                               f"{node['proc'].returncode}) before it was {what}; see "
+                               f"{node['log']}")
+            try:
+                if ready():
+                    return
+            except LabError:
+                pass
+            time.sleep(0.2)
+        raise LabError(f"{name}: the database server was not {what} within {limit:g}s; see "
+                       f"{node['log']}")
+
+    # ------------------------------------------------------------------------- query
+
+    def sql(self, name, statement, timeout=10):
+        """Run one statement on node `name` (through its socket); its output, stripped."""
+        node = self.nodes[name]
+        argv = (mariadb_argv(node["socket"], statement) if self.spec.engine == "galera"
+                else psql_argv(node["socket"], statement))
+        proc = sh.run(argv, timeout=timeout, check=False)
+        if proc.returncode != 0:
+            raise LabError(f"{name}: {statement[:60]!r} failed: "
+                           f"{(proc.stderr or proc.stdout).strip()[:200]}")
+        return proc.stdout.strip()
+
+    pg = sql
+
+    def galera_status(self, name):
+        """{wsrep status variable: value} of a Galera node."""
+        out = self.sql(name, "SHOW STATUS LIKE 'wsrep_%'")
+        return dict(line.split("\t", 1) for line in out.splitlines() if "\t" in line)
+
+    def pg_replicas(self):
+        """{standby: sync_state} of the standbys streaming from the primary now."""
+        out = self.sql(self.spec.primary, "select application_name, sync_state from "
+                                          "pg_stat_replication where state = 'streaming'")
+        return dict(line.split("|", 1) for line in out.splitlines() if "|" in line)
+
+    def promote(self, name):
+        """Promote a PostgreSQL standby to primary (pg_promote: waits until it is)."""
+        return self.sql(name, "select pg_promote(true, 30)") == "t"
+
+    def rss_kb(self):
+        """Resident memory of every data-tier server process and its workers, kB."""
+        total = 0
+        for node in self.nodes.values():
+            pgid = node["proc"].pid
+            for stat in Path("/proc").glob("[0-9]*/stat"):
+                try:
+                    fields = stat.read_text().rsplit(")", 1)[1].split()
+                    if int(fields[2]) == pgid:          # the process group we started
+                        total += int(fields[21]) * os.sysconf("SC_PAGE_SIZE") // 1024
+                except (OSError, ValueError, IndexError):
+                    continue
+        return total
+
+
+def mysql_ids():
+    import pwd
+    entry = pwd.getpwnam("mysql")
+    return entry.pw_uid, entry.pw_gid
+
+
+def postgres_ids():
+    import pwd
+    entry = pwd.getpwnam("postgres")
+    return entry.pw_uid, entry.pw_gid

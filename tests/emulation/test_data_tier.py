@@ -1,0 +1,126 @@
+"""The data tier for real: the distribution's MariaDB Galera + garbd and PostgreSQL streaming
+replication, started in lab hosts, replicating, and gone after teardown."""
+
+import json
+import sys
+import time
+
+import pytest
+
+from lab.agents import dataapp
+from lab.emulation import probe, state
+from lab.emulation.network import running_lab
+from lab.experiment import Progress
+from lab.model.topology import load_topology
+from tests.emulation.conftest import patience
+
+
+APP_PORT = 8080
+
+
+def service_answers(lab, src, ip):
+    """Does a TCP connection from `src` to ip:APP_PORT open (vs refused or timed out)?"""
+    code = (f"import socket\ntry:\n socket.create_connection(('{ip}', {APP_PORT}), timeout=1)\n"
+            " print('open')\nexcept OSError:\n print('closed')\n")
+    return lab.node_run(src, [sys.executable, "-c", code], check=False).stdout.startswith("open")
+
+
+def running(pids):
+    """The PIDs (with their start times) that still run."""
+    return [pid for pid, start in pids if state.proc_start_time(pid) == start]
+
+
+def server_pids(lab):
+    return [(node["proc"].pid, state.proc_start_time(node["proc"].pid))
+            for node in lab.data.nodes.values()]
+
+
+def test_galera_replicates_between_sites_and_the_witness_decides_a_partition(tmp_path):
+    topo = load_topology("dual-active-data")
+    with running_lab(topo, probe.choose_platform(), tmp_path, "test-galera",
+                     log=Progress(quiet=True)) as lab:
+        lab.data.start()
+        status = lab.data.galera_status("dc1-srv2")
+        assert status["wsrep_cluster_size"] == "3"                   # 2 nodes + garbd
+        assert status["wsrep_cluster_status"] == "Primary"
+        lab.data.sql("dc1-srv2", "CREATE DATABASE lab; CREATE TABLE lab.w (client "
+                                 "VARCHAR(32), seq INT, PRIMARY KEY (client, seq))")
+        lab.data.sql("dc1-srv2", "INSERT INTO lab.w VALUES ('client1', 1)")
+        lab.data.sql("dc2-srv2", "INSERT INTO lab.w VALUES ('client2', 1)")
+        for node in ("dc1-srv2", "dc2-srv2"):                            # both sides write
+            assert lab.data.sql(node, "SELECT COUNT(*) FROM lab.w") == "2"
+        scratch, pids = lab.data.scratch, server_pids(lab)
+        assert scratch.is_dir() and len(pids) == 3 and running(pids) == [p for p, _ in pids]
+        # the application: dc2's app writes to dc2's node; a client in dc1 writes through it
+        lab.start_agent("dc2-srv1", dataapp.serve_argv("dc2-srv1", APP_PORT, "galera",
+                                                       lab.data.app_addresses("dc2-srv1")),
+                        "data app dc2-srv1")
+        out = tmp_path / "writes.json"
+        writer = lab.start_agent("dc1-srv1", dataapp.write_argv("10.2.0.11", APP_PORT, "w1", 50,
+                                                                2, out, wait_go=False),
+                                 "writer dc1-srv1")
+        writer.wait(30)
+        writes = json.loads(out.read_text())["writes"]
+        acked = [w for w in writes if w["t_ack"]]
+        assert len(writes) >= 90 and len(acked) == len(writes), writes[-3:]
+        assert {w["server"] for w in acked} == {"dc2-srv1"}
+        assert all(0 < w["commit_ms"] < 1000 for w in acked)
+        # every acknowledged write is on the other site's node too (synchronous replication)
+        assert lab.data.sql("dc1-srv2", "SELECT COUNT(*) FROM lab.writes WHERE client = 'w1'") \
+            == str(len(acked))
+        assert lab.data.sql("dc1-srv2", "SELECT value FROM lab.counters WHERE client = 'w1'") \
+            == str(len(acked))
+        # dc2 cut off from dc1 and from the witness: dc1 + garbd are 2 of 3 votes
+        for link in ("dci-a", "dci-b", "wit-dc2"):
+            lab.faults.set_link(link, up=False)
+        lab.data.wait("dc2-srv2", lambda: lab.data.galera_status("dc2-srv2").get(
+            "wsrep_cluster_status") == "non-Primary", "out of the primary component")
+        lab.data.wait("dc1-srv2", lambda: lab.data.galera_status("dc1-srv2").get(
+            "wsrep_cluster_size") == "2", "in a primary component of two")
+        lab.data.sql("dc1-srv2", "INSERT INTO lab.w VALUES ('client1', 2)")      # majority
+        with pytest.raises(Exception, match="WSREP has not yet prepared node"):
+            lab.data.sql("dc2-srv2", "INSERT INTO lab.w VALUES ('client2', 2)")  # fails fast
+        # and dc2's app stops taking connections (health checks fail): refused, not a hang
+        deadline = time.monotonic() + patience(5)
+        while service_answers(lab, "dc1-srv1", "10.2.0.11") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert not service_answers(lab, "dc1-srv1", "10.2.0.11")
+    assert running(pids) == [] and not scratch.exists()
+
+
+PG = """
+sites:
+  dc1: {subnet: 10.1.0.0/24, servers: 2}
+  dc2: {subnet: 10.2.0.0/24, servers: 2}
+edges:
+  edge: {subnet: 10.100.0.0/24, clients: 1}
+links:
+  dci-a: {between: [dc1, dc2], bw: 100, delay: 2ms}
+  edge-dc1: {between: [edge, dc1], bw: 100, delay: 1ms}
+data:
+  engine: postgresql
+  primary: dc1-srv2
+  standbys: {dc2-srv2: sync}
+"""
+
+
+def test_postgresql_streams_to_a_sync_standby_that_can_be_promoted(tmp_path):
+    from lab.model.topology import parse_topology
+    topo = parse_topology(PG, source="pg.yaml", default_name="pg-sync")
+    with running_lab(topo, probe.choose_platform(), tmp_path, "test-pg",
+                     log=Progress(quiet=True)) as lab:
+        lab.data.start()
+        assert lab.data.pg_replicas() == {"dc2-srv2": "sync"}
+        lab.data.sql("dc1-srv2", "create table w (client text, seq int, primary key (client, "
+                                 "seq)); insert into w values ('client1', 1)")
+        # synchronous: the commit returned, so the standby has it
+        assert lab.data.sql("dc2-srv2", "select count(*) from w") == "1"
+        with pytest.raises(Exception, match="read-only transaction"):
+            lab.data.sql("dc2-srv2", "insert into w values ('client1', 2)")
+        lab.faults.set_link("dci-a", up=False)
+        assert lab.data.promote("dc2-srv2")
+        lab.data.sql("dc2-srv2", "insert into w values ('client1', 2)")
+        assert lab.data.sql("dc2-srv2", "select count(*) from w") == "2"
+        scratch, pids = lab.data.scratch, server_pids(lab)
+        assert lab.data.rss_kb() > 10_000                    # the servers and their workers
+    assert running(pids) == [] and not scratch.exists()
