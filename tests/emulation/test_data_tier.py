@@ -43,12 +43,10 @@ def test_galera_replicates_between_sites_and_the_witness_decides_a_partition(tmp
         status = lab.data.galera_status("dc1-srv2")
         assert status["wsrep_cluster_size"] == "3"                   # 2 nodes + garbd
         assert status["wsrep_cluster_status"] == "Primary"
-        lab.data.sql("dc1-srv2", "CREATE DATABASE lab; CREATE TABLE lab.w (client "
-                                 "VARCHAR(32), seq INT, PRIMARY KEY (client, seq))")
-        lab.data.sql("dc1-srv2", "INSERT INTO lab.w VALUES ('client1', 1)")
-        lab.data.sql("dc2-srv2", "INSERT INTO lab.w VALUES ('client2', 1)")
+        lab.data.sql("dc1-srv2", "INSERT INTO lab.writes VALUES ('client1', 1, 'x', 0)")
+        lab.data.sql("dc2-srv2", "INSERT INTO lab.writes VALUES ('client2', 1, 'x', 0)")
         for node in ("dc1-srv2", "dc2-srv2"):                            # both sides write
-            assert lab.data.sql(node, "SELECT COUNT(*) FROM lab.w") == "2"
+            assert lab.data.sql(node, "SELECT COUNT(*) FROM lab.writes") == "2"
         scratch, pids = lab.data.scratch, server_pids(lab)
         assert scratch.is_dir() and len(pids) == 3 and running(pids) == [p for p, _ in pids]
         # the application: dc2's app writes to dc2's node; a client in dc1 writes through it
@@ -77,9 +75,9 @@ def test_galera_replicates_between_sites_and_the_witness_decides_a_partition(tmp
             "wsrep_cluster_status") == "non-Primary", "out of the primary component")
         lab.data.wait("dc1-srv2", lambda: lab.data.galera_status("dc1-srv2").get(
             "wsrep_cluster_size") == "2", "in a primary component of two")
-        lab.data.sql("dc1-srv2", "INSERT INTO lab.w VALUES ('client1', 2)")      # majority
+        lab.data.sql("dc1-srv2", "INSERT INTO lab.writes VALUES ('client1', 2, 'x', 0)")
         with pytest.raises(Exception, match="WSREP has not yet prepared node"):
-            lab.data.sql("dc2-srv2", "INSERT INTO lab.w VALUES ('client2', 2)")  # fails fast
+            lab.data.sql("dc2-srv2", "INSERT INTO lab.writes VALUES ('client2', 2, 'x', 0)")
         # and dc2's app stops taking connections (health checks fail): refused, not a hang
         deadline = time.monotonic() + patience(5)
         while service_answers(lab, "dc1-srv1", "10.2.0.11") and time.monotonic() < deadline:
@@ -111,16 +109,15 @@ def test_postgresql_streams_to_a_sync_standby_that_can_be_promoted(tmp_path):
                      log=Progress(quiet=True)) as lab:
         lab.data.start()
         assert lab.data.pg_replicas() == {"dc2-srv2": "sync"}
-        lab.data.sql("dc1-srv2", "create table w (client text, seq int, primary key (client, "
-                                 "seq)); insert into w values ('client1', 1)")
+        lab.data.sql("dc1-srv2", "insert into writes values ('client1', 1, 'x', 0)")
         # synchronous: the commit returned, so the standby has it
-        assert lab.data.sql("dc2-srv2", "select count(*) from w") == "1"
+        assert lab.data.sql("dc2-srv2", "select count(*) from writes") == "1"
         with pytest.raises(Exception, match="read-only transaction"):
-            lab.data.sql("dc2-srv2", "insert into w values ('client1', 2)")
+            lab.data.sql("dc2-srv2", "insert into writes values ('client1', 2, 'x', 0)")
         lab.faults.set_link("dci-a", up=False)
         assert lab.data.promote("dc2-srv2")
-        lab.data.sql("dc2-srv2", "insert into w values ('client1', 2)")
-        assert lab.data.sql("dc2-srv2", "select count(*) from w") == "2"
+        lab.data.sql("dc2-srv2", "insert into writes values ('client1', 2, 'x', 0)")
+        assert lab.data.sql("dc2-srv2", "select count(*) from writes") == "2"
         scratch, pids = lab.data.scratch, server_pids(lab)
         assert lab.data.rss_kb() > 10_000                    # the servers and their workers
     assert running(pids) == [] and not scratch.exists()
