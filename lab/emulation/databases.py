@@ -47,7 +47,7 @@ def galera_install_argv(datadir):
             "--innodb-log-file-size=8M"]
 
 
-def galera_argv(name, ip, datadir, members, bootstrap=False, quorum=True):
+def galera_argv(name, ip, datadir, members, bootstrap=False, quorum=True, log=None):
     """mariadbd as one Galera node. members: every node's IP (the gcomm:// address);
     bootstrap: the first node, which starts the cluster; quorum=False: pc.ignore_quorum, a
     node that keeps taking writes without a majority (the split-brain variant)."""
@@ -55,7 +55,7 @@ def galera_argv(name, ip, datadir, members, bootstrap=False, quorum=True):
     argv = ["/usr/sbin/mariadbd", "--no-defaults", "--user=mysql", f"--datadir={datadir}",
             f"--socket={datadir}/mysqld.sock", f"--pid-file={datadir}/mysqld.pid",
             f"--port={MYSQL_PORT}", f"--bind-address={ip}",
-            f"--log-error={datadir}/error.log", "--skip-name-resolve",
+            f"--log-error={log or Path(datadir) / 'error.log'}", "--skip-name-resolve",
             "--binlog-format=ROW", "--default-storage-engine=InnoDB",
             "--innodb-autoinc-lock-mode=2", "--innodb-buffer-pool-size=32M",
             "--innodb-log-file-size=8M", "--innodb-flush-log-at-trx-commit=2",
@@ -155,6 +155,7 @@ class DataTier:
         self.nodes = {}           # host -> {"dir": scratch folder, "proc": Popen, ...}
         self.witness = None       # garbd's Popen
         self.scratch = None
+        self.started = False      # True once every server replicates and the schema exists
 
     # -------------------------------------------------------------------- scratch space
 
@@ -179,6 +180,16 @@ class DataTier:
                            "ACTIVELAB_SCRATCH") from None
         return path
 
+    def log_file(self, name, kind, owner=None):
+        """RUN_DIR/data/HOST-KIND.log: a server's log stays with the run's results (its
+        scratch folder goes at teardown); owner: the user that writes it itself."""
+        path = self.lab.run_dir / "data" / f"{name}-{kind}.log"
+        path.parent.mkdir(exist_ok=True)
+        path.touch()
+        if owner:
+            os.chown(path, *owner)
+        return path
+
     def ip(self, host):
         return str(self.lab.topo.host(host).ip.ip)
 
@@ -195,6 +206,7 @@ class DataTier:
         else:
             self.start_postgresql()
         self.create_schema()
+        self.started = True
         return time.monotonic() - t
 
     def create_schema(self):
@@ -223,22 +235,23 @@ class DataTier:
             datadir = self.folder(name)
             os.chown(datadir, *mysql_ids())
             sh.run(galera_install_argv(datadir), timeout=120)
+            log = self.log_file(name, "mariadb", owner=mysql_ids())
             proc = self.lab.popen(name, galera_argv(name, self.ip(name), datadir, members,
-                                                    bootstrap=index == 0, quorum=quorum),
-                                  f"galera node {name}", group=True,
-                                  stdout=datadir / "stdout.log", stderr=datadir / "stdout.log")
-            self.nodes[name] = {"dir": datadir, "proc": proc, "log": datadir / "error.log",
+                                                    bootstrap=index == 0, quorum=quorum,
+                                                    log=log),
+                                  f"galera node {name}", group=True, stdout=log, stderr=log,
+                                  append=True)
+            self.nodes[name] = {"dir": datadir, "proc": proc, "log": log,
                                 "socket": datadir / "mysqld.sock"}
             # one joiner at a time: each takes a full state transfer from a synced node
             self.wait(name, lambda n=name: self.galera_status(n).get(
                 "wsrep_local_state_comment") == "Synced", "synced with the cluster")
         if self.spec.witness:
             folder = self.folder(self.spec.witness)
-            log = folder / "garbd.log"
+            log = self.log_file(self.spec.witness, "garbd")
             self.witness = self.lab.popen(self.spec.witness, garbd_argv(members, log),
                                           f"garbd on {self.spec.witness}", group=True,
-                                          stdout=folder / "stdout.log",
-                                          stderr=folder / "stdout.log")
+                                          stdout=log, stderr=log, append=True)
             self.nodes[self.spec.witness] = {"dir": folder, "proc": self.witness, "log": log}
             first = self.spec.nodes[0]
             self.wait(self.spec.witness, lambda: self.galera_status(first).get(
@@ -265,7 +278,7 @@ class DataTier:
                 os.chown(datadir / "standby.signal", *postgres_ids())
                 argv = pg_standby_argv(bindir, datadir, self.ip(name), sockdir,
                                        self.ip(primary), name)
-            log = folder / "postgres.log"
+            log = self.log_file(name, "postgres")
             proc = self.lab.popen(name, argv, f"postgres {name}", group=True, stdout=log,
                                   stderr=log)
             self.nodes[name] = {"dir": folder, "proc": proc, "log": log, "socket": sockdir,

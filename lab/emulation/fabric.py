@@ -8,6 +8,8 @@ carries traffic: that is how the lab measures each DCI link on its own.
 Pure code: given the topology and the links to prefer, it returns the tree and the flows.
 """
 
+import ipaddress
+
 from controllers import routing
 
 
@@ -91,3 +93,15 @@ def latencies(topo, src):
 def nearest_site(topo, switch, candidates):
     """The candidate site nearest to `switch` by path cost (ties: by name, as the controller)."""
     return routing.nearest(latencies(topo, switch), candidates)
+
+
+def gateway_routes(topo, intf, gateway):
+    """A host's routes once the anycast gateway exists: the lab's own prefixes (every site and
+    edge subnet, every VIP) via the gateway, and everything else unreachable, so nothing a
+    host sends leaves the lab's addresses and a lookup of the machine's DNS server fails at
+    once (an rsync daemon's reverse lookup took 10 s per connection waiting on one)."""
+    prefixes = [str(s.subnet) for s in topo.switches] + [f"{v.vip}/32" for v in topo.services]
+    return ([["ip", "route", "replace", p, "via", str(gateway), "dev", intf]
+             for p in prefixes
+             if ipaddress.ip_address(str(gateway)) not in ipaddress.ip_network(p)]
+            + [["ip", "route", "replace", "unreachable", "default"]])

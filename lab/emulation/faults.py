@@ -9,7 +9,7 @@ import signal
 import time
 
 from lab import sh
-from lab.emulation import shaping
+from lab.emulation import fabric, shaping
 from lab.errors import LabError
 
 
@@ -90,8 +90,8 @@ class FaultInjector:
         gateway = lab.topo.switch(host.switch).gateway
         for argv in ([["ip", "link", "set", host.intf, "address", host.mac],
                       ["ip", "addr", "replace", str(host.ip), "dev", host.intf],
-                      ["ip", "link", "set", host.intf, "up"],
-                      ["ip", "route", "replace", "default", "via", str(gateway), "dev", host.intf]]
+                      ["ip", "link", "set", host.intf, "up"]]
+                     + fabric.gateway_routes(lab.topo, host.intf, gateway)
                      + (shaping.offload_cmds(host.intf) if lab.platform.datapath == "user" else [])):
             lab.node_run(name, argv)
         # arping sends at once but lingers a second for replies: do not wait for it

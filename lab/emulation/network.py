@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from lab import REPO, sh
-from lab.agents import service
+from lab.agents import dataapp, service
 from lab.emulation import (controller, databases, fabric, faults, firewall, firewalls, probe,
                            shaping, state, traffic)
 from lab.errors import LabError
@@ -400,8 +400,8 @@ class LabNetwork:
             for subnet in (s.subnet for s in self.topo.switches if s.subnet != own.subnet):
                 self.node_run(host.name, ["ip", "route", "del", str(subnet)], check=False)
             self.node_run(host.name, ["ip", "neigh", "flush", "dev", host.intf])
-            self.node_run(host.name, ["ip", "route", "replace", "default", "via", str(own.gateway),
-                                      "dev", host.intf])
+            for argv in fabric.gateway_routes(self.topo, host.intf, own.gateway):
+                self.node_run(host.name, argv)
 
     def start_services(self, serving=None):
         """The VIP on each server's loopback, and the service answering with the server's name
@@ -416,7 +416,26 @@ class LabNetwork:
             for number in sorted(numbers):
                 self.start_service(name, number)
 
+    def start_data_tier(self, quorum=True, timeout=30.0):
+        """The topology's databases (lab.data), then the VIP services as the stateful app on
+        them; after attach_controller(..., serving=[]), so the databases replicate over the
+        controller's paths from the start. Waits until the controller sees every app healthy;
+        returns the seconds the databases took to start."""
+        took = self.data.start(quorum=quorum)
+        self.start_services()
+        self.controller.wait(lambda s: controller.all_learned(self.topo, s),
+                             "every data app healthy", probe.patience(timeout))
+        return took
+
     def start_service(self, name, port):
+        """The VIP service on one server: with a running data tier the site's stateful app
+        (lab/agents/dataapp.py, on its site's database), else the name-answering service."""
+        if self.data.started:
+            argv = dataapp.serve_argv(name, port, self.data.spec.engine,
+                                      self.data.app_addresses(name))
+            proc = self.start_agent(name, argv, f"data app {name}:{port}")
+            self.services[(name, port)] = proc
+            return proc
         proc = self.start_agent(name, service.serve_argv(name, port), f"service {name}:{port}")
         self.services[(name, port)] = proc
         return proc
@@ -507,10 +526,11 @@ class LabNetwork:
 
     def _spawn(self, argv, what, kwargs, group=False):
         files = []
+        mode = "a" if kwargs.pop("append", False) else "w"   # append: several writers, one file
         for stream in ("stdout", "stderr"):
             target = kwargs.get(stream, subprocess.DEVNULL)
             if isinstance(target, Path):
-                target = open(target, "w")
+                target = open(target, mode)
                 files.append(target)
             kwargs[stream] = target
         try:

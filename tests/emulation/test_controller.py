@@ -65,7 +65,9 @@ def test_client_vip_traffic_lands_on_the_nearest_site(lab):
 def test_cutting_the_primary_dci_keeps_cross_site_traffic_flowing(lab):
     src, dst = lab.topo.host("dc1-srv1"), lab.topo.host("dc2-srv1")
     before = [r for _, r in traffic.ping(lab, src.name, dst.ip.ip, 5, 0.05)[2]]
-    assert max(before) < 8                           # dci-a: 4 ms RTT
+    # the path by its fastest sample (load only ever adds delay; one 15.5 ms sample of five
+    # was seen under QEMU TCG): dci-a is 4 ms RTT, dci-b 10 ms
+    assert min(before) < 7                           # dci-a
     stream = lab.popen(src.name, traffic.ping_argv(dst.ip.ip, 60, 0.02, 1), "ping stream",
                        stdout=subprocess.PIPE)
     time.sleep(0.4)

@@ -121,3 +121,26 @@ def test_postgresql_streams_to_a_sync_standby_that_can_be_promoted(tmp_path):
         scratch, pids = lab.data.scratch, server_pids(lab)
         assert lab.data.rss_kb() > 10_000                    # the servers and their workers
     assert running(pids) == [] and not scratch.exists()
+
+
+def test_the_vip_service_is_the_stateful_app_and_clients_write_through_anycast(tmp_path):
+    """With a data tier the VIP servers run the app on their site's database: a client's
+    writes through the VIP land on its nearest site (dc1) and are on dc2's node too."""
+    from lab.emulation.controller import intent_for
+    topo = load_topology("dual-active-data")
+    with running_lab(topo, probe.choose_platform(), tmp_path, "test-data-app",
+                     log=Progress(quiet=True)) as lab:
+        lab.attach_controller(intent_for(topo), serving=[])
+        lab.start_data_tier()
+        out = tmp_path / "writes.json"
+        writer = lab.start_agent("client1", dataapp.write_argv(str(topo.services[0].vip),
+                                                               topo.services[0].port, "client1",
+                                                               50, 2, out, wait_go=False),
+                                 "writer client1")
+        writer.wait(30)
+        writes = json.loads(out.read_text())["writes"]
+        acked = [w for w in writes if w["t_ack"]]
+        assert len(writes) >= 90 and len(acked) == len(writes), writes[-3:]
+        assert {w["server"].split("-")[0] for w in acked} == {"dc1"}       # the nearest site
+        assert lab.data.sql("dc2-srv2", "SELECT COUNT(*) FROM lab.writes WHERE client = "
+                                        "'client1'") == str(len(acked))

@@ -127,3 +127,18 @@ def test_routes_are_computed_once_per_view():
     net.logic.port_changed(1, topo.port_to("dc1", "dci-a").number, False, 1.0)
     net.logic.routes()
     assert routing.routes.cache_info().misses == 2                      # a change: once more
+
+
+def test_hosts_route_only_the_labs_prefixes_and_nothing_else():
+    """Via the gateway: every other subnet and every VIP; anything else unreachable (the
+    machine's DNS server included: a lookup fails at once instead of timing out)."""
+    from lab.emulation.fabric import gateway_routes
+    topo = load_topology("dual-active")
+    routes = gateway_routes(topo, "client1-eth0", "10.100.0.1")
+    assert ["ip", "route", "replace", "10.1.0.0/24", "via", "10.100.0.1",
+            "dev", "client1-eth0"] in routes
+    assert ["ip", "route", "replace", "10.200.0.10/32", "via", "10.100.0.1",
+            "dev", "client1-eth0"] in routes
+    assert not any("10.100.0.0/24" in r for r in routes)            # its own subnet: on-link
+    assert routes[-1] == ["ip", "route", "replace", "unreachable", "default"]
+    assert len(routes) == 2 + 1 + 1                                  # dc1, dc2, VIP, default
