@@ -231,3 +231,24 @@ def test_analyse_and_plot_rebuild_an_old_run_folder_from_its_files(tmp_path):
     proc = run_cli("analyse", str(tmp_path))
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1
     assert "variant.json is missing" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_topology_warning_is_one_line_before_the_run(tmp_path):
+    """An even Galera membership without a witness is legal: the run goes on (here it stops at
+    a bad --faults, before building anything) after one warning line that explains quorum."""
+    topo = tmp_path / "even.yaml"
+    topo.write_text("sites:\n  dc1: {subnet: 10.1.0.0/24, servers: 2}\n"
+                    "  dc2: {subnet: 10.2.0.0/24, servers: 2}\n"
+                    "edges:\n  edge: {subnet: 10.100.0.0/24, clients: 1}\n"
+                    "links:\n  dci-a: {between: [dc1, dc2], delay: 2ms}\n"
+                    "  edge-dc1: {between: [edge, dc1], delay: 1ms}\n"
+                    "services:\n  web: {vip: 10.200.0.10}\n"
+                    "data: {engine: galera, nodes: [dc1-srv2, dc2-srv2]}\n")
+    out = tmp_path / "out"
+    proc = run_cli("dual-active", "--topology", str(topo), "--faults", "99s cut dci-a",
+                   "--out", str(out))
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 1 and len(lines) == 2, proc.stderr
+    assert lines[0].startswith("warning: ") and "even.yaml" in lines[0]
+    assert "no side with a majority" in lines[0] and "--faults" in lines[1]
+    assert not out.exists()
