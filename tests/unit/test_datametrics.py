@@ -1,0 +1,70 @@
+"""The data tier's metrics on synthetic ledgers: loss, recovery, commit times."""
+
+from lab.analysis import datametrics as dm
+
+FAULT = 100.0
+
+
+def ledger(client, writes):
+    """writes: (seq, t_sent, t_ack or None, commit_ms)"""
+    return {"client": client, "writes": [{"seq": s, "t_sent": t, "t_ack": a, "error": None,
+                                          "commit_ms": c} for s, t, a, c in writes]}
+
+
+def steady(client, start, end, every=0.01, ack_after=0.005, commit=2.0, gap=None):
+    """A write every `every` s; none acknowledged in `gap` (sent in [gap0, gap1))."""
+    out, seq, t = [], 0, start
+    while t < end - 1e-9:
+        seq += 1
+        acked = not (gap and gap[0] <= t < gap[1])
+        out.append((seq, round(t, 6), round(t + ack_after, 6) if acked else None, commit))
+        t += every
+    return ledger(client, out)
+
+
+def present_of(ledgers, drop=()):
+    return {(l["client"], w["seq"]) for l in ledgers for w in l["writes"]
+            if w["t_ack"] and (l["client"], w["seq"]) not in drop}
+
+
+def test_nothing_lost_is_rpo_zero_and_recovery_is_the_first_write_after_the_fault():
+    ledgers = [steady("c1", 99.0, 102.0, gap=(100.0, 100.5))]
+    assert dm.rpo(ledgers, present_of(ledgers), FAULT) == (0, 0.0)
+    worst, per = dm.rto(ledgers, FAULT)
+    assert per == {"c1": 505.0} and worst == 505.0         # sent at 100.5, acked 5 ms later
+
+
+def test_lost_acknowledged_writes_count_back_from_the_fault():
+    ledgers = [steady("c1", 99.0, 101.0)]
+    lost = {("c1", s) for s in range(81, 101)}             # acked 99.805 ... 99.995
+    writes, ms = dm.rpo(ledgers, present_of(ledgers, drop=lost), FAULT)
+    assert writes == 20 and abs(ms - 195.0) < 1e-6
+    # a lost write acknowledged after the fault reaches back nothing
+    late = {("c1", 150)}
+    assert dm.rpo(ledgers, present_of(ledgers, drop=late), FAULT) == (1, 0.0)
+
+
+def test_a_client_that_never_recovers_has_no_rto_and_one_that_never_wrote_is_not_counted():
+    ledgers = [steady("c1", 99.0, 102.0, gap=(100.0, 102.0)),   # loss to the end
+               steady("c2", 99.0, 102.0),
+               ledger("c3", [(1, 99.5, None, None)])]           # nothing ever acknowledged
+    worst, per = dm.rto(ledgers, FAULT)
+    assert worst is None and per["c1"] is None and "c3" not in per
+    assert per["c2"] == 5.0
+
+
+def test_reordered_acknowledgements_and_empty_windows():
+    # acknowledgements out of order: the first *acknowledged* write sent after the fault counts
+    ledgers = [ledger("c1", [(1, 99.0, 99.01, 1.0), (2, 100.1, 100.9, 5.0),
+                             (3, 100.2, 100.3, 3.0)])]
+    assert dm.rto(ledgers, FAULT)[0] == 300.0                # seq 3, acked at 100.3
+    assert dm.commit_stats(ledgers, 100.0, 101.0) == {"count": 2, "p50": 3.0, "p99": 5.0}
+    assert dm.commit_stats(ledgers, 0.0, 1.0) == {"count": 0, "p50": None, "p99": None}
+    assert dm.commit_stats([], 0.0, 1000.0)["count"] == 0
+    assert dm.rpo([], set(), FAULT) == (0, 0.0) and dm.rto([], FAULT) == (0.0, {})
+
+
+def test_nearest_rank_percentiles():
+    assert dm.percentile([1, 2, 3, 4], 50) == 2
+    assert dm.percentile(list(range(1, 101)), 99) == 99
+    assert dm.percentile([7], 99) == 7 and dm.percentile([1, 9], 99) == 9
