@@ -2,6 +2,7 @@
 replication, started in lab hosts, replicating, and gone after teardown."""
 
 import json
+import subprocess
 import sys
 import time
 
@@ -9,7 +10,7 @@ import pytest
 
 from lab.agents import dataapp
 from lab.emulation import probe, state
-from lab.emulation.network import running_lab
+from lab.emulation.network import go, running_lab
 from lab.experiment import Progress
 from lab.model.topology import load_topology
 from tests.emulation.conftest import patience
@@ -144,3 +145,40 @@ def test_the_vip_service_is_the_stateful_app_and_clients_write_through_anycast(t
         assert {w["server"].split("-")[0] for w in acked} == {"dc1"}       # the nearest site
         assert lab.data.sql("dc2-srv2", "SELECT COUNT(*) FROM lab.writes WHERE client = "
                                         "'client1'") == str(len(acked))
+
+
+def test_a_site_whose_database_loses_quorum_hands_its_clients_to_the_other(tmp_path):
+    """dc1 (the clients' nearest site) cut off from dc2 and from the witness: its Galera node
+    leaves the primary component, its apps close, the controller's health checks fail and
+    anycast moves the client to dc2, whose node (with the witness) kept quorum. Nothing
+    acknowledged is lost (Galera commits on every node of the primary component)."""
+    from lab.analysis import datametrics
+    from lab.emulation.controller import intent_for
+    topo = load_topology("dual-active-data")
+    with running_lab(topo, probe.choose_platform(), tmp_path, "test-data-quorum",
+                     log=Progress(quiet=True)) as lab:
+        lab.attach_controller(intent_for(topo), serving=[])
+        lab.start_data_tier()
+        out = tmp_path / "writes.json"
+        service = topo.services[0]
+        writer = lab.start_agent("client1", dataapp.write_argv(str(service.vip), service.port,
+                                                               "client1", 50, 12, out),
+                                 "writer client1", stdin=subprocess.PIPE, wait=True)
+        t0 = go([writer])
+        time.sleep(max(0.0, t0 + 3.0 - time.time()))
+        t_fault = time.time()
+        for link in ("dci-a", "dci-b", "wit-dc1"):
+            lab.faults.set_link(link, up=False)
+        writer.wait(60)
+        ledger = json.loads(out.read_text())
+        rows = lab.data.sql("dc2-srv2", "SELECT client, seq FROM lab.writes")
+    present = {(c, int(s)) for c, s in (line.split("\t") for line in rows.splitlines())}
+    acked = [w for w in ledger["writes"] if w["t_ack"]]
+    before = {w["server"].split("-")[0] for w in acked if w["t_sent"] < t_fault - 0.1}
+    after = {w["server"].split("-")[0] for w in acked if w["t_sent"] > t_fault + 6}
+    assert before == {"dc1"} and after == {"dc2"}, (before, after)
+    assert datametrics.rpo([ledger], present, t_fault) == (0, 0.0)
+    rto_ms, _ = datametrics.rto([ledger], t_fault)
+    print(f"quorum loss at dc1: RTO {rto_ms} ms, {len(acked)} of {len(ledger['writes'])} "
+          "writes acknowledged")
+    assert rto_ms is not None and rto_ms > 0
