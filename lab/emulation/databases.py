@@ -284,7 +284,7 @@ class DataTier:
             self.nodes[name] = {"dir": folder, "proc": proc, "log": log, "socket": sockdir,
                                 "data": datadir}
             if name == primary:
-                self.wait(name, lambda n=name: self.pg(n, "select 1") == "1",
+                self.wait(name, lambda n=name: self.sql(n, "select 1") == "1",
                           "accepting connections")
             else:
                 self.wait(name, lambda n=name: n in self.pg_replicas(), "streaming from "
@@ -322,8 +322,6 @@ class DataTier:
             raise LabError(f"{name}: {statement[:60]!r} failed: "
                            f"{(proc.stderr or proc.stdout).strip()[:200]}")
         return proc.stdout.strip()
-
-    pg = sql
 
     def galera_status(self, name):
         """{wsrep status variable: value} of a Galera node."""

@@ -1,6 +1,7 @@
 """The data tier for real: the distribution's MariaDB Galera + garbd and PostgreSQL streaming
 replication, started in lab hosts, replicating, and gone after teardown."""
 
+import contextlib
 import json
 import subprocess
 import sys
@@ -124,15 +125,22 @@ def test_postgresql_streams_to_a_sync_standby_that_can_be_promoted(tmp_path):
     assert running(pids) == [] and not scratch.exists()
 
 
-def test_the_vip_service_is_the_stateful_app_and_clients_write_through_anycast(tmp_path):
-    """With a data tier the VIP servers run the app on their site's database: a client's
-    writes through the VIP land on its nearest site (dc1) and are on dc2's node too."""
+@contextlib.contextmanager
+def data_lab(topo, tmp_path, name):
+    """A lab under the controller with its data tier up and the apps as the VIP service."""
     from lab.emulation.controller import intent_for
-    topo = load_topology("dual-active-data")
-    with running_lab(topo, probe.choose_platform(), tmp_path, "test-data-app",
+    with running_lab(topo, probe.choose_platform(), tmp_path, name,
                      log=Progress(quiet=True)) as lab:
         lab.attach_controller(intent_for(topo), serving=[])
         lab.start_data_tier()
+        yield lab
+
+
+def test_the_vip_service_is_the_stateful_app_and_clients_write_through_anycast(tmp_path):
+    """With a data tier the VIP servers run the app on their site's database: a client's
+    writes through the VIP land on its nearest site (dc1) and are on dc2's node too."""
+    topo = load_topology("dual-active-data")
+    with data_lab(topo, tmp_path, "test-data-app") as lab:
         out = tmp_path / "writes.json"
         writer = lab.start_agent("client1", dataapp.write_argv(str(topo.services[0].vip),
                                                                topo.services[0].port, "client1",
@@ -153,12 +161,8 @@ def test_a_site_whose_database_loses_quorum_hands_its_clients_to_the_other(tmp_p
     anycast moves the client to dc2, whose node (with the witness) kept quorum. Nothing
     acknowledged is lost (Galera commits on every node of the primary component)."""
     from lab.analysis import datametrics
-    from lab.emulation.controller import intent_for
     topo = load_topology("dual-active-data")
-    with running_lab(topo, probe.choose_platform(), tmp_path, "test-data-quorum",
-                     log=Progress(quiet=True)) as lab:
-        lab.attach_controller(intent_for(topo), serving=[])
-        lab.start_data_tier()
+    with data_lab(topo, tmp_path, "test-data-quorum") as lab:
         out = tmp_path / "writes.json"
         service = topo.services[0]
         writer = lab.start_agent("client1", dataapp.write_argv(str(service.vip), service.port,
