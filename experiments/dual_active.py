@@ -73,7 +73,8 @@ def add_arguments(parser):
     parser.add_argument("--faults", default=None, metavar="TIMELINE",
                         help=f"fault timeline, e.g. '3s cut dci-a; 6s heal dci-a', or 'none' "
                              f"(traffic only; default: {default('faults')}); actions: cut heal "
-                             "gray ungray power-off power-on server-down server-up "
+                             "gray ungray power-off power-on isolate rejoin server-down "
+                             "server-up "
                              "controller-stop controller-start")
 
 

@@ -11,6 +11,7 @@ import time
 from lab import sh
 from lab.emulation import fabric, shaping
 from lab.errors import LabError
+from lab.model.faults import isolation_links
 
 
 class FaultInjector:
@@ -28,6 +29,8 @@ class FaultInjector:
             self.gray_link(target, on=action == "gray")
         elif action in ("power-off", "power-on"):
             self.power_site(target, on=action == "power-on")
+        elif action in ("isolate", "rejoin"):
+            self.isolate_site(target, isolated=action == "isolate")
         elif action in ("server-down", "server-up"):
             self.host_link(target, up=action == "server-up")
         elif action == "controller-stop":
@@ -39,9 +42,13 @@ class FaultInjector:
 
     def set_link(self, name, up):
         """Cut (both switch ports down: carrier loss, seen at once) or restore a link."""
+        self.set_links([name], up)
+
+    def set_links(self, names, up):
+        """Cut or restore several links in one instant (one `ip -batch`: a partition is not
+        a sequence of cuts, whose intermediate states a quorum protocol would act on)."""
         topo = self.lab.topo
-        for end in topo.link(name).ends:
-            sh.run(["ip", "link", "set", topo.port_to(end, name).intf, "up" if up else "down"])
+        set_down(ports_of_links(topo, names), up)
 
     def gray_link(self, name, on):
         """A gray failure: the link stays up (no carrier loss) but drops every frame."""
@@ -59,17 +66,23 @@ class FaultInjector:
             raise LabError(f"link {name} has no delay element to gray (the userspace delay line "
                            "runs only on links with delay, jitter or loss); give it a delay")
 
+    def isolate_site(self, name, isolated):
+        """Cut (or restore) every link between site `name` and the other sites, at once."""
+        self.set_links(isolation_links(self.lab.topo, name), up=not isolated)
+
     def power_site(self, name, on):
         """Power a site off or on: every port of its switch and every host interface in it."""
         lab = self.lab
         state_word = "up" if on else "down"
+        switch_side = ([port.intf for port in lab.topo.ports(name)]
+                       + [f"{name}-eth{number}" for number in lab.extra_ports.get(name, [])])
+        if not on:                 # the power goes: every port of the site at once, first
+            set_down(switch_side, up=False)
         for host in lab.topo.hosts:
             if lab.current_switch(host.name) == name:
                 lab.node_run(host.name, ["ip", "link", "set", host.intf, state_word])
-        for port in lab.topo.ports(name):
-            sh.run(["ip", "link", "set", port.intf, state_word])
-        for number in lab.extra_ports.get(name, []):
-            sh.run(["ip", "link", "set", f"{name}-eth{number}", state_word])
+        if on:
+            set_down(switch_side, up=True)
 
     def host_link(self, name, up):
         """A server (or client) goes down or comes back: its interface."""
@@ -98,6 +111,19 @@ class FaultInjector:
         lab.popen(name, ["arping", "-U", "-c", "1", "-I", host.intf, str(host.ip.ip)],
                   f"gratuitous arp of {name}")
         return {"port": number, "t_unlinked": t_unlinked, "t_linked": time.monotonic()}
+
+
+def ports_of_links(topo, names):
+    """The switch-side interfaces of links (both ends of each)."""
+    return [topo.port_to(end, name).intf for name in names for end in topo.link(name).ends]
+
+
+def set_down(interfaces, up):
+    """Set interfaces (in the root namespace) up or down with one `ip -batch`."""
+    if interfaces:
+        word = "up" if up else "down"
+        sh.run(["ip", "-batch", "-"],
+               stdin="".join(f"link set {intf} {word}\n" for intf in interfaces))
 
 
 def run_timeline(injector, faults, t0, until=None, every=None, announce=None, tick=0.01):

@@ -8,6 +8,7 @@ something and measures; it never tells the controller what it broke.
 | cut / heal | link | both switch ports of the link go down / up (carrier loss, seen at once) |
 | gray / ungray | link | the link stays up but drops everything (only BFD can tell) / works again |
 | power-off / power-on | site | every port of the site's switch and every host interface go down / up |
+| isolate / rejoin | site | every link between the site and another site is cut / restored, in one instant (a DCI partition: its clients still reach it) |
 | server-down / server-up | host | the host's interface goes down / up |
 | controller-stop / controller-start | - | the controller process stops / a new one starts |
 """
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 from lab.errors import LabError
 
 ACTIONS = {"cut": "link", "heal": "link", "gray": "link", "ungray": "link",
-           "power-off": "site", "power-on": "site", "server-down": "host", "server-up": "host",
+           "power-off": "site", "power-on": "site", "isolate": "site", "rejoin": "site",
+           "server-down": "host", "server-up": "host",
            "controller-stop": None, "controller-start": None}
 ENTRY_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*s\s+([a-z-]+)(?:\s+([a-z0-9-]+))?\s*$")
 
@@ -81,3 +83,11 @@ def hosts_down(site_of, faults):
             down = down | {fault.target} if fault.action == "server-down" else down - {fault.target}
         out.append((before, set(down)))
     return out
+
+
+def isolation_links(topo, site):
+    """The links an `isolate SITE` cuts: every link between the site and another site (DCI and
+    witness links), not its links to edges (its clients still reach it)."""
+    sites = {s.name for s in topo.sites}
+    return tuple(l.name for l in topo.links
+                 if site in l.ends and all(end in sites for end in l.ends))

@@ -7,7 +7,7 @@ import pytest
 
 from lab.emulation.faults import FaultInjector, run_timeline
 from lab.errors import LabError
-from lab.model.faults import ACTIONS, Fault, hosts_down, parse_faults
+from lab.model.faults import ACTIONS, Fault, hosts_down, isolation_links, parse_faults
 from lab.model.topology import load_topology
 
 
@@ -34,6 +34,9 @@ class RecordingInjector(FaultInjector):
 
     def host_link(self, name, up):
         self._note("host", name, up)
+
+    def isolate_site(self, name, isolated):
+        self._note("isolate", name, isolated)
 
 
 def test_the_runner_injects_each_fault_at_its_time_and_in_order():
@@ -68,7 +71,7 @@ def test_every_action_is_carried_out_by_the_injector():
     assert [c for _, c in injector.calls] == [
         ("link", "dci-a", False), ("link", "dci-a", True), ("gray", "dci-a", True),
         ("gray", "dci-a", False), ("power", "dc1", False), ("power", "dc1", True),
-        ("host", "dc1-srv1", False), ("host", "dc1-srv1", True), ("controller", False),
+        ("isolate", "dc1", True), ("isolate", "dc1", False), ("host", "dc1-srv1", False), ("host", "dc1-srv1", True), ("controller", False),
         ("controller", True)]
     with pytest.raises(LabError, match="unknown fault action 'melt'"):
         injector.inject(Fault(0, "melt", "dc1"))
@@ -87,3 +90,10 @@ def test_hosts_down_follows_power_and_server_faults():
     assert sets[2] == (dc1 | {"dc2-srv1"}, dc1 | {"dc2-srv1"})     # a link cut downs no host
     assert sets[3] == (dc1 | {"dc2-srv1"}, {"dc2-srv1"})
     assert sets[4] == ({"dc2-srv1"}, set())
+
+
+def test_isolating_a_site_cuts_its_links_to_other_sites_not_to_its_clients():
+    topo = load_topology("dual-active-data")
+    assert isolation_links(topo, "dc1") == ("dci-a", "dci-b", "wit-dc1")
+    assert isolation_links(topo, "dc3") == ("wit-dc1", "wit-dc2")
+    assert isolation_links(load_topology("dual-active"), "dc2") == ("dci-a", "dci-b")
