@@ -6,17 +6,22 @@
         --rate 50 --duration 10 --out writes-client1.json
 
 serve: the VIP service of a site backed by the data tier. A client sends one line per write,
-``W CLIENT SEQ``; the app commits it in one transaction (the write itself, and the client's
-counter) on its database and answers ``OK SEQ SERVER COMMIT_MS`` once the commit returned, or
-``ERR SEQ SERVER REASON`` at once when it failed. ``R CLIENT`` reads the client's counter.
+``W CLIENT SEQ``; the app commits it in one transaction (one row: client, seq, server, time)
+on its database and answers ``OK SEQ SERVER COMMIT_MS`` once the commit returned, or
+``ERR SEQ SERVER REASON`` at once when it failed; requests of a connection run side by side
+(replies come as they finish). ``R CLIENT`` reads how many writes of the client it has.
 
 The app takes requests only while its database can take writes (Galera: the node is in the
-primary component and ready; PostgreSQL: it reaches the primary): checked every
+primary component and ready; PostgreSQL: it reaches the primary and, where commits
+wait for a synchronous standby, one streams from it): checked every
 HEALTH_INTERVAL_S. While it cannot, the app closes its listening socket, so a new connection
 (and the controller's health check, a TCP SYN) is refused at once and anycast moves the
 clients; requests already on a connection get ERR, never a hang: every statement has a
 timeout. A PostgreSQL commit that waited for a synchronous standby and was cancelled has
 committed locally only (the server's WARNING says so): it is answered ERR, not acknowledged.
+
+probe: unloaded commit times on a node, replicated and local only (the baseline a
+replicated commit is compared with). lag: a PostgreSQL standby's replication lag, sampled.
 
 write: one client's steady stream of writes (--rate per second, each with its own sequence
 number), pipelined on one connection; a broken connection is replaced by a new one (anycast
@@ -25,7 +30,9 @@ whom it was acknowledged (or the error), and the commit time the app measured.
 """
 
 import argparse
+import concurrent.futures
 import json
+import os
 import select
 import signal
 import socket
@@ -40,27 +47,28 @@ HEALTH_INTERVAL_S = 0.2
 STATEMENT_TIMEOUT_S = 2.0
 DATABASE = "lab"
 APP_USER = "app"
+# One row per write: independent inserts, so a client's writes in flight commit side by side
+# (a per-client counter row would serialise them on its row lock for a whole replicated commit).
+# What a client has is the count of its rows (``R``).
 SCHEMA = {
     "galera": ["CREATE TABLE IF NOT EXISTS lab.writes (client VARCHAR(32) NOT NULL, seq INT NOT "
-               "NULL, server VARCHAR(32) NOT NULL, t DOUBLE NOT NULL, PRIMARY KEY (client, seq))",
-               "CREATE TABLE IF NOT EXISTS lab.counters (client VARCHAR(32) PRIMARY KEY, "
-               "value INT NOT NULL, last_seq INT NOT NULL)"],
+               "NULL, server VARCHAR(32) NOT NULL, t DOUBLE NOT NULL, doc MEDIUMBLOB, "
+               "PRIMARY KEY (client, seq))"],
     "postgresql": ["CREATE TABLE IF NOT EXISTS writes (client TEXT NOT NULL, seq INT NOT NULL, "
-                   "server TEXT NOT NULL, t DOUBLE PRECISION NOT NULL, "
-                   "PRIMARY KEY (client, seq))",
-                   "CREATE TABLE IF NOT EXISTS counters (client TEXT PRIMARY KEY, "
-                   "value INT NOT NULL, last_seq INT NOT NULL)"],
+                   "server TEXT NOT NULL, t DOUBLE PRECISION NOT NULL, doc BYTEA, "
+                   "PRIMARY KEY (client, seq))"],
 }
-UPSERT = {
-    "galera": "INSERT INTO lab.counters VALUES (%s, 1, %s) ON DUPLICATE KEY UPDATE "
-              "value = value + 1, last_seq = VALUES(last_seq)",
-    "postgresql": "INSERT INTO counters VALUES (%s, 1, %s) ON CONFLICT (client) DO UPDATE SET "
-                  "value = counters.value + 1, last_seq = EXCLUDED.last_seq",
-}
-INSERT = {"galera": "INSERT INTO lab.writes VALUES (%s, %s, %s, %s)",
-          "postgresql": "INSERT INTO writes VALUES (%s, %s, %s, %s)"}
-READ = {"galera": "SELECT value FROM lab.counters WHERE client = %s",
-        "postgresql": "SELECT value FROM counters WHERE client = %s"}
+INSERT = {"galera": "INSERT INTO lab.writes VALUES (%s, %s, %s, %s, %s)",
+          "postgresql": "INSERT INTO writes VALUES (%s, %s, %s, %s, %s)"}
+# a PostgreSQL primary can commit when it is not in recovery and, if it must wait for
+# synchronous standbys, one of them is streaming (else every commit would hang until the
+# statement timeout: the app says so at once instead, and its health check fails)
+PG_WRITABLE = ("select not pg_is_in_recovery() and (current_setting('synchronous_standby_names')"
+               " = '' or exists (select 1 from pg_stat_replication where sync_state in "
+               "('sync', 'quorum')))")
+READ = {"galera": "SELECT COUNT(*) FROM lab.writes WHERE client = %s",
+        "postgresql": "SELECT COUNT(*) FROM writes WHERE client = %s"}
+WORKERS = 16                   # requests of one connection in progress at once
 
 
 # ---------------------------------------------------------------------------- protocol
@@ -97,8 +105,9 @@ class Database:
     """Connections to the site's database for one engine (the drivers are the
     distribution's: python3-pymysql, python3-psycopg2)."""
 
-    def __init__(self, engine, addresses):
+    def __init__(self, engine, addresses, payload=0):
         self.engine, self.addresses = engine, list(addresses)
+        self.payload = payload       # bytes of document stored with each write (random)
 
     def connect(self):
         if self.engine == "galera":
@@ -120,6 +129,10 @@ class Database:
             with conn.cursor() as cur:
                 cur.execute("select pg_is_in_recovery()")
                 if not cur.fetchone()[0]:
+                    # the primary is asked first next time (libpq waits at least 2 s for an
+                    # address that does not answer: a dead old primary would slow every check)
+                    self.addresses.remove(address)
+                    self.addresses.insert(0, address)
                     return conn
             conn.close()
         raise ConnectionError(f"no primary among {', '.join(self.addresses)}"
@@ -135,7 +148,7 @@ class Database:
                 conn.commit()
                 return (status.get("wsrep_ready") == "ON"
                         and status.get("wsrep_cluster_status") == "Primary")
-            cur.execute("select not pg_is_in_recovery()")
+            cur.execute(PG_WRITABLE)
             ok = cur.fetchone()[0]
             conn.commit()
             return ok
@@ -143,8 +156,8 @@ class Database:
     def write(self, conn, client, seq, server):
         """Commit one write; returns the commit's duration in ms. Raises on failure."""
         with conn.cursor() as cur:
-            cur.execute(INSERT[self.engine], (client, seq, server, time.time()))
-            cur.execute(UPSERT[self.engine], (client, seq))
+            doc = os.urandom(self.payload) if self.payload else None
+            cur.execute(INSERT[self.engine], (client, seq, server, time.time(), doc))
         if self.engine == "postgresql":
             del conn.notices[:]
         t = time.perf_counter()
@@ -169,37 +182,57 @@ def reason_of(exc):
 
 
 def serve(args):
-    db = Database(args.engine, args.db)
+    db = Database(args.engine, args.db, args.payload)
     state = {"writable": False, "server": None, "stop": False}
     lock = threading.Lock()
 
     class Handler(socketserver.StreamRequestHandler):
+        """One client connection: its requests run on WORKERS threads, each with its own
+        database connection (a real app serves many requests at once; one at a time, a
+        replicated commit of 30 ms would cap a client at 33 writes/s); replies go back as
+        each finishes (the client matches them by sequence number)."""
+
         def handle(self):
-            conn = None
-            for raw in self.rfile:
-                request = parse_request(raw.decode(errors="replace"))
-                if request is None:
-                    continue
-                kind, client, seq = request
+            local = threading.local()
+            send = threading.Lock()
+            conns = []
+
+            def answer(kind, client, seq):
                 try:
                     if not state["writable"]:
                         raise RuntimeError("the database cannot take writes")
-                    if conn is None:
-                        conn = db.connect()
+                    if getattr(local, "conn", None) is None:
+                        local.conn = db.connect()
+                        conns.append(local.conn)
                     if kind == "W":
-                        reply = f"OK {seq} {args.name} {db.write(conn, client, seq, args.name):.3f}"
+                        reply = f"OK {seq} {args.name} {db.write(local.conn, client, seq, args.name):.3f}"
                     else:
-                        reply = f"OK 0 {args.name} {db.read(conn, client)}"
+                        reply = f"OK 0 {args.name} {db.read(local.conn, client)}"
                 except Exception as exc:          # the database's errors, whatever the driver
                     reply = f"ERR {seq or 0} {args.name} {reason_of(exc)}"
-                    if conn is not None:
+                    if getattr(local, "conn", None) is not None:
                         try:
-                            conn.close()
+                            local.conn.close()
                         except Exception:
                             pass
-                        conn = None
-                self.wfile.write((reply + "\n").encode())
-                self.wfile.flush()
+                        local.conn = None
+                with send:
+                    try:
+                        self.wfile.write((reply + "\n").encode())
+                        self.wfile.flush()
+                    except OSError:               # the client went away
+                        pass
+
+            with concurrent.futures.ThreadPoolExecutor(WORKERS) as pool:
+                for raw in self.rfile:
+                    request = parse_request(raw.decode(errors="replace"))
+                    if request is not None:
+                        pool.submit(answer, *request)
+            for conn in conns:
+                try:
+                    conn.close()
+                except Exception:
+                    pass
 
     class Server(socketserver.ThreadingTCPServer):
         allow_reuse_address = True
@@ -336,6 +369,85 @@ def write(args):
     return 0
 
 
+# ------------------------------------------------------------------ probe and lag
+
+def local_connection(engine, socket_path):
+    """A superuser connection through a node's own socket (probe and lag run beside it)."""
+    if engine == "galera":
+        import pymysql
+        return pymysql.connect(unix_socket=socket_path, user="root", password="",
+                               autocommit=False, connect_timeout=2)
+    import psycopg2
+    return psycopg2.connect(host=socket_path, user="postgres", dbname="postgres",
+                            connect_timeout=2)
+
+
+# what "local only" means per engine: the same commit, not waiting for any other site
+LOCAL_ONLY = {"galera": "SET SESSION wsrep_on = OFF",          # not replicated at all
+              "postgresql": "SET synchronous_commit = local"}  # not waiting for a standby
+PROBE_TABLE = {"galera": "lab.probe", "postgresql": "probe"}
+
+
+def probe(args):
+    """Unloaded commit time: --count commits one after another as the app commits them
+    (replicated), then as many local only; one JSON object {replicated: [ms], local: [ms]}.
+    The writes go to a table of their own (never counted as the app's writes)."""
+    conn = local_connection(args.engine, args.socket)
+    table = PROBE_TABLE[args.engine]
+    out = {}
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE IF NOT EXISTS {table} (k INT PRIMARY KEY, v INT NOT NULL)")
+        conn.commit()
+        for kind in ("replicated", "local"):
+            if kind == "local":
+                cur.execute(LOCAL_ONLY[args.engine])
+                conn.commit()
+            times = []
+            for i in range(args.count):
+                key = i + (0 if kind == "replicated" else args.count)
+                cur.execute(f"DELETE FROM {table} WHERE k = %s", (key,))
+                cur.execute(f"INSERT INTO {table} VALUES (%s, %s)", (key, i))
+                t = time.perf_counter()
+                conn.commit()
+                times.append(round(1000 * (time.perf_counter() - t), 3))
+                time.sleep(args.gap)
+            out[kind] = times
+    conn.close()
+    print(json.dumps(out), flush=True)
+    return 0
+
+
+LAG_SQL = ("select extract(epoch from clock_timestamp() - pg_last_xact_replay_timestamp()) "
+           "* 1000, pg_is_in_recovery()")
+
+
+def lag(args):
+    """A PostgreSQL standby's replication lag, sampled every --interval s until SIGTERM:
+    JSON lines {t, lag_ms} (clock now minus the commit time of the last transaction it has
+    replayed; while writes flow, how far behind the primary it is); the sampling stops once
+    the node is no longer a standby (promoted)."""
+    stop = {"now": False}
+    signal.signal(signal.SIGTERM, lambda s, f: stop.update(now=True))
+    conn = local_connection("postgresql", args.socket)
+    conn.autocommit = True
+    print("ready", flush=True)
+    with open(args.out, "w") as fh, conn.cursor() as cur:
+        while not stop["now"]:
+            try:
+                cur.execute(LAG_SQL)
+                value, standby = cur.fetchone()
+            except Exception:
+                break
+            if not standby:
+                break
+            if value is not None:
+                fh.write(json.dumps({"t": round(time.time(), 4),
+                                     "lag_ms": round(float(value), 3)}) + "\n")
+                fh.flush()
+            time.sleep(args.interval)
+    return 0
+
+
 # ------------------------------------------------------------------------------- CLI
 
 def parser():
@@ -348,6 +460,8 @@ def parser():
     s.add_argument("--engine", choices=tuple(SCHEMA), required=True)
     s.add_argument("--db", action="append", required=True,
                    help="the database's address (PostgreSQL: every node, the primary is found)")
+    s.add_argument("--payload", type=int, default=0,
+                   help="bytes of (random, incompressible) document stored with each write")
     w = sub.add_parser("write")
     w.add_argument("--dst", required=True)
     w.add_argument("--port", type=int, default=80)
@@ -359,12 +473,29 @@ def parser():
     w.add_argument("--out", required=True)
     w.add_argument("--wait-go", action="store_true",
                    help="after 'ready', wait for a line on stdin before writing")
+    p = sub.add_parser("probe")
+    p.add_argument("--engine", choices=tuple(SCHEMA), required=True)
+    p.add_argument("--socket", required=True, help="the node's socket (PostgreSQL: its folder)")
+    p.add_argument("--count", type=int, default=30)
+    p.add_argument("--gap", type=float, default=0.02, help="seconds between commits")
+    g = sub.add_parser("lag")
+    g.add_argument("--socket", required=True, help="the standby's socket folder")
+    g.add_argument("--interval", type=float, default=0.05)
+    g.add_argument("--out", required=True)
     return parser
 
 
-def serve_argv(name, port, engine, addresses):
+def probe_argv(engine, socket_path, count=30):
+    return python_module(__name__, "probe", engine=engine, socket=socket_path, count=count)
+
+
+def lag_argv(socket_path, out, interval=0.05):
+    return python_module(__name__, "lag", socket=socket_path, out=out, interval=interval)
+
+
+def serve_argv(name, port, engine, addresses, payload=0):
     return python_module(__name__, "serve", name=name, port=port, engine=engine,
-                         db=list(addresses))
+                         db=list(addresses), payload=payload or None)
 
 
 def write_argv(dst, port, client, rate, duration, out, wait_go=True):
@@ -374,7 +505,7 @@ def write_argv(dst, port, client, rate, duration, out, wait_go=True):
 
 def main(argv=None):
     args = parser().parse_args(argv)
-    return serve(args) if args.command == "serve" else write(args)
+    return {"serve": serve, "write": write, "probe": probe, "lag": lag}[args.command](args)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,15 @@ Definitions (pure functions; the README's metrics section quotes them):
                (before / during / after the fault: during = from the fault to the last
                client's recovery)
 
+  accepted     per site, the writes its servers acknowledged in a window (which sites kept
+               taking writes)
+  divergent_writes  writes acknowledged during a partition by one site that are missing from
+               the database of another site that also acknowledged writes then: both sides took
+               writes the other does not have (split brain); 0 when at most one side did
+  lag_ms       a standby's replication lag samples (the clock minus the commit time of the
+               last transaction it replayed): nearest-rank p50, p99, and the last sample before
+               the fault
+
 A write is (client, seq); a ledger entry has t_sent, t_ack (None: never acknowledged), error
 and commit_ms (lab/agents/dataapp.py).
 """
@@ -67,3 +76,42 @@ def commit_stats(ledgers, start, end):
         return {"count": 0, "p50": None, "p99": None}
     return {"count": len(times), "p50": round(percentile(times, 50), 3),
             "p99": round(percentile(times, 99), 3)}
+
+
+def accepted(ledgers, site_of, start, end):
+    """{site: writes acknowledged by its servers, sent in [start, end)}; site_of: {server:
+    site}."""
+    out = {}
+    for ledger in ledgers:
+        for w in ledger["writes"]:
+            if w.get("t_ack") and start <= w["t_sent"] < end:
+                site = site_of.get(w["server"], w["server"])
+                out[site] = out.get(site, 0) + 1
+    return dict(sorted(out.items()))
+
+
+def divergent_writes(ledgers, site_of, present_by_site, start, end):
+    """Writes acknowledged in [start, end) by one site and missing from the database of
+    another site that also acknowledged writes in that window. present_by_site: {site: set of
+    (client, seq) in its database}."""
+    by_site = {}
+    for key, w in acknowledged(ledgers).items():
+        if start <= w["t_sent"] < end:
+            by_site.setdefault(site_of.get(w["server"], w["server"]), set()).add(key)
+    sides = [site for site in by_site if site in present_by_site]
+    if len(sides) < 2:
+        return 0
+    return sum(1 for site in sides for key in by_site[site]
+               if any(key not in present_by_site[other] for other in sides if other != site))
+
+
+def lag_stats(samples, t_fault=None):
+    """{count, p50, p99, at_fault} of lag samples [{t, lag_ms}] (at_fault: the last sample
+    before t_fault; None without samples)."""
+    values = sorted(s["lag_ms"] for s in samples)
+    if not values:
+        return {"count": 0, "p50": None, "p99": None, "at_fault": None}
+    before = [s for s in samples if t_fault is None or s["t"] < t_fault]
+    return {"count": len(values), "p50": round(percentile(values, 50), 3),
+            "p99": round(percentile(values, 99), 3),
+            "at_fault": round(max(before, key=lambda s: s["t"])["lag_ms"], 3) if before else None}

@@ -10,6 +10,9 @@ compare.png    outage per fault, runs side by side (e.g. protection vs restorati
 firewall.png   sessions established over asymmetric paths and surviving failover, per remedy
 designs.png    RTO, per-site utilization and sessions lost per design
 gslb.png       failover time, anycast against DNS GSLB variants
+commit_latency.png  replicated commit latency against the RTT between sites, per data tier
+rpo_rto.png    acknowledged writes lost (RPO) and time to the first write after (RTO), per
+               data tier and fault
 """
 
 import csv
@@ -233,3 +236,71 @@ def compare(run_dirs, out):
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+VARIANT_COLORS = {"pg-async": "tab:orange", "pg-sync": "tab:blue", "galera": "tab:green"}
+
+
+def commit_latency(variants, out):
+    """Unloaded commit p50 (p99 as the bar's top) against the measured RTT between sites, per
+    data tier, with the local commit + one RTT line it is judged against."""
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    for name, v in variants.items():
+        points = sorted(v["sweep"], key=lambda p: p["rtt_ms"])
+        if not points:
+            continue
+        color = VARIANT_COLORS.get(name)
+        rtt = [p["rtt_ms"] for p in points]
+        p50 = [p["commit_ms_p50"] for p in points]
+        p99 = [p["commit_ms_p99"] for p in points]
+        ax.errorbar(rtt, p50, yerr=[[0] * len(p50), [b - a for a, b in zip(p50, p99)]],
+                    marker="o", capsize=3, color=color, label=f"{name} commit p50 (bar: p99)")
+        local = [p["local_ms_p50"] for p in points]
+        ax.plot(rtt, [l + r for l, r in zip(local, rtt)], linestyle=":", color=color,
+                label=f"{name} local commit + 1 RTT")
+    ax.set_xlabel("RTT between the database nodes, ms (measured)")
+    ax.set_ylabel("commit latency, ms")
+    ax.set_title("What replication costs per commit")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def rpo_rto(variants, out):
+    """Per fault, per data tier: acknowledged writes lost (RPO) and the RTO; a loss by a
+    synchronous tier or a divergence is drawn in red."""
+    faults = sorted({f for v in variants.values() for f in v["faults"]},
+                    key=lambda f: ["power-off", "partition", "gray"].index(f)
+                    if f in ("power-off", "partition", "gray") else 9)
+    names = list(variants)
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    width = 0.8 / max(1, len(names))
+    for i, name in enumerate(names):
+        xs = [j + i * width for j in range(len(faults))]
+        results = [variants[name]["faults"].get(f) for f in faults]
+        rpo = [r["rpo_writes"] or 0 if r else 0 for r in results]
+        rto = [(r["rto_ms"] or 0) / 1000 if r else 0 for r in results]
+        bad = [bool(r and ((name != "pg-async" and r["rpo_writes"]) or r["divergent_writes"]))
+               for r in results]
+        ax1.bar(xs, rpo, width, color=["tab:red" if b else VARIANT_COLORS.get(name) for b in bad],
+                label=name)
+        for x, r, value in zip(xs, results, rpo):
+            ax1.annotate(str(value), (x, value), ha="center", va="bottom", fontsize=7)
+        ax2.bar(xs, rto, width, color=VARIANT_COLORS.get(name), label=name)
+        for x, r in zip(xs, results):
+            if r and r["rto_ms"] is None:
+                ax2.annotate("never", (x, 0), ha="center", va="bottom", fontsize=7,
+                             color="tab:red")
+    for ax, label in ((ax1, "acknowledged writes lost (RPO)"), (ax2, "RTO, s")):
+        ax.set_xticks([j + width * (len(names) - 1) / 2 for j in range(len(faults))])
+        ax.set_xticklabels(faults)
+        ax.set_ylabel(label)
+        ax.grid(axis="y", alpha=0.3)
+        ax.legend(fontsize=7)
+    ax1.set_title("What each fault loses")
+    ax2.set_title("How long until writes are acknowledged again")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)

@@ -18,6 +18,7 @@ The builders below are pure (argv lists, tested without root); DataTier runs the
 
 import glob
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -36,6 +37,7 @@ GALERA_OPTIONS = ";".join([
     f"evs.suspect_timeout=PT{SUSPECT_S:g}S", "evs.inactive_timeout=PT3S",
     "evs.install_timeout=PT2S", "gmcast.peer_timeout=PT3S"])
 GALERA_PROVIDER = "/usr/lib/galera/libgalera_smm.so"
+PG_PEER_TIMEOUT_S = 2
 READY_S = 60.0                 # a server's start (stretched by the platform's patience)
 
 
@@ -112,6 +114,10 @@ def pg_common(datadir, ip, sockdir):
             "-c", f"unix_socket_directories={sockdir}", "-c", "shared_buffers=16MB",
             "-c", "max_connections=100", "-c", "wal_level=replica", "-c", "max_wal_senders=8",
             "-c", "hot_standby=on", "-c", "wal_receiver_status_interval=1s",
+            # a lost peer is noticed in seconds, not the default minute: a primary whose
+            # synchronous standby is gone stops counting it (the app then fails at once)
+            "-c", f"wal_sender_timeout={PG_PEER_TIMEOUT_S}s",
+            "-c", f"wal_receiver_timeout={PG_PEER_TIMEOUT_S}s",
             "-c", "logging_collector=off"]
 
 
@@ -149,13 +155,18 @@ def psql_argv(sockdir, statement):
 class DataTier:
     """The topology's data tier on one LabNetwork (lab.data)."""
 
-    def __init__(self, lab):
+    def __init__(self, lab, spec=None, log_dir=None, scratch=None):
+        """spec: the data tier to run (default: the topology's); log_dir: where the servers'
+        logs go (default RUN_DIR/data); scratch: the run's scratch folder when an earlier data
+        tier of the same lab made it (recorded in the ledger already)."""
         self.lab = lab
-        self.spec = lab.topo.data
+        self.spec = spec or lab.topo.data
+        self.log_dir = Path(log_dir) if log_dir else None
         self.nodes = {}           # host -> {"dir": scratch folder, "proc": Popen, ...}
         self.witness = None       # garbd's Popen
-        self.scratch = None
+        self.scratch = scratch
         self.started = False      # True once every server replicates and the schema exists
+        self.payload = 0          # bytes of document the apps store with each write
 
     # -------------------------------------------------------------------- scratch space
 
@@ -183,8 +194,8 @@ class DataTier:
     def log_file(self, name, kind, owner=None):
         """RUN_DIR/data/HOST-KIND.log: a server's log stays with the run's results (its
         scratch folder goes at teardown); owner: the user that writes it itself."""
-        path = self.lab.run_dir / "data" / f"{name}-{kind}.log"
-        path.parent.mkdir(exist_ok=True)
+        path = (self.log_dir or self.lab.run_dir / "data") / f"{name}-{kind}.log"
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.touch()
         if owner:
             os.chown(path, *owner)
@@ -310,6 +321,14 @@ class DataTier:
         raise LabError(f"{name}: the database server was not {what} within {limit:g}s; see "
                        f"{node['log']}")
 
+    def stop(self):
+        """Stop every server of this data tier (by the PIDs we started) and remove their
+        scratch folders; the lab keeps running (a new DataTier can start in it)."""
+        for name, node in reversed(list(self.nodes.items())):
+            self.lab.stop_process(node["proc"])
+            shutil.rmtree(node["dir"], ignore_errors=True)
+        self.nodes, self.witness, self.started = {}, None, False
+
     # ------------------------------------------------------------------------- query
 
     def sql(self, name, statement, timeout=10):
@@ -322,6 +341,15 @@ class DataTier:
             raise LabError(f"{name}: {statement[:60]!r} failed: "
                            f"{(proc.stderr or proc.stdout).strip()[:200]}")
         return proc.stdout.strip()
+
+    def present(self, name):
+        """{(client, seq)} of the app's writes on node `name` (a Galera node outside the primary
+        component is read as it is: wsrep_dirty_reads)."""
+        statement = ("SET SESSION wsrep_dirty_reads = ON; SELECT client, seq FROM lab.writes"
+                     if self.spec.engine == "galera" else "select client, seq from writes")
+        out = self.sql(name, statement, timeout=30)
+        sep = "\t" if self.spec.engine == "galera" else "|"
+        return {(c, int(q)) for c, q in (line.split(sep) for line in out.splitlines() if sep in line)}
 
     def galera_status(self, name):
         """{wsrep status variable: value} of a Galera node."""

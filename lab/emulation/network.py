@@ -113,6 +113,7 @@ class LabNetwork:
                                                        self.stop_process)
         self.extra_ports = {}         # switch -> port numbers added after the build (moves)
         self.services = {}            # (server, port) -> Popen of its service
+        self.via_gateway = False      # hosts route through the anycast gateway (controller)
         self.moved = {}               # host -> the switch it was moved to
         self.delays = {}              # link -> the one-way delay its delay element adds now
         self.sync_link = firewall.sync_link(topo)
@@ -293,17 +294,13 @@ class LabNetwork:
     def configure_hosts(self):
         """Quiet, correct hosts: no IPv6 chatter, checksums done in software for the userspace
         datapath, and on-link routes to the other subnets (one L2 fabric until a gateway exists)."""
-        subnets = [s.subnet for s in self.topo.switches]
         for host in self.topo.hosts:
             self.node_run(host.name, ["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"])
             if self.platform.datapath == "user":
                 for argv in shaping.offload_cmds(host.intf):
                     self.node_run(host.name, argv)
-            own = self.topo.switch(host.switch).subnet
-            for subnet in subnets:
-                if subnet != own:
-                    self.node_run(host.name, ["ip", "route", "replace", str(subnet),
-                                              "dev", host.intf])
+            for argv in self.host_routes(host.name):
+                self.node_run(host.name, argv)
 
     def start_delaylines(self):
         logs = self.run_dir / "delayline"
@@ -395,13 +392,25 @@ class LabNetwork:
 
     def route_via_gateway(self):
         """Hosts now route through the anycast gateway (no more on-link subnets, fresh ARP)."""
+        self.via_gateway = True
         for host in self.topo.hosts:
             own = self.topo.switch(host.switch)
             for subnet in (s.subnet for s in self.topo.switches if s.subnet != own.subnet):
                 self.node_run(host.name, ["ip", "route", "del", str(subnet)], check=False)
             self.node_run(host.name, ["ip", "neigh", "flush", "dev", host.intf])
-            for argv in fabric.gateway_routes(self.topo, host.intf, own.gateway):
+            for argv in self.host_routes(host.name):
                 self.node_run(host.name, argv)
+
+    def host_routes(self, name):
+        """A host's routes beyond its own subnet, as argv (the kernel drops routes through an
+        interface that goes down: a host whose link or site comes back needs them again)."""
+        host = self.topo.host(name)
+        if self.via_gateway:
+            return fabric.gateway_routes(self.topo, host.intf,
+                                         self.topo.switch(host.switch).gateway)
+        own = self.topo.switch(host.switch).subnet
+        return [["ip", "route", "replace", str(s.subnet), "dev", host.intf]
+                for s in self.topo.switches if s.subnet != own]
 
     def start_services(self, serving=None):
         """The VIP on each server's loopback, and the service answering with the server's name
@@ -416,23 +425,33 @@ class LabNetwork:
             for number in sorted(numbers):
                 self.start_service(name, number)
 
-    def start_data_tier(self, quorum=True, timeout=30.0):
+    def start_data_tier(self, quorum=True, timeout=30.0, payload=0):
         """The topology's databases (lab.data), then the VIP services as the stateful app on
         them; after attach_controller(..., serving=[]), so the databases replicate over the
         controller's paths from the start. Waits until the controller sees every app healthy;
         returns the seconds the databases took to start."""
         took = self.data.start(quorum=quorum)
+        self.data.payload = payload
         self.start_services()
         self.controller.wait(lambda s: controller.all_learned(self.topo, s),
                              "every data app healthy", probe.patience(timeout))
         return took
+
+    def restart_data_tier(self, spec, log_dir, quorum=True, timeout=30.0, payload=0):
+        """Replace the running data tier (and its apps) with a fresh one of `spec` (an
+        experiment's next variant in the same lab); returns the seconds the databases took."""
+        for key in list(self.services):
+            self.stop_service(*key)
+        self.data.stop()
+        self.data = databases.DataTier(self, spec, log_dir, scratch=self.data.scratch)
+        return self.start_data_tier(quorum=quorum, timeout=timeout, payload=payload)
 
     def start_service(self, name, port):
         """The VIP service on one server: with a running data tier the site's stateful app
         (lab/agents/dataapp.py, on its site's database), else the name-answering service."""
         if self.data.started:
             argv = dataapp.serve_argv(name, port, self.data.spec.engine,
-                                      self.data.app_addresses(name))
+                                      self.data.app_addresses(name), self.data.payload)
             proc = self.start_agent(name, argv, f"data app {name}:{port}")
             self.services[(name, port)] = proc
             return proc

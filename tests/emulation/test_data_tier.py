@@ -68,8 +68,6 @@ def test_galera_replicates_between_sites_and_the_witness_decides_a_partition(tmp
         # every acknowledged write is on the other site's node too (synchronous replication)
         assert lab.data.sql("dc1-srv2", "SELECT COUNT(*) FROM lab.writes WHERE client = 'w1'") \
             == str(len(acked))
-        assert lab.data.sql("dc1-srv2", "SELECT value FROM lab.counters WHERE client = 'w1'") \
-            == str(len(acked))
         # dc2 cut off from dc1 and from the witness: dc1 + garbd are 2 of 3 votes
         # one instant: cut one link at a time and dc1 + dc2 may first lose each other while both
         # still see garbd (it relays), the order then decides who keeps the primary component

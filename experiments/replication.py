@@ -1,0 +1,512 @@
+"""replication: what synchronous replication costs in commit latency and what asynchronous
+replication loses, with real databases in the sites.
+
+On dual-active-data (two serving sites, a witness site dc3) the VIP service of each site is
+the stateful app (lab/agents/dataapp.py) on its site's database. Each variant's data tier runs
+in turn in the same lab:
+
+  pg-async   PostgreSQL streaming replication: primary dc1-srv2, asynchronous standby dc2-srv2
+  pg-sync    the same, the standby synchronous (synchronous_standby_names; a commit waits
+             for the standby's flush)
+  galera     MariaDB Galera, one node per site (dc1-srv2, dc2-srv2), garbd in dc3: every
+             commit is certified by the whole primary component
+
+1. Commit latency against the DCI delay: every link between sites set to each one-way delay of
+   --delays in turn; the RTT between the database nodes (ping) and unloaded commits on dc1's
+   node (lab/agents/dataapp.py probe): as the app commits (replicated) and local only.
+2. Faults, each on a fresh data tier with the links between sites at --fault-delay: every
+   client writes --rate per second through the VIP; the fault comes 3 s in:
+     power-off   dc1 (the clients' nearest site, PostgreSQL's primary) loses power
+     partition   dc1 isolated: every link between dc1 and the other sites cut at once
+     gray        dci-a drops everything without losing carrier (BFD moves traffic to dci-b)
+   PostgreSQL has no failover of its own. The standby is promoted as a DR runbook says: once
+   the primary has been unreachable from the standby's host for PROMOTE_AFTER_S (the
+   experiment carries the runbook out; it decides on reachability alone, as such runbooks
+   do, so during a partition both sides are primaries: what asynchronous replication plus
+   a naive runbook risks). Galera needs no one: the side with the majority of votes goes on.
+
+Per fault and variant (lab/analysis/datametrics.py): rpo_writes, rpo_ms against the
+database that serves afterwards, rto_ms, commit p50/p99 before/during/after, the standby's lag,
+divergent_writes, and which sites kept accepting writes.
+"""
+
+import dataclasses
+from dataclasses import dataclass
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from lab.agents import dataapp
+from lab.analysis import datametrics, plots
+from lab.analysis.results import format_table, write_json
+from lab.cli.options import bounded, int_list, name_list
+from lab.emulation import databases, traffic
+from lab.emulation.controller import all_up, intent_for
+from lab.emulation.faults import run_timeline
+from lab.emulation.network import go
+from lab.errors import LabError
+from lab.experiment import Options, Summary
+from lab.model.faults import Fault, isolation_links
+from lab.model.topology import DataTier
+
+NAME = "replication"
+TOPOLOGY = "dual-active-data"
+DESCRIPTION = ("data replication across sites: commit latency vs DCI delay, and RPO/RTO of "
+               "PostgreSQL async/sync and Galera under faults")
+VARIANTS = ("pg-async", "pg-sync", "galera")
+FAULTS = {"power-off": ("power-off", "power-on", "site"),
+          "partition": ("isolate", "rejoin", "site"),
+          "gray": ("gray", "ungray", "link")}
+FAULT_AT = 3.0                 # s after the writers start
+PROMOTE_AFTER_S = 2.0          # the runbook: promote once the primary is unreachable this long
+PROBE_COMMITS = 30
+LOAD_PORT = 5301
+
+
+@dataclass(frozen=True)
+class ReplicationOptions(Options):
+    variants: str = ",".join(VARIANTS)
+    delays: tuple = (1, 5, 20)         # one-way delay between sites, ms, for the sweep
+    faults: str = ",".join(FAULTS)
+    fault_delay: int = 10              # one-way delay between sites during the faults, ms
+    rate: int = 100                    # writes per second per client
+    after: float = 8.0                 # seconds of writes after the fault
+    dci_load: str = "on"               # a bulk copy across the DCI during the faults
+    payload: int = 8                   # KB of document stored with each write
+    QUICK = {"delays": (10,), "faults": "power-off", "after": 5.0}
+
+
+OPTIONS = ReplicationOptions
+COMMON_OPTIONS = ("topology", "bfd_ms")
+
+
+def add_arguments(parser):
+    default = ReplicationOptions.default
+    parser.add_argument("--variants", type=name_list(VARIANTS), default=None, metavar="LIST",
+                        help=f"data tiers to compare, comma-separated (default "
+                             f"{default('variants')})")
+    parser.add_argument("--delays", type=int_list(1, 200), default=None, metavar="LIST",
+                        help="one-way delays between sites for the commit-latency sweep, ms, 1 "
+                             f"to 200 each (default {','.join(map(str, default('delays')))}, "
+                             f"--quick {','.join(map(str, default('delays', quick=True)))})")
+    parser.add_argument("--faults", type=name_list(tuple(FAULTS)), default=None,
+                        metavar="LIST",
+                        help=f"faults, each on a fresh data tier: {', '.join(FAULTS)} (default "
+                             f"{default('faults')}, --quick {default('faults', quick=True)})")
+    parser.add_argument("--fault-delay", type=bounded(int, 1, 200), default=None, metavar="MS",
+                        help="one-way delay between sites during the faults, 1 to 200 ms "
+                             f"(default {default('fault_delay')})")
+    parser.add_argument("--rate", type=bounded(int, 10, 1000), default=None, metavar="N",
+                        help="writes per second per client, 10 to 1000 (default "
+                             f"{default('rate')})")
+    parser.add_argument("--dci-load", choices=("on", "off"), default=None,
+                        help="during the faults, a bulk TCP copy (iperf3, as a backup copy "
+                             "would) from the first database site to the second at the DCI's "
+                             f"line rate (default {default('dci_load')})")
+    parser.add_argument("--payload", type=bounded(int, 0, 1024), default=None, metavar="KB",
+                        help="KB of (incompressible) document each write stores, 0 to 1024 "
+                             f"(default {default('payload')}): what makes replication traffic")
+    parser.add_argument("--after", type=bounded(float, 2, 120), default=None, metavar="S",
+                        help="seconds of writes after each fault, 2 to 120 (default "
+                             f"{default('after'):g}, --quick {default('after', quick=True):g})")
+
+
+def spec_of(variant, topo):
+    """The data tier of a variant on the topology's two database hosts (its data: section's
+    nodes; the witness only for Galera)."""
+    primary, standby = topo.data.nodes[:2]
+    if variant == "galera":
+        return DataTier("galera", (primary, standby), witness=topo.data.witness)
+    mode = "sync" if variant == "pg-sync" else "async"
+    return DataTier("postgresql", (primary, standby), standbys=((standby, mode),))
+
+
+def validate(opts, topo):
+    data = topo.data
+    if (data is None or len(data.nodes) < 2 or not topo.services or not topo.clients
+            or topo.host(data.nodes[0]).switch == topo.host(data.nodes[1]).switch):
+        raise LabError(f"--topology {topo.name}: replication needs a data: section with nodes "
+                       "in two sites, a service and clients; use dual-active-data")
+    if "galera" in opts.variants.split(",") and not data.witness:
+        raise LabError(f"--topology {topo.name}: the galera variant needs a witness (garbd) in "
+                       "a third site in the data: section; use dual-active-data")
+
+
+def inter_site_links(topo):
+    sites = {s.name for s in topo.sites}
+    return [l.name for l in topo.links if all(end in sites for end in l.ends)]
+
+
+def fault_of(name, topo):
+    """(the Fault, its repair) of a fault name on the topology: the clients' nearest site
+    is the first database node's."""
+    action, repair, kind = FAULTS[name]
+    site = topo.host(topo.data.nodes[0]).switch
+    target = site if kind == "site" else next(
+        l for l in isolation_links(topo, site) if l in [d.name for d in topo.dci_links])
+    return Fault(FAULT_AT, action, target), Fault(0.0, repair, target)
+
+
+def set_delays(lab, delay_ms):
+    for name in inter_site_links(lab.topo):
+        lab.set_link_delay(name, float(delay_ms))
+
+
+def rtt_ms(lab, src, dst):
+    """min/avg RTT of 10 pings from host src to host dst, ms."""
+    out = lab.node_run(src, ["ping", "-c", "10", "-i", "0.05", "-q",
+                             str(lab.topo.host(dst).ip.ip)], check=False).stdout
+    for line in out.splitlines():
+        if "min/avg" in line:
+            low, avg = line.split("=")[1].split("/")[:2]
+            return float(low), float(avg)
+    raise LabError(f"no ping answer from {dst} to {src}: the path between the database nodes "
+                   f"is down; see {lab.controller.log}")
+
+
+def sweep(lab, run_dir, delays, log):
+    """Commit latency against the one-way delay between sites (raw: sweep.json)."""
+    data = lab.data
+    first = data.spec.nodes[0]
+    peers = [n for n in data.spec.voters if n != first] if data.spec.engine == "galera" \
+        else [name for name, mode in data.spec.standbys]
+    points = []
+    for delay in delays:
+        set_delays(lab, delay)
+        rtts = {peer: rtt_ms(lab, first, peer) for peer in peers}
+        low, avg = rtts[peers[0]]
+        farthest = max(rtts, key=lambda p: rtts[p][1])
+        out = lab.node_run(first, dataapp.probe_argv(data.spec.engine,
+                                                     data.nodes[first]["socket"],
+                                                     PROBE_COMMITS), timeout=120).stdout
+        probe = json.loads(out.strip().splitlines()[-1])
+        points.append({"delay_ms": delay, "rtt_ms_min": low, "rtt_ms_avg": avg,
+                       "rtt_ms_per_peer": {p: v[1] for p, v in rtts.items()},
+                       "farthest": farthest, "rtt_ms_farthest": rtts[farthest][1], **probe})
+        log(f"[{data.spec.engine}] delay {delay} ms: RTT {avg:.2f} ms "
+            f"({', '.join(f'{p} {v[1]:.2f}' for p, v in rtts.items())}), commit p50 "
+            f"{sorted(probe['replicated'])[len(probe['replicated']) // 2]:.2f} ms "
+            f"(local {sorted(probe['local'])[len(probe['local']) // 2]:.2f} ms)")
+    write_json(run_dir / "sweep.json", points)
+
+
+def start_dci_load(lab, spec, seconds, case_dir):
+    """A bulk TCP copy (iperf3) from a server of the first database node's site to one of the
+    second's, for `seconds`: the DCI busy as a backup copy keeps it; the database traffic
+    queues behind it (what QoS would prevent). Returns the Popens (server, client)."""
+    topo = lab.topo
+
+    def host_at(node):
+        site = topo.host(node).switch
+        others = [h.name for h in topo.hosts_at(site) if h.name not in spec.nodes]
+        return (others or [node])[0]
+
+    src, dst = host_at(spec.nodes[0]), host_at(spec.nodes[1])
+    server = lab.popen(dst, traffic.iperf3_server_argv(LOAD_PORT), f"dci load server {dst}")
+    traffic.wait_listening(lab, dst, LOAD_PORT)
+    client = lab.popen(src, traffic.iperf3_client_argv(topo.host(dst).ip.ip, seconds + 1,
+                                                       LOAD_PORT, omit=0, interval=0.5),
+                       f"dci load {src}", stdout=case_dir / "dci-load.json")
+    return [client, server]
+
+
+def reachable(lab, src, ip, port, timeout=0.5):
+    code = (f"import socket\ntry:\n socket.create_connection(('{ip}', {port}), {timeout})\n"
+            "except OSError:\n raise SystemExit(1)\n")
+    return lab.node_run(src, [sys.executable, "-c", code], check=False).returncode == 0
+
+
+def runbook(lab, writers, log):
+    """PostgreSQL's failover as a DR runbook does it, carried out while the writers run:
+    promote the standby once the primary has been unreachable from the standby's host for
+    PROMOTE_AFTER_S. Returns the time of the promotion or None."""
+    spec = lab.data.spec
+    primary, standby = spec.nodes[0], spec.standbys[0][0]
+    ip = str(lab.topo.host(primary).ip.ip)
+    down_since = None
+    while any(w.poll() is None for w in writers):
+        now = time.time()
+        if reachable(lab, standby, ip, databases.PG_PORT):
+            down_since = None
+        else:
+            down_since = down_since or now
+            if now - down_since >= PROMOTE_AFTER_S:
+                t = time.time()
+                lab.data.promote(standby)
+                log(f"[runbook] {primary} unreachable from {standby} for "
+                    f"{PROMOTE_AFTER_S:g} s: {standby} promoted")
+                return t
+        time.sleep(0.2)
+    return None
+
+
+def one_case(lab, ctx, variant, fault_name, case_dir, fresh=True):
+    """One variant under one fault, on a fresh data tier (fresh=False: the one running, which
+    nothing has faulted yet; raw files into case_dir)."""
+    topo, opts, log = ctx.topo, ctx.opts, ctx.log
+    case_dir.mkdir(parents=True)
+    spec = spec_of(variant, topo)
+    if fresh:
+        took = lab.restart_data_tier(spec, case_dir / "data", payload=1024 * opts.payload)
+        log(f"[{variant}] {fault_name}: data tier up in {took:.1f} s")
+    set_delays(lab, opts.fault_delay)
+    lagger = None
+    if spec.engine == "postgresql":
+        standby = spec.standbys[0][0]
+        lagger = lab.start_agent(standby, dataapp.lag_argv(lab.data.nodes[standby]["socket"],
+                                                           case_dir / "lag.jsonl"),
+                                 f"lag {standby}", log=case_dir / "lag.log")
+    service = topo.services[0]
+    duration = FAULT_AT + opts.after
+    load = start_dci_load(lab, spec, duration, case_dir) if opts.dci_load == "on" else []
+    writers = [lab.start_agent(c.name, dataapp.write_argv(str(service.vip), service.port,
+                                                          c.name, opts.rate, duration,
+                                                          case_dir / f"writes-{c.name}.json"),
+                               f"writer {c.name}", log=case_dir / f"writer-{c.name}.log",
+                               stdin=subprocess.PIPE, wait=False)
+               for c in topo.clients]
+    lab.wait_agents(writers)
+    fault, repair = fault_of(fault_name, topo)
+    t0 = go(writers)
+    (_, t_fault), = run_timeline(lab.faults, [fault], t0)
+    spread = lab.faults.spread_ms if fault.action == "power-off" else None
+    log(f"[{variant}] t={t_fault - t0:.1f}s {fault}"
+        + (f" (its ports went down within {spread} ms)" if spread is not None else ""))
+    t_promote = runbook(lab, writers, log) if spec.engine == "postgresql" else None
+    for w in writers:
+        w.wait(duration + 30)
+    for proc in ([lagger] if lagger else []) + load:
+        lab.stop_process(proc)
+    # what each database holds at the end, as it is (before the repair lets them meet again)
+    down = {h.name for h in topo.hosts if fault.action == "power-off"
+            and topo.host(h.name).switch == fault.target}
+    present = {}
+    for node in spec.nodes:
+        try:
+            present[node] = sorted(lab.data.present(node))
+        except LabError as exc:
+            log(f"[{variant}] {node}: its writes cannot be read ({exc})")
+    for node, rows in present.items():
+        (case_dir / f"present-{node}.tsv").write_text("".join(f"{c}\t{s}\n" for c, s in rows))
+    write_json(case_dir / "case.json", {
+        "variant": variant, "fault_name": fault_name, "fault": str(fault), "t0": t0,
+        "t_fault": t_fault, "t_promote": t_promote, "fault_spread_ms": spread, "fault_delay_ms": opts.fault_delay,
+        "rate": opts.rate, "clients": [c.name for c in topo.clients],
+        "nodes": list(spec.nodes), "down": sorted(down), "read": sorted(present),
+        "site_of": {h.name: h.switch for h in topo.hosts}})
+    lab.faults.inject(repair)
+    if repair.action in ("power-on", "rejoin", "ungray"):
+        lab.controller.wait(lambda s: all_up(topo, s), "every link live again after the repair",
+                            30.0)
+    result = analyse_case(case_dir)
+    log(f"[{variant}] {fault_name}: RPO {result['rpo_writes']} writes / {result['rpo_ms']} ms, "
+        f"RTO {result['rto_ms']} ms, accepting after: {result['accepting_after'] or 'none'}")
+
+
+# ------------------------------------------------------------------------------ analysis
+
+def read_present(path):
+    return {(c, int(s)) for c, s in (line.split("\t") for line in path.read_text().splitlines()
+                                     if "\t" in line)}
+
+
+def serving_node(case, ledgers, present):
+    """The database that serves after the fault: of the nodes not powered off, the one
+    holding the last acknowledged write (a tie: the one holding more acknowledged writes)."""
+    acked = datametrics.acknowledged(ledgers)
+    candidates = [n for n in case["nodes"] if n in present and n not in case["down"]]
+    if not candidates:
+        return None
+    last = max(acked, key=lambda k: acked[k]["t_ack"]) if acked else None
+    return max(candidates, key=lambda n: (last in present[n],
+                                          sum(1 for k in acked if k in present[n])))
+
+
+def analyse_case(case_dir):
+    """One variant under one fault, from its folder's raw files alone."""
+    case_dir = Path(case_dir)
+    case = json.loads((case_dir / "case.json").read_text())
+    ledgers = [json.loads((case_dir / f"writes-{c}.json").read_text()) for c in case["clients"]]
+    present = {n: read_present(case_dir / f"present-{n}.tsv") for n in case["read"]}
+    t_fault = case["t_fault"]
+    end = max((ledger["end"] for ledger in ledgers), default=t_fault)
+    start = min((ledger["start"] for ledger in ledgers), default=t_fault)
+    serving = serving_node(case, ledgers, present)
+    rpo_writes, rpo_ms = (datametrics.rpo(ledgers, present[serving], t_fault) if serving
+                          else (None, None))
+    rto_ms, per_client = datametrics.rto(ledgers, t_fault)
+    recovered = t_fault + (rto_ms or 0) / 1000 if rto_ms is not None else end
+    site_of = case["site_of"]
+    present_by_site = {site_of[n]: present[n] for n in present if n not in case["down"]}
+    acked = datametrics.acknowledged(ledgers)
+    lag_path = case_dir / "lag.jsonl"
+    samples = ([json.loads(line) for line in lag_path.read_text().splitlines() if line.strip()]
+               if lag_path.exists() else [])
+    writes = [w for ledger in ledgers for w in ledger["writes"]]
+    return {
+        "variant": case["variant"], "fault": case["fault"], "fault_delay_ms":
+            case["fault_delay_ms"],
+        "writes_sent": len(writes), "writes_acknowledged": len(acked),
+        "writes_per_s": round(len(writes) / max(1e-9, max(
+            (ledger["end"] - ledger["start"] for ledger in ledgers), default=1)), 1),
+        "serving_node": serving,
+        "rpo_writes": rpo_writes, "rpo_ms": rpo_ms,
+        "rto_ms": rto_ms, "rto_ms_per_client": per_client,
+        "missing_on": {n: sum(1 for k in acked if k not in present[n]) for n in present},
+        "commit_ms": {"before": datametrics.commit_stats(ledgers, start, t_fault),
+                      "during": datametrics.commit_stats(ledgers, t_fault, recovered),
+                      "after": datametrics.commit_stats(ledgers, recovered, end + 1)},
+        "lag_ms": datametrics.lag_stats(samples, t_fault) if lag_path.exists() else None,
+        "promoted_after_ms": (round(1000 * (case["t_promote"] - t_fault), 1)
+                              if case.get("t_promote") else None),
+        "divergent_writes": datametrics.divergent_writes(ledgers, site_of, present_by_site,
+                                                         t_fault, end + 1),
+        "accepting_before": datametrics.accepted(ledgers, site_of, start, t_fault),
+        "accepting_after": datametrics.accepted(ledgers, site_of, recovered, end + 1),
+    }
+
+
+def analyse_sweep(points):
+    """Per delay: RTT, unloaded commit p50/p99 (replicated and local) and the commit's cost
+    beyond the local commit against one RTT."""
+    out = []
+    for p in points:
+        replicated, local = sorted(p["replicated"]), sorted(p["local"])
+        r50, l50 = datametrics.percentile(replicated, 50), datametrics.percentile(local, 50)
+        out.append({"delay_ms": p["delay_ms"], "rtt_ms": p["rtt_ms_avg"],
+                    "rtt_ms_min": p["rtt_ms_min"],
+                    "commit_ms_p50": round(r50, 3),
+                    "commit_ms_p99": round(datametrics.percentile(replicated, 99), 3),
+                    "local_ms_p50": round(l50, 3),
+                    "replication_ms": round(r50 - l50, 3),
+                    "replication_minus_rtt_ms": round(r50 - l50 - p["rtt_ms_avg"], 3)})
+    return out
+
+
+def case_dir_of(run_dir, variant, fault_name):
+    return Path(run_dir) / variant / fault_name
+
+
+def analyse(run_dir):
+    """metrics.json's content from the run folder's raw files alone (pure): a `variants`
+    mapping keyed by variant name."""
+    run_dir = Path(run_dir)
+    params = json.loads((run_dir / "params.json").read_text())
+    opts = ReplicationOptions.parse(params["options"])
+    variants = {}
+    for variant in opts.variants.split(","):
+        sweep_path = run_dir / variant / "sweep.json"
+        points = analyse_sweep(json.loads(sweep_path.read_text())) if sweep_path.exists() else []
+        faults = {name: analyse_case(case_dir_of(run_dir, variant, name))
+                  for name in opts.faults.split(",")
+                  if (case_dir_of(run_dir, variant, name) / "case.json").exists()}
+        rpos = [f["rpo_writes"] for f in faults.values()]
+        rtos = [f["rto_ms"] for f in faults.values()]
+        before = [f["commit_ms"]["before"] for f in faults.values()]
+        lags = [f["lag_ms"]["p50"] for f in faults.values() if f["lag_ms"] and f["lag_ms"]["p50"]
+                is not None]
+        variants[variant] = {
+            "sweep": points, "faults": faults,
+            # the worst over the faults, under the issue's names
+            "rpo_writes": None if None in rpos else max(rpos, default=None),
+            "rpo_ms": max((f["rpo_ms"] for f in faults.values() if f["rpo_ms"] is not None),
+                          default=None),
+            "rto_ms": None if None in rtos else max(rtos, default=None),
+            "commit_ms_p50": max((b["p50"] for b in before if b["p50"] is not None),
+                                 default=None),
+            "commit_ms_p99": max((b["p99"] for b in before if b["p99"] is not None),
+                                 default=None),
+            "lag_ms_p50": max(lags, default=None),
+            "divergent_writes": sum(f["divergent_writes"] for f in faults.values()),
+        }
+    return {"topology": params["topology"]["name"], "fault_delay_ms": opts.fault_delay,
+            "delays_ms": list(opts.delays), "rate_per_client": opts.rate,
+            "promote_after_s": PROMOTE_AFTER_S, "suspect_timeout_s": databases.SUSPECT_S,
+            "variants": variants}
+
+
+def plot(run_dir):
+    """Commit latency against the DCI RTT, and RPO/RTO per variant and fault."""
+    run_dir = Path(run_dir)
+    metrics = plots.read_metrics(run_dir)
+    out_latency, out_loss = run_dir / "commit_latency.png", run_dir / "rpo_rto.png"
+    plots.commit_latency(metrics["variants"], out_latency)
+    plots.rpo_rto(metrics["variants"], out_loss)
+    return [out_latency, out_loss]
+
+
+def run(ctx):
+    """One lab; per variant the delay sweep, then each fault on a fresh data tier (raw files
+    only); then metrics.json, the figures and the summary from those files."""
+    topo, opts, log = ctx.topo, ctx.opts, ctx.log
+    validate(opts, topo)
+    with ctx.open_lab() as lab:
+        lab.attach_controller(intent_for(topo), bfd_ms=opts.bfd_ms, serving=[])
+        for variant in opts.variants.split(","):
+            folder = ctx.run_dir / variant
+            folder.mkdir()
+            took = lab.restart_data_tier(spec_of(variant, topo), folder / "data",
+                                         payload=1024 * opts.payload)
+            log(f"[{variant}] data tier up in {took:.1f} s; commit latency sweep")
+            sweep(lab, folder, opts.delays, log)
+            for i, fault_name in enumerate(opts.faults.split(",")):
+                one_case(lab, ctx, variant, fault_name,
+                         case_dir_of(ctx.run_dir, variant, fault_name), fresh=i > 0)
+        lab.data.stop()
+    write_json(ctx.run_dir / "metrics.json", analyse(ctx.run_dir))
+    plot(ctx.run_dir)
+    return summarize(ctx.run_dir)
+
+
+def _fmt(value, unit=""):
+    return "-" if value is None else f"{value:g}{unit}"
+
+
+def summarize(run_dir):
+    """The run's Summary from metrics.json: the targets checked."""
+    run_dir = Path(run_dir)
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    variants = metrics["variants"]
+    sweep_rows = [(name, p["delay_ms"], f"{p['rtt_ms']:.2f}", f"{p['local_ms_p50']:.2f}",
+                   f"{p['commit_ms_p50']:.2f}", f"{p['commit_ms_p99']:.2f}",
+                   f"{p['replication_minus_rtt_ms']:+.2f}")
+                  for name, v in variants.items() for p in v["sweep"]]
+    fault_rows = []
+    for name, v in variants.items():
+        for fault, f in v["faults"].items():
+            c = f["commit_ms"]
+            fault_rows.append((
+                name, f["fault"], _fmt(f["rpo_writes"]), _fmt(f["rpo_ms"]), _fmt(f["rto_ms"]),
+                "/".join(_fmt(c[w]["p50"]) for w in ("before", "during", "after")),
+                "/".join(_fmt(c[w]["p99"]) for w in ("before", "during", "after")),
+                _fmt(f["lag_ms"]["at_fault"]) if f["lag_ms"] else "-",
+                f["divergent_writes"],
+                ", ".join(f"{s} {n}" for s, n in f["accepting_after"].items()) or "none"))
+    text = "\n".join([
+        "commit latency against the one-way delay between sites (unloaded commits on the "
+        "first database node; commit-local-RTT: what replication adds beyond one RTT):",
+        format_table(["variant", "delay ms", "RTT ms", "local p50 ms", "commit p50 ms",
+                      "commit p99 ms", "commit-local-RTT ms"], sweep_rows),
+        "",
+        f"faults (one-way delay between sites {metrics['fault_delay_ms']} ms, "
+        f"{metrics['rate_per_client']} writes/s per client):",
+        format_table(["variant", "fault", "rpo writes", "rpo ms", "rto ms",
+                      "commit p50 ms b/d/a", "commit p99 ms b/d/a", "lag at fault ms",
+                      "divergent", "accepting after"], fault_rows),
+        f"plots: {run_dir / 'commit_latency.png'}, {run_dir / 'rpo_rto.png'}",
+    ])
+    problems = []
+    for name, v in variants.items():
+        for fault, f in v["faults"].items():
+            if name in ("pg-sync", "galera") and f["rpo_writes"]:
+                problems.append(f"{name} {f['fault']}: {f['rpo_writes']} acknowledged writes "
+                                "lost, which synchronous replication must never do")
+            if f["rto_ms"] is None:
+                problems.append(f"{name} {f['fault']}: a client never had a write acknowledged "
+                                "after the fault")
+            if name == "galera" and f["divergent_writes"]:
+                problems.append(f"{name} {f['fault']}: {f['divergent_writes']} divergent writes "
+                                "(split brain) with quorum on")
+    return Summary(text, ok=not problems, problems=problems)
