@@ -11,6 +11,7 @@ firewall.png   sessions established over asymmetric paths and surviving failover
 designs.png    RTO, per-site utilization and sessions lost per design
 gslb.png       failover time, anycast against DNS GSLB variants
 commit_latency.png  replicated commit latency against the RTT between sites, per data tier
+split_brain.png  writes accepted per site through a partition and its heal, per variant
 rpo_rto.png    acknowledged writes lost (RPO) and time to the first write after (RTO), per
                data tier and fault
 """
@@ -303,4 +304,39 @@ def rpo_rto(variants, out):
     ax2.set_title("How long until writes are acknowledged again")
     fig.tight_layout()
     fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+SITE_COLORS = ("tab:blue", "tab:green", "tab:purple", "tab:brown")
+
+
+def split_brain(timelines, out, bin_s=0.1):
+    """One panel per variant: acknowledged writes per site per bin (by when they were sent),
+    the partition shaded; writes that diverged (one side has them, the other does not) red."""
+    names = list(timelines)
+    fig, axes = plt.subplots(len(names), 1, figsize=(9, 2.4 * max(1, len(names))),
+                             sharex=True, squeeze=False)
+    for ax, name in zip(axes[:, 0], names):
+        data = timelines[name]
+        ax.axvspan(data["partition"], data["heal"], color="0.9", label="partition")
+        end = max([t for site in data["sites"].values() for lst in site.values() for t in lst]
+                  + [data["heal"] + 1])
+        bins = [i * bin_s for i in range(int(end / bin_s) + 2)]
+        for i, (site, lists) in enumerate(sorted(data["sites"].items())):
+            color = SITE_COLORS[i % len(SITE_COLORS)]
+            ax.hist(lists["ok"], bins=bins, histtype="step", color=color,
+                    label=f"{site} accepted")
+            if lists["divergent"]:
+                ax.hist(lists["divergent"], bins=bins, color="tab:red", alpha=0.7,
+                        label=f"{site} divergent")
+        title = name + (f": {data['divergent_writes']} DIVERGENT writes (split brain)"
+                        if data["divergent_writes"] else ": no divergence")
+        ax.set_title(title, color="tab:red" if data["divergent_writes"] else "black",
+                     fontsize=10)
+        ax.set_ylabel(f"writes / {int(bin_s * 1000)} ms")
+        ax.legend(fontsize=7, loc="upper right")
+        ax.grid(alpha=0.3)
+    axes[-1, 0].set_xlabel("s since the writers started")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
     plt.close(fig)

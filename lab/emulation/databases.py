@@ -34,6 +34,10 @@ MYSQL_PORT, GCOMM_PORT, PG_PORT = 3306, 4567, 5432
 SUSPECT_S = 1.0
 GALERA_OPTIONS = ";".join([
     "evs.keepalive_period=PT0.2S", "evs.inactive_check_period=PT0.2S",
+    # while a new membership is negotiated (GATHER) a node repeats its join message every
+    # join_retrans_period (default 1 s): as long as the suspect timeout, a peer that is only
+    # slow to re-announce itself got suspected too (garbd dropped dc1 when dc2 was cut off)
+    "evs.join_retrans_period=PT0.25S",
     f"evs.suspect_timeout=PT{SUSPECT_S:g}S", "evs.inactive_timeout=PT3S",
     "evs.install_timeout=PT2S", "gmcast.peer_timeout=PT3S"])
 GALERA_PROVIDER = "/usr/lib/galera/libgalera_smm.so"
