@@ -495,6 +495,11 @@ def summarize(run_dir):
         format_table(["variant", "fault", "rpo writes", "rpo ms", "rto ms",
                       "commit p50 ms b/d/a", "commit p99 ms b/d/a", "lag at fault ms",
                       "divergent", "accepting after"], fault_rows),
+    ] + [f"{name} {f['fault']}: lost {f['rpo_writes']} acknowledged writes reaching back "
+         f"{f['rpo_ms']:g} ms; the standby was {f['lag_ms']['at_fault']:g} ms behind at the "
+         "fault (replay lag, the last sample before it)"
+         for name, v in variants.items() for f in v["faults"].values()
+         if f["rpo_writes"] and f["lag_ms"] and f["lag_ms"]["at_fault"] is not None] + [
         f"plots: {run_dir / 'commit_latency.png'}, {run_dir / 'rpo_rto.png'}",
     ])
     problems = []

@@ -102,7 +102,7 @@ def build_parser():
                          help="where to write the figure (default: compare.png in the first run)")
     check = sub.add_parser("check", help="grade a guided lab (docs/labs/): exit 0 when done")
     check.set_defaults(handler=cmd_check)
-    check.add_argument("lab", choices=("lab1", "lab3", "lab4"), help="the lab to check")
+    check.add_argument("lab", choices=("lab1", "lab3", "lab4", "lab7"), help="the lab to check")
     check.add_argument("--file", type=Path, default=None, metavar="YAML",
                        help="your topology file (lab1, lab4)")
     check.add_argument("--results", type=Path, default=None, metavar="DIR",

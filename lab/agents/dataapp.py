@@ -480,7 +480,7 @@ def parser():
     p.add_argument("--gap", type=float, default=0.02, help="seconds between commits")
     g = sub.add_parser("lag")
     g.add_argument("--socket", required=True, help="the standby's socket folder")
-    g.add_argument("--interval", type=float, default=0.05)
+    g.add_argument("--interval", type=float, default=0.01)
     g.add_argument("--out", required=True)
     return parser
 
@@ -489,7 +489,7 @@ def probe_argv(engine, socket_path, count=30):
     return python_module(__name__, "probe", engine=engine, socket=socket_path, count=count)
 
 
-def lag_argv(socket_path, out, interval=0.05):
+def lag_argv(socket_path, out, interval=0.01):
     return python_module(__name__, "lag", socket=socket_path, out=out, interval=interval)
 
 

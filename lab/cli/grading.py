@@ -5,6 +5,7 @@ Each check returns the list of what is missing or wrong (empty: the lab is done)
     python lab/run.py check lab1 --file my-sites.yaml
     python lab/run.py check lab3 [--results results]
     python lab/run.py check lab4 --file my-fw.yaml
+    python lab/run.py check lab7 [--results results]
 """
 
 import json
@@ -115,7 +116,55 @@ def check_lab4(path=None, results=None):
     return problems
 
 
-CHECKS = {"lab1": check_lab1, "lab3": check_lab3, "lab4": check_lab4}
+def _finished_runs(root):
+    """(run folder, params, metrics) of every finished run under root, newest first."""
+    out = []
+    for run in sorted(root.glob("*"), reverse=True) if root.is_dir() else []:
+        try:
+            out.append((run, json.loads((run / "params.json").read_text()),
+                        json.loads((run / "metrics.json").read_text())))
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def lab7_replication_problem(metrics):
+    """Why a replication run is not lab 7's (None when it is): all three variants, a sweep of
+    at least two delays, and the power-off measured in each."""
+    variants = metrics.get("variants") or {}
+    missing = [v for v in ("pg-async", "pg-sync", "galera") if v not in variants]
+    if missing:
+        return f"it lacks the variant(s) {', '.join(missing)}"
+    for name, v in variants.items():
+        if len({p.get("delay_ms") for p in v.get("sweep") or []}) < 2:
+            return f"{name} was measured at fewer than two delays (run it with --delays 1,20)"
+        fault = (v.get("faults") or {}).get("power-off")
+        if not fault or fault.get("rto_ms") is None:
+            return f"{name} has no finished power-off (writes acknowledged again after it)"
+    return None
+
+
+def check_lab7(path=None, results=None):
+    """A finished replication run (three variants, two delays, the power-off) and a
+    split-brain run with the no-witness and witness variants."""
+    root = Path(results or REPO / "results")
+    problems = []
+    runs = _finished_runs(root / "replication")
+    reasons = [f"{run.name}: {lab7_replication_problem(m)}" for run, _, m in runs
+               if lab7_replication_problem(m)]
+    if len(reasons) == len(runs):
+        problems.append(f"no finished replication run with pg-async, pg-sync and galera at two "
+                        f"delays in {root / 'replication'} (sudo python lab/run.py replication "
+                        "--delays 1,20)" + (f"; not counted: {reasons[0]}" if reasons else ""))
+    split = [m for _, _, m in _finished_runs(root / "split-brain")
+             if {"no-witness", "witness"} <= set(m.get("variants") or {})]
+    if not split:
+        problems.append(f"no finished split-brain run with the no-witness and witness variants "
+                        f"in {root / 'split-brain'} (sudo python lab/run.py split-brain --quick)")
+    return problems
+
+
+CHECKS = {"lab1": check_lab1, "lab3": check_lab3, "lab4": check_lab4, "lab7": check_lab7}
 
 
 def check(lab, path=None, results=None):

@@ -68,3 +68,48 @@ def test_nearest_rank_percentiles():
     assert dm.percentile([1, 2, 3, 4], 50) == 2
     assert dm.percentile(list(range(1, 101)), 99) == 99
     assert dm.percentile([7], 99) == 7 and dm.percentile([1, 9], 99) == 9
+
+
+def served(client, writes):
+    """writes: (seq, t_sent, t_ack or None, server)"""
+    return {"client": client, "writes": [{"seq": s, "t_sent": t, "t_ack": a, "error": None,
+                                          "commit_ms": 1.0, "server": srv}
+                                         for s, t, a, srv in writes]}
+
+
+SITE_OF = {"dc1-srv1": "dc1", "dc2-srv1": "dc2"}
+
+
+def test_accepted_counts_acknowledged_writes_per_site_in_the_window():
+    ledgers = [served("c1", [(1, 99.0, 99.01, "dc1-srv1"), (2, 100.2, None, None),
+                             (3, 100.5, 100.6, "dc2-srv1"), (4, 100.7, 100.8, "dc2-srv1")]),
+               served("c2", [(1, 100.1, 100.2, "dc1-srv1")])]
+    assert dm.accepted(ledgers, SITE_OF, FAULT, 200) == {"dc1": 1, "dc2": 2}
+    assert dm.accepted(ledgers, SITE_OF, 0, FAULT) == {"dc1": 1}
+    assert dm.accepted(ledgers, SITE_OF, 200, 300) == {}                    # nothing then
+
+
+def test_divergent_writes_need_two_sides_accepting_what_the_other_lacks():
+    ledgers = [served("c1", [(1, 100.1, 100.2, "dc1-srv1"), (2, 100.2, 100.3, "dc1-srv1")]),
+               served("c2", [(1, 100.1, 100.2, "dc2-srv1")])]
+    both = {("c1", 1), ("c1", 2), ("c2", 1)}
+    # replicated everywhere: both sides accepted, nothing diverged
+    assert dm.divergent_writes(ledgers, SITE_OF, {"dc1": both, "dc2": both}, FAULT, 200) == 0
+    # split brain (positive control): each side has only its own writes
+    split = {"dc1": {("c1", 1), ("c1", 2)}, "dc2": {("c2", 1)}}
+    assert dm.divergent_writes(ledgers, SITE_OF, split, FAULT, 200) == 3
+    # one side accepted, the other stopped: a loss perhaps, not a divergence
+    one = [ledgers[0]]
+    assert dm.divergent_writes(one, SITE_OF, split, FAULT, 200) == 0
+    # outside the window nothing counts
+    assert dm.divergent_writes(ledgers, SITE_OF, split, 0, FAULT) == 0
+
+
+def test_lag_stats_nearest_rank_and_the_last_sample_before_the_fault():
+    assert dm.lag_stats([], FAULT) == {"count": 0, "p50": None, "p99": None, "at_fault": None}
+    samples = [{"t": 99.0 + i * 0.1, "lag_ms": float(v)} for i, v in
+               enumerate([5, 1, 3, 2, 40, 4, 100])]                  # reordered values
+    stats = dm.lag_stats(samples, 99.45)
+    assert stats["count"] == 7 and stats["p50"] == 4.0 and stats["p99"] == 100.0
+    assert stats["at_fault"] == 40.0                                # t = 99.4
+    assert dm.lag_stats(samples, 50.0)["at_fault"] is None          # none before the fault

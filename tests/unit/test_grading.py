@@ -109,3 +109,38 @@ def test_check_command_exits_0_when_done_and_1_with_what_is_missing(tmp_path):
     bad = subprocess.run(run + [str(REPO / "topologies" / "dual-active.yaml")],
                          capture_output=True, text=True)
     assert bad.returncode == 1 and "lab1: missing: no site dc3" in bad.stdout
+
+
+def replication_run(root, name, variants=("pg-async", "pg-sync", "galera"), delays=(1, 20),
+                    recovered=True):
+    run = root / "replication" / name
+    run.mkdir(parents=True)
+    (run / "params.json").write_text(json.dumps({"experiment": "replication"}))
+    (run / "metrics.json").write_text(json.dumps({"variants": {
+        v: {"sweep": [{"delay_ms": d} for d in delays],
+            "faults": {"power-off": {"rto_ms": 2000.0 if recovered else None}}}
+        for v in variants}}))
+
+
+def split_run(root, name, variants=("no-witness", "witness", "quorum-off")):
+    run = root / "split-brain" / name
+    run.mkdir(parents=True)
+    (run / "params.json").write_text(json.dumps({"experiment": "split-brain"}))
+    (run / "metrics.json").write_text(json.dumps({"variants": {v: {} for v in variants}}))
+
+
+def test_lab7_needs_a_full_replication_run_and_a_split_brain_with_and_without_witness(tmp_path):
+    problems = grading.check_lab7(results=tmp_path)
+    assert len(problems) == 2 and "no finished replication run" in problems[0]
+    assert "no finished split-brain run" in problems[1]
+    replication_run(tmp_path, "20260101-000001", delays=(10,))            # --quick: one delay
+    split_run(tmp_path, "20260101-000002", variants=("quorum-off",))
+    problems = grading.check_lab7(results=tmp_path)
+    assert "fewer than two delays" in problems[0] and "no finished split-brain" in problems[1]
+    replication_run(tmp_path, "20260101-000003", variants=("pg-async", "galera"))
+    assert "lacks the variant(s) pg-sync" in grading.check_lab7(results=tmp_path)[0]
+    replication_run(tmp_path, "20260101-000004", recovered=False)
+    assert "no finished power-off" in grading.check_lab7(results=tmp_path)[0]
+    replication_run(tmp_path, "20260101-000005")
+    split_run(tmp_path, "20260101-000006")
+    assert grading.check_lab7(results=tmp_path) == []

@@ -1,0 +1,67 @@
+"""The replication and split-brain experiments for real (--quick): what synchronous
+replication costs, what asynchronous loses, and what a witness decides."""
+
+import pytest
+
+from lab.emulation import state
+from tests.emulation.conftest import lab_leftovers, patience, run_experiment
+
+
+@pytest.fixture(scope="module")
+def replication(tmp_path_factory):
+    return run_experiment(tmp_path_factory, "replication")
+
+
+def test_synchronous_tiers_lose_nothing_and_asynchronous_loses_what_its_lag_says(replication):
+    metrics, _ = replication
+    variants = metrics["variants"]
+    assert set(variants) == {"pg-async", "pg-sync", "galera"}
+    for name in ("pg-sync", "galera"):
+        fault = variants[name]["faults"]["power-off"]
+        assert fault["rpo_writes"] == 0, (name, fault)
+        assert fault["rto_ms"] is not None and fault["rto_ms"] > 0
+        assert fault["accepting_after"] and "dc1" not in fault["accepting_after"]
+    fault = variants["pg-async"]["faults"]["power-off"]
+    assert fault["rpo_writes"] > 0, fault                     # under load the standby lags
+    interval_ms = 1000 / (2 * metrics["rate_per_client"])     # two clients
+    lag = fault["lag_ms"]["at_fault"]
+    # the loss reaches back as far as the standby was behind, within one write interval
+    # (and the lag sampling interval, 10 ms, and the time the site's ports took to go down)
+    assert abs(fault["rpo_ms"] - lag) <= interval_ms + 10 + 20, (fault["rpo_ms"], lag)
+
+
+def test_a_replicated_commit_costs_at_least_one_rtt_and_an_async_one_does_not(replication):
+    metrics, _ = replication
+    for name, v in metrics["variants"].items():
+        (point,) = v["sweep"]
+        if name == "pg-async":
+            assert point["commit_ms_p50"] < point["rtt_ms"] / 2, point
+        else:
+            assert point["replication_ms"] >= point["rtt_ms"] - 1.0, (name, point)
+
+
+def test_replication_figures_and_nothing_left(replication):
+    _, run_dir = replication
+    for name in ("commit_latency.png", "rpo_rto.png"):
+        assert (run_dir / name).stat().st_size > 10_000
+    assert lab_leftovers("dual-active-data", run_dir) == []
+    assert not any(p.name.startswith(run_dir.name) for p in state.scratch_root().glob("*"))
+
+
+@pytest.fixture(scope="module")
+def split(tmp_path_factory):
+    return run_experiment(tmp_path_factory, "split-brain")
+
+
+def test_a_witness_decides_and_without_quorum_both_sides_diverge(split):
+    metrics, run_dir = split
+    v = metrics["variants"]
+    assert v["no-witness"]["accepted_during"] == {} and v["no-witness"]["divergent_writes"] == 0
+    assert list(v["witness"]["accepted_during"]) == ["dc1"]
+    assert v["witness"]["divergent_writes"] == 0
+    assert 0 < v["witness"]["witness_side_rto_ms"] <= patience(2000 * v["witness"][
+        "suspect_timeout_s"])
+    assert v["quorum-off"]["sites_accepting_during"] == ["dc1", "dc2"]
+    assert v["quorum-off"]["divergent_writes"] > 0
+    assert (run_dir / "split_brain.png").stat().st_size > 10_000
+    assert lab_leftovers("dual-active-data", run_dir) == []

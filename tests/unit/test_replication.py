@@ -1,0 +1,201 @@
+"""The replication and split-brain experiments' analysis, on synthetic run folders (no lab):
+what serves after the fault, what it lost, the lag, the verdicts, the figures."""
+
+import json
+
+import pytest
+
+from experiments import replication, split_brain
+from lab.errors import LabError
+from lab.model.topology import load_topology
+
+SITE_OF = {"dc1-srv1": "dc1", "dc1-srv2": "dc1", "dc2-srv1": "dc2", "dc2-srv2": "dc2",
+           "dc3-srv1": "dc3", "client1": "edge", "client2": "edge"}
+T0, FAULT = 1000.0, 1003.0
+
+
+def writes(client, server_before, server_after, lost_window=None, every=0.01, end=1008.0,
+           outage=(FAULT, FAULT + 2.0)):
+    """A steady writer: acknowledged by server_before until the fault, nothing acknowledged
+    during the outage, then by server_after."""
+    out, seq, t = [], 0, T0
+    while t < end - 1e-9:
+        seq += 1
+        if outage[0] <= t < outage[1]:
+            out.append({"seq": seq, "t_sent": t, "t_ack": None, "server": None,
+                        "commit_ms": None, "error": "connect: refused", "connection": 1})
+        else:
+            server = server_before if t < FAULT else server_after
+            out.append({"seq": seq, "t_sent": t, "t_ack": t + 0.004, "server": server,
+                        "commit_ms": 2.0 if t < FAULT else 1.0, "error": None,
+                        "connection": 1 if t < FAULT else 2})
+        t = round(t + every, 6)
+    return {"client": client, "start": T0, "end": end, "rate": 1 / every, "connections": 2,
+            "writes": out}
+
+
+def write_case(folder, variant="pg-async", lost_last_ms=0.0, promote=True, lag=True):
+    """A power-off of dc1: dc1's node is down, dc2's serves; dc2 lacks the writes
+    acknowledged in the last `lost_last_ms` before the fault."""
+    folder.mkdir(parents=True)
+    ledgers = [writes(c, "dc1-srv1", "dc2-srv1") for c in ("client1", "client2")]
+    for ledger in ledgers:
+        (folder / f"writes-{ledger['client']}.json").write_text(json.dumps(ledger))
+    acked = [(l["client"], w["seq"], w["t_ack"]) for l in ledgers for w in l["writes"]
+             if w["t_ack"]]
+    everything = sorted((c, s) for c, s, _ in acked)
+    kept = sorted((c, s) for c, s, t in acked
+                  if not (FAULT - lost_last_ms / 1000 <= t < FAULT))
+    (folder / "present-dc1-srv2.tsv").write_text("".join(f"{c}\t{s}\n" for c, s in everything
+                                                         if True))
+    (folder / "present-dc2-srv2.tsv").write_text("".join(f"{c}\t{s}\n" for c, s in kept))
+    if lag:
+        (folder / "lag.jsonl").write_text("".join(
+            json.dumps({"t": T0 + i * 0.05, "lag_ms": 20.0 + i}) + "\n" for i in range(60)))
+    (folder / "case.json").write_text(json.dumps({
+        "variant": variant, "fault_name": "power-off", "fault": "power-off dc1", "t0": T0,
+        "t_fault": FAULT, "t_promote": FAULT + 2.0 if promote else None,
+        "fault_spread_ms": 3.0, "fault_delay_ms": 10, "rate": 100,
+        "clients": ["client1", "client2"], "nodes": ["dc1-srv2", "dc2-srv2"],
+        "down": ["dc1-srv1", "dc1-srv2"], "read": ["dc1-srv2", "dc2-srv2"],
+        "site_of": SITE_OF}))
+
+
+def test_an_async_loss_is_counted_against_the_node_that_serves_afterwards(tmp_path):
+    write_case(tmp_path / "case", lost_last_ms=60.0)
+    result = replication.analyse_case(tmp_path / "case")
+    # the powered-off dc1 holds everything but does not serve: dc2 does
+    assert result["serving_node"] == "dc2-srv2"
+    assert result["rpo_writes"] == 12                     # 6 per client, 10 ms apart
+    assert 50.0 <= result["rpo_ms"] <= 60.0
+    assert result["missing_on"] == {"dc1-srv2": 0, "dc2-srv2": 12}
+    assert result["rto_ms"] == pytest.approx(2004.0, abs=0.5)
+    assert result["accepting_before"] == {"dc1": 600} and result["accepting_after"] == \
+        {"dc2": 598}
+    assert result["commit_ms"]["before"]["p50"] == 2.0 and result["commit_ms"]["after"]["p50"] \
+        == 1.0
+    assert result["commit_ms"]["during"]["count"] == 2    # only the recovering writes
+    assert result["lag_ms"]["at_fault"] == 79.0           # the last sample before the fault
+    assert result["promoted_after_ms"] == 2000.0 and result["divergent_writes"] == 0
+
+
+def test_nothing_lost_and_no_lag_file(tmp_path):
+    write_case(tmp_path / "case", variant="galera", promote=False, lag=False)
+    result = replication.analyse_case(tmp_path / "case")
+    assert (result["rpo_writes"], result["rpo_ms"]) == (0, 0.0)
+    assert result["lag_ms"] is None and result["promoted_after_ms"] is None
+
+
+def run_folder(tmp_path, lost_by_variant):
+    run = tmp_path / "run"
+    run.mkdir()
+    topo = load_topology("dual-active-data")
+    (run / "params.json").write_text(json.dumps({
+        "experiment": "replication", "topology": topo.to_dict(),
+        "options": {"variants": ",".join(lost_by_variant), "faults": "power-off",
+                    "delays": [1, 20]}}))
+    for variant, lost in lost_by_variant.items():
+        write_case(run / variant / "power-off", variant=variant, lost_last_ms=lost)
+        (run / variant / "sweep.json").write_text(json.dumps([
+            {"delay_ms": d, "rtt_ms_min": 2 * d, "rtt_ms_avg": 2 * d + 0.5,
+             "replicated": [0.2 + 2 * d + 0.5 + x / 10 for x in range(10)],
+             "local": [0.2 + x / 100 for x in range(10)]} for d in (1, 20)]))
+    return run
+
+
+def test_metrics_keep_a_variants_mapping_and_a_synchronous_loss_fails_the_run(tmp_path):
+    run = run_folder(tmp_path, {"pg-async": 60.0, "pg-sync": 30.0, "galera": 0.0})
+    metrics = replication.analyse(run)
+    assert set(metrics["variants"]) == {"pg-async", "pg-sync", "galera"}
+    for name, v in metrics["variants"].items():
+        for key in ("rpo_writes", "rpo_ms", "rto_ms", "commit_ms_p50", "commit_ms_p99",
+                    "divergent_writes", "sweep", "faults"):
+            assert key in v, (name, key)
+    assert metrics["variants"]["pg-async"]["rpo_writes"] == 12
+    sweep = metrics["variants"]["galera"]["sweep"]
+    assert [p["delay_ms"] for p in sweep] == [1, 20]
+    # nearest-rank p50s: replicated 0.2 + 40.5 + 0.4, local 0.24; RTT 40.5
+    assert sweep[1]["replication_minus_rtt_ms"] == pytest.approx(0.36, abs=1e-6)
+    assert sweep[1]["local_ms_p50"] == 0.24 and sweep[1]["rtt_ms"] == 40.5
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    summary = replication.summarize(run)
+    assert not summary.ok
+    assert any("pg-sync" in p and "lost" in p for p in summary.problems)
+    assert not any(p.startswith("pg-async") for p in summary.problems)   # async may lose
+    paths = replication.plot(run)
+    assert all(p.exists() and p.stat().st_size > 10_000 for p in paths)
+
+
+def test_a_run_where_sync_tiers_lose_nothing_passes(tmp_path):
+    run = run_folder(tmp_path, {"pg-async": 60.0, "pg-sync": 0.0, "galera": 0.0})
+    (run / "metrics.json").write_text(json.dumps(replication.analyse(run)))
+    assert replication.summarize(run).ok
+
+
+def test_bad_topologies_are_refused_in_one_line():
+    opts = replication.ReplicationOptions()
+    with pytest.raises(LabError, match="replication needs a data: section"):
+        replication.validate(opts, load_topology("dual-active"))
+    replication.validate(opts, load_topology("dual-active-data"))
+    with pytest.raises(LabError, match="split-brain needs a Galera data tier"):
+        split_brain.validate(split_brain.SplitBrainOptions(), load_topology("dual-active"))
+
+
+def test_the_fault_names_map_to_faults_on_the_clients_site():
+    topo = load_topology("dual-active-data")
+    assert [str(replication.fault_of(n, topo)[0]) for n in replication.FAULTS] == \
+        ["power-off dc1", "isolate dc1", "gray dci-a"]
+    assert [str(replication.fault_of(n, topo)[1]) for n in replication.FAULTS] == \
+        ["power-on dc1", "rejoin dc1", "ungray dci-a"]
+
+
+def split_variant(folder, variant, both_sides):
+    """dc2 isolated at 1003 for 5 s; dc1's writer goes on; dc2's stops unless both_sides."""
+    folder.mkdir(parents=True)
+    tp, th = FAULT, FAULT + 5.0
+    w1 = writes("client1", "dc1-srv1", "dc1-srv1", outage=(tp, tp + 1.5))
+    w2 = writes("client2", "dc2-srv1", "dc2-srv1",
+                outage=(tp, tp + 1.5) if both_sides else (tp, th + 2.0))
+    for ledger in (w1, w2):
+        (folder / f"writes-{ledger['client']}.json").write_text(json.dumps(ledger))
+    acked = {l["client"]: [(w["seq"], w["t_sent"]) for w in l["writes"] if w["t_ack"]]
+             for l in (w1, w2)}
+
+    def rows(own, other):
+        mine = [(own, s) for s, _ in acked[own]]
+        theirs = [(other, s) for s, t in acked[other] if not (tp <= t < th)]
+        return "".join(f"{c}\t{s}\n" for c, s in sorted(mine + theirs))
+
+    (folder / "present-dc1-srv2.tsv").write_text(rows("client1", "client2"))
+    (folder / "present-dc2-srv2.tsv").write_text(rows("client2", "client1"))
+    (folder / "variant.json").write_text(json.dumps({
+        "variant": variant, "quorum": variant != "quorum-off",
+        "voters": ["dc1-srv2", "dc2-srv2"] + (["dc3-srv1"] if variant == "witness" else []),
+        "t0": T0, "t_partition": tp, "t_heal": th, "isolated": "dc2",
+        "nodes": ["dc1-srv2", "dc2-srv2"], "clients": ["client1", "client2"],
+        "writes_to": {"client1": "dc1-srv1", "client2": "dc2-srv1"},
+        "status_during_partition": {}, "site_of": SITE_OF, "suspect_timeout_s": 1.0}))
+
+
+def test_split_brain_counts_divergence_only_when_both_sides_wrote(tmp_path):
+    run = tmp_path / "run"
+    split_variant(run / "witness", "witness", both_sides=False)
+    split_variant(run / "quorum-off", "quorum-off", both_sides=True)
+    witness = split_brain.analyse_variant(run / "witness")
+    assert witness["accepted_during"] == {"dc1": 350}
+    assert witness["divergent_writes"] == 0
+    assert witness["witness_side_rto_ms"] == pytest.approx(1504.0, abs=0.5)
+    off = split_brain.analyse_variant(run / "quorum-off")
+    assert off["divergent_writes"] == 700 and off["sites_accepting_during"] == ["dc1", "dc2"]
+    (run / "params.json").write_text(json.dumps({
+        "experiment": "split-brain", "topology": {"name": "dual-active-data"},
+        "options": {"variants": "witness,quorum-off"}}))
+    (run / "metrics.json").write_text(json.dumps(split_brain.analyse(run)))
+    summary = split_brain.summarize(run)
+    assert summary.ok, summary.problems                     # quorum-off is expected to diverge
+    assert "DIVERGED 700" in summary.text
+    timelines = split_brain.timeline_data(run)
+    assert len(timelines["quorum-off"]["sites"]["dc1"]["divergent"]) == 350
+    assert timelines["witness"]["sites"]["dc1"]["divergent"] == []
+    (out,) = split_brain.plot(run)
+    assert out.exists() and out.stat().st_size > 10_000
