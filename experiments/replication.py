@@ -73,7 +73,7 @@ class ReplicationOptions(Options):
     fault_delay: int = 10              # one-way delay between sites during the faults, ms
     rate: int = 100                    # writes per second per client
     after: float = 8.0                 # seconds of writes after the fault
-    dci_load: str = "on"               # a bulk copy across the DCI during the faults
+    dci_load: str = "off"              # a bulk copy across the DCI during the faults
     payload: int = 8                   # KB of document stored with each write
     QUICK = {"delays": (10,), "faults": "power-off", "after": 5.0}
 
@@ -336,7 +336,8 @@ def analyse_case(case_dir):
     serving = serving_node(case, ledgers, present)
     rpo_writes, rpo_ms = (datametrics.rpo(ledgers, present[serving], t_fault) if serving
                           else (None, None))
-    rto_ms, per_client = datametrics.rto(ledgers, t_fault)
+    done = t_fault + (case.get("fault_spread_ms") or 0.0) / 1000
+    rto_ms, per_client = datametrics.rto(ledgers, t_fault, sent_after=done)
     recovered = t_fault + (rto_ms or 0) / 1000 if rto_ms is not None else end
     site_of = case["site_of"]
     present_by_site = {site_of[n]: present[n] for n in present if n not in case["down"]}
@@ -447,6 +448,7 @@ def run(ctx):
         for variant in opts.variants.split(","):
             folder = ctx.run_dir / variant
             folder.mkdir()
+            log(f"[{variant}] starting its data tier")
             took = lab.restart_data_tier(spec_of(variant, topo), folder / "data",
                                          payload=1024 * opts.payload)
             log(f"[{variant}] data tier up in {took:.1f} s; commit latency sweep")

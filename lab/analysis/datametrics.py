@@ -6,8 +6,9 @@ Definitions (pure functions; the README's metrics section quotes them):
   rpo_ms       how far back before the fault the loss reaches: the fault's instant minus the
                acknowledgement of the earliest lost write (0 when nothing was lost; a lost
                write acknowledged after the fault counts from the fault, 0)
-  rto_ms       per client, the fault to the first write both sent and acknowledged after it;
-               the worst client's (None when a client that wrote before the fault never had
+  rto_ms       per client, the fault to the first write both sent and acknowledged after it
+               (sent after the fault was fully carried out, e.g. the last port of a powered-off
+               site down); the worst client's (None when a client that wrote before the fault never had
                one acknowledged after it)
   commit_ms    the app's commit times (nearest-rank p50, p99) of acknowledged writes sent in a window
                (before / during / after the fault: during = from the fault to the last
@@ -51,15 +52,18 @@ def rpo(ledgers, present, t_fault):
     return len(lost), round(max(0.0, 1000 * (t_fault - earliest)), 3)
 
 
-def rto(ledgers, t_fault):
+def rto(ledgers, t_fault, sent_after=None):
     """(rto_ms of the worst client or None, {client: ms or None}) over the clients that had
-    a write acknowledged before the fault."""
+    a write acknowledged before the fault. sent_after: count only writes sent from then on
+    (a fault that takes some ms to carry out: the writes sent meanwhile may still reach the
+    failing side); the time is still counted from t_fault."""
     per_client = {}
+    since = t_fault if sent_after is None else max(t_fault, sent_after)
     for ledger in ledgers:
         writes = ledger["writes"]
         if not any(w.get("t_ack") and w["t_ack"] < t_fault for w in writes):
             continue
-        after = [w["t_ack"] for w in writes if w.get("t_ack") and w["t_sent"] >= t_fault]
+        after = [w["t_ack"] for w in writes if w.get("t_ack") and w["t_sent"] >= since]
         per_client[ledger["client"]] = (round(1000 * (min(after) - t_fault), 3) if after
                                         else None)
     times = list(per_client.values())

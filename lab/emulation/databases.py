@@ -16,6 +16,7 @@ its Unix socket, a file: reachable from outside the host's namespace.
 The builders below are pure (argv lists, tested without root); DataTier runs them.
 """
 
+import concurrent.futures
 import glob
 import os
 import shutil
@@ -38,6 +39,10 @@ GALERA_OPTIONS = ";".join([
     # join_retrans_period (default 1 s): as long as the suspect timeout, a peer that is only
     # slow to re-announce itself got suspected too (garbd dropped dc1 when dc2 was cut off)
     "evs.join_retrans_period=PT0.25S",
+    # how many messages a node may have in flight unacknowledged (defaults 4 and 2, meant for
+    # a LAN): across a DCI with tens of ms of RTT and queueing, 2 writesets per round trip
+    # capped the cluster at tens of commits per second; Galera's WAN advice is to raise them
+    "evs.send_window=512", "evs.user_send_window=512",
     f"evs.suspect_timeout=PT{SUSPECT_S:g}S", "evs.inactive_timeout=PT3S",
     "evs.install_timeout=PT2S", "gmcast.peer_timeout=PT3S"])
 GALERA_PROVIDER = "/usr/lib/galera/libgalera_smm.so"
@@ -246,10 +251,17 @@ class DataTier:
 
     def start_galera(self, quorum):
         members = [self.ip(n) for n in self.spec.nodes]
-        for index, name in enumerate(self.spec.nodes):
-            datadir = self.folder(name)
+        datadirs = {name: self.folder(name) for name in self.spec.nodes}
+        for datadir in datadirs.values():
             os.chown(datadir, *mysql_ids())
-            sh.run(galera_install_argv(datadir), timeout=120)
+        # every node's empty data directory at once (a joiner's is replaced by its state
+        # transfer, but mariadbd needs one to start)
+        with concurrent.futures.ThreadPoolExecutor(len(datadirs)) as pool:
+            for done in [pool.submit(sh.run, galera_install_argv(d), timeout=120)
+                         for d in datadirs.values()]:
+                done.result()
+        for index, name in enumerate(self.spec.nodes):
+            datadir = datadirs[name]
             log = self.log_file(name, "mariadb", owner=mysql_ids())
             proc = self.lab.popen(name, galera_argv(name, self.ip(name), datadir, members,
                                                     bootstrap=index == 0, quorum=quorum,
@@ -329,7 +341,7 @@ class DataTier:
         """Stop every server of this data tier (by the PIDs we started) and remove their
         scratch folders; the lab keeps running (a new DataTier can start in it)."""
         for name, node in reversed(list(self.nodes.items())):
-            self.lab.stop_process(node["proc"])
+            self.lab.stop_process(node["proc"], grace=0.0)    # its data is thrown away
             shutil.rmtree(node["dir"], ignore_errors=True)
         self.nodes, self.witness, self.started = {}, None, False
 

@@ -105,3 +105,21 @@ def test_a_full_or_read_only_out_is_refused_before_anything_is_built(small_disk)
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=patience(60))
     assert proc.returncode == 1 and "read-only" in proc.stderr, proc.stderr
     assert list(small_disk.iterdir()) == []
+
+
+def test_sigint_while_the_databases_start_leaves_no_server_and_no_scratch(lab_process,
+                                                                         tmp_path):
+    """Ctrl-C while Galera's nodes install and join (a state transfer in progress): every
+    server, garbd and app stopped by its PID, the scratch space gone."""
+    from lab.emulation import state
+    run = lab_process("replication", "--quick", "--variants", "galera", "--out", str(tmp_path))
+    run.wait_for("[galera] starting its data tier", timeout=120)
+    time.sleep(2.0)                                    # mariadb-install-db / the first joiner
+    run.signal(signal.SIGINT)
+    rc, out, err = run.finish(timeout=120)
+    assert rc == 130 and "Traceback" not in err + out, out + err
+    assert "the lab was torn down, nothing is left" in err, err
+    assert lab_leftovers("dual-active-data", tmp_path) == []
+    run_dirs = list((tmp_path / "replication").iterdir())
+    assert run_dirs and (run_dirs[0] / "galera" / "data").is_dir()   # it had begun (control)
+    assert not [p for p in state.scratch_root().glob(f"{run_dirs[0].name}-*")]

@@ -113,3 +113,10 @@ def test_lag_stats_nearest_rank_and_the_last_sample_before_the_fault():
     assert stats["count"] == 7 and stats["p50"] == 4.0 and stats["p99"] == 100.0
     assert stats["at_fault"] == 40.0                                # t = 99.4
     assert dm.lag_stats(samples, 50.0)["at_fault"] is None          # none before the fault
+
+
+def test_writes_sent_while_the_fault_is_carried_out_do_not_count_as_recovery():
+    # acknowledged 5 ms after sending, even at 100.000 and 100.010: the fault took 15 ms
+    ledgers = [steady("c1", 99.0, 102.0, gap=(100.02, 100.5))]
+    assert dm.rto(ledgers, FAULT)[0] == 5.0                       # naive: no outage at all
+    assert dm.rto(ledgers, FAULT, sent_after=FAULT + 0.015)[0] == 505.0
