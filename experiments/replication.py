@@ -129,6 +129,7 @@ def validate(opts, topo):
             or topo.host(data.nodes[0]).switch == topo.host(data.nodes[1]).switch):
         raise LabError(f"--topology {topo.name}: replication needs a data: section with nodes "
                        "in two sites, a service and clients; use dual-active-data")
+    databases.check_space(data)
     if "galera" in opts.variants.split(",") and not data.witness:
         raise LabError(f"--topology {topo.name}: the galera variant needs a witness (garbd) in "
                        "a third site in the data: section; use dual-active-data")
@@ -252,12 +253,15 @@ def one_case(lab, ctx, variant, fault_name, case_dir, fresh=True):
         took = lab.restart_data_tier(spec, case_dir / "data", payload=1024 * opts.payload)
         log(f"[{variant}] {fault_name}: data tier up in {took:.1f} s")
     set_delays(lab, opts.fault_delay)
-    lagger = None
+    laggers = []
     if spec.engine == "postgresql":
-        standby = spec.standbys[0][0]
-        lagger = lab.start_agent(standby, dataapp.lag_argv(lab.data.nodes[standby]["socket"],
-                                                           case_dir / "lag.jsonl"),
-                                 f"lag {standby}", log=case_dir / "lag.log")
+        standby, primary = spec.standbys[0][0], spec.nodes[0]
+        laggers = [lab.start_agent(node, dataapp.lag_argv(lab.data.nodes[node]["socket"],
+                                                          case_dir / f"lag-{role}.jsonl",
+                                                          role=role),
+                                   f"lag {node}", log=case_dir / f"lag-{role}.log", wait=False)
+                   for node, role in ((standby, "standby"), (primary, "primary"))]
+        lab.wait_agents(laggers)
     service = topo.services[0]
     duration = FAULT_AT + opts.after
     load = start_dci_load(lab, spec, duration, case_dir) if opts.dci_load == "on" else []
@@ -277,7 +281,7 @@ def one_case(lab, ctx, variant, fault_name, case_dir, fresh=True):
     t_promote = runbook(lab, writers, log) if spec.engine == "postgresql" else None
     for w in writers:
         w.wait(duration + 30)
-    for proc in ([lagger] if lagger else []) + load:
+    for proc in laggers + load:
         lab.stop_process(proc)
     # what each database holds at the end, as it is (before the repair lets them meet again)
     down = {h.name for h in topo.hosts if fault.action == "power-off"
@@ -342,9 +346,16 @@ def analyse_case(case_dir):
     site_of = case["site_of"]
     present_by_site = {site_of[n]: present[n] for n in present if n not in case["down"]}
     acked = datametrics.acknowledged(ledgers)
-    lag_path = case_dir / "lag.jsonl"
-    samples = ([json.loads(line) for line in lag_path.read_text().splitlines() if line.strip()]
-               if lag_path.exists() else [])
+    def samples_of(role):
+        path = case_dir / f"lag-{role}.jsonl"
+        return ([json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+                if path.exists() else None)
+
+    standby_samples, primary_samples = samples_of("standby"), samples_of("primary")
+    lagged = standby_samples is not None and primary_samples is not None
+    samples = datametrics.receive_lag(standby_samples, primary_samples) if lagged else []
+    replay = ([{"t": s["t"], "lag_ms": s["replay_ms"]} for s in standby_samples
+               if s.get("replay_ms") is not None] if lagged else [])
     writes = [w for ledger in ledgers for w in ledger["writes"]]
     return {
         "variant": case["variant"], "fault": case["fault"], "fault_delay_ms":
@@ -359,7 +370,8 @@ def analyse_case(case_dir):
         "commit_ms": {"before": datametrics.commit_stats(ledgers, start, t_fault),
                       "during": datametrics.commit_stats(ledgers, t_fault, recovered),
                       "after": datametrics.commit_stats(ledgers, recovered, end + 1)},
-        "lag_ms": datametrics.lag_stats(samples, t_fault) if lag_path.exists() else None,
+        "lag_ms": datametrics.lag_stats(samples, t_fault) if lagged else None,
+        "replay_lag_ms": datametrics.lag_stats(replay, t_fault) if lagged else None,
         "promoted_after_ms": (round(1000 * (case["t_promote"] - t_fault), 1)
                               if case.get("t_promote") else None),
         "divergent_writes": datametrics.divergent_writes(ledgers, site_of, present_by_site,
@@ -499,7 +511,8 @@ def summarize(run_dir):
                       "divergent", "accepting after"], fault_rows),
     ] + [f"{name} {f['fault']}: lost {f['rpo_writes']} acknowledged writes reaching back "
          f"{f['rpo_ms']:g} ms; the standby was {f['lag_ms']['at_fault']:g} ms behind at the "
-         "fault (replay lag, the last sample before it)"
+         f"fault (receive lag; {f['fault_delay_ms']} ms of it was WAL on the wire, which "
+         "arrives)"
          for name, v in variants.items() for f in v["faults"].values()
          if f["rpo_writes"] and f["lag_ms"] and f["lag_ms"]["at_fault"] is not None] + [
         f"plots: {run_dir / 'commit_latency.png'}, {run_dir / 'rpo_rto.png'}",

@@ -82,6 +82,7 @@ def validate(opts, topo):
     if data is None or data.engine != "galera" or len(data.nodes) != 2 or not data.witness:
         raise LabError(f"--topology {topo.name}: split-brain needs a Galera data tier of two "
                        "nodes in two sites and a witness in a third; use dual-active-data")
+    databases.check_space(data)
     sites = [topo.host(n).switch for n in data.nodes]
     if len(set(sites)) != 2 or len(topo.clients) < 2 or not topo.services:
         raise LabError(f"--topology {topo.name}: split-brain needs the two nodes in two sites, "

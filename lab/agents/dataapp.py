@@ -417,15 +417,22 @@ def probe(args):
     return 0
 
 
-LAG_SQL = ("select extract(epoch from clock_timestamp() - pg_last_xact_replay_timestamp()) "
-           "* 1000, pg_is_in_recovery()")
+LAG_SQL = {
+    # a standby: the WAL it has received (bytes), and its replay lag (the clock minus the
+    # commit time of the last transaction it replayed)
+    "standby": "select pg_last_wal_receive_lsn() - '0/0', extract(epoch from clock_timestamp() "
+               "- pg_last_xact_replay_timestamp()) * 1000, pg_is_in_recovery()",
+    # the primary: the WAL it has written (bytes): where the standby's position stands in time
+    "primary": "select pg_current_wal_lsn() - '0/0', null, not pg_is_in_recovery()",
+}
 
 
 def lag(args):
-    """A PostgreSQL standby's replication lag, sampled every --interval s until SIGTERM:
-    JSON lines {t, lag_ms} (clock now minus the commit time of the last transaction it has
-    replayed; while writes flow, how far behind the primary it is); the sampling stops once
-    the node is no longer a standby (promoted)."""
+    """Replication lag samples every --interval s until SIGTERM, JSON lines. On a standby:
+    {t, recv, replay_ms} (received WAL position, replay lag); on the primary: {t, lsn} (its
+    WAL position). A standby's receive lag at t is t minus when the primary's WAL reached the
+    position the standby has received (lab/analysis/datametrics.py receive_lag). Sampling
+    stops once the node changes role (a promoted standby)."""
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda s, f: stop.update(now=True))
     conn = local_connection("postgresql", args.socket)
@@ -434,16 +441,20 @@ def lag(args):
     with open(args.out, "w") as fh, conn.cursor() as cur:
         while not stop["now"]:
             try:
-                cur.execute(LAG_SQL)
-                value, standby = cur.fetchone()
+                cur.execute(LAG_SQL[args.role])
+                position, replay, in_role = cur.fetchone()
             except Exception:
                 break
-            if not standby:
+            if not in_role:
                 break
-            if value is not None:
-                fh.write(json.dumps({"t": round(time.time(), 4),
-                                     "lag_ms": round(float(value), 3)}) + "\n")
-                fh.flush()
+            sample = {"t": round(time.time(), 4)}
+            if args.role == "standby":
+                sample.update(recv=None if position is None else int(position),
+                              replay_ms=None if replay is None else round(float(replay), 3))
+            else:
+                sample["lsn"] = int(position)
+            fh.write(json.dumps(sample) + "\n")
+            fh.flush()
             time.sleep(args.interval)
     return 0
 
@@ -479,7 +490,8 @@ def parser():
     p.add_argument("--count", type=int, default=30)
     p.add_argument("--gap", type=float, default=0.02, help="seconds between commits")
     g = sub.add_parser("lag")
-    g.add_argument("--socket", required=True, help="the standby's socket folder")
+    g.add_argument("--socket", required=True, help="the node's socket folder")
+    g.add_argument("--role", choices=("standby", "primary"), default="standby")
     g.add_argument("--interval", type=float, default=0.01)
     g.add_argument("--out", required=True)
     return parser
@@ -489,8 +501,9 @@ def probe_argv(engine, socket_path, count=30):
     return python_module(__name__, "probe", engine=engine, socket=socket_path, count=count)
 
 
-def lag_argv(socket_path, out, interval=0.01):
-    return python_module(__name__, "lag", socket=socket_path, out=out, interval=interval)
+def lag_argv(socket_path, out, interval=0.01, role="standby"):
+    return python_module(__name__, "lag", socket=socket_path, out=out, interval=interval,
+                         role=role)
 
 
 def serve_argv(name, port, engine, addresses, payload=0):

@@ -19,9 +19,11 @@ Definitions (pure functions; the README's metrics section quotes them):
   divergent_writes  writes acknowledged during a partition by one site that are missing from
                the database of another site that also acknowledged writes then: both sides took
                writes the other does not have (split brain); 0 when at most one side did
-  lag_ms       a standby's replication lag samples (the clock minus the commit time of the
-               last transaction it replayed): nearest-rank p50, p99, and the last sample before
-               the fault
+  lag_ms       a standby's receive lag: at each of its samples, the time since the primary had
+               written the WAL position the standby has received (from the primary's own
+               samples of its position); nearest-rank p50, p99, and the last sample before the
+               fault. What a power-off of the primary loses reaches back that far, less the
+               WAL still on the wire (the one-way delay)
 
 A write is (client, seq); a ledger entry has t_sent, t_ack (None: never acknowledged), error
 and commit_ms (lab/agents/dataapp.py).
@@ -119,3 +121,18 @@ def lag_stats(samples, t_fault=None):
     return {"count": len(values), "p50": round(percentile(values, 50), 3),
             "p99": round(percentile(values, 99), 3),
             "at_fault": round(max(before, key=lambda s: s["t"])["lag_ms"], 3) if before else None}
+
+
+def receive_lag(standby, primary):
+    """[{t, lag_ms}]: per standby sample {t, recv}, t minus the time of the first primary
+    sample {t, lsn} whose position had reached recv (0 when the standby has everything the
+    primary's samples show). Positions only grow; samples may come in any order."""
+    points = sorted((s["t"], s["lsn"]) for s in primary)
+    out = []
+    for sample in sorted(standby, key=lambda s: s["t"]):
+        if sample.get("recv") is None or not points:
+            continue
+        reached = next((t for t, lsn in points if lsn >= sample["recv"]), None)
+        lag = 0.0 if reached is None else max(0.0, sample["t"] - reached)
+        out.append({"t": sample["t"], "lag_ms": round(1000 * lag, 3)})
+    return out

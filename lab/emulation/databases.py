@@ -50,6 +50,24 @@ PG_PEER_TIMEOUT_S = 2
 READY_S = 60.0                 # a server's start (stretched by the platform's patience)
 
 
+NODE_MB, WITNESS_MB = 200, 10   # scratch space a database node / garbd needs, roughly
+
+
+def check_space(spec):
+    """Refuse a data tier the scratch space cannot hold, before anything starts: one line
+    naming the folder, what is free and the fix."""
+    from lab.emulation import state
+    root = state.scratch_root()
+    need = NODE_MB * len(spec.nodes) + (WITNESS_MB if spec.witness else 0)
+    probe_at = root
+    while not probe_at.exists() and probe_at != probe_at.parent:
+        probe_at = probe_at.parent                # the folder is made later: ask its disk
+    free = shutil.disk_usage(probe_at).free // (1 << 20)
+    if free < need:
+        raise LabError(f"{root}: {free} MB free, the data tier needs about {need} MB; free "
+                       "the disk or set ACTIVELAB_SCRATCH to a folder on a larger one")
+
+
 def galera_install_argv(datadir):
     """mariadb-install-db: a fresh, empty data directory (system tables, root without a
     password on the socket), owned by the mysql user."""
@@ -220,6 +238,7 @@ class DataTier:
         if self.spec is None:
             raise LabError(f"topology {self.lab.topo.name} has no data tier; add a data: "
                            "section (see topologies/dual-active-data.yaml)")
+        check_space(self.spec)
         t = time.monotonic()
         if self.spec.engine == "galera":
             self.start_galera(quorum)

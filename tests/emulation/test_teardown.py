@@ -123,3 +123,20 @@ def test_sigint_while_the_databases_start_leaves_no_server_and_no_scratch(lab_pr
     run_dirs = list((tmp_path / "replication").iterdir())
     assert run_dirs and (run_dirs[0] / "galera" / "data").is_dir()   # it had begun (control)
     assert not [p for p in state.scratch_root().glob(f"{run_dirs[0].name}-*")]
+
+
+def test_a_scratch_disk_too_small_for_the_databases_is_refused_before_the_build(small_disk,
+                                                                                tmp_path):
+    import os
+    import sys
+    from tests.emulation.conftest import REPO
+    cmd = [sys.executable, str(REPO / "lab" / "run.py"), "replication", "--quick",
+           "--out", str(tmp_path)]
+    env = dict(os.environ, ACTIVELAB_SCRATCH=str(small_disk / "scratch"))   # 64 MB
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=patience(60), env=env)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert proc.stderr.count("\n") == 1 and "Traceback" not in proc.stderr
+    assert "MB free, the data tier needs about" in proc.stderr and "ACTIVELAB_SCRATCH" in \
+        proc.stderr
+    assert "building" not in proc.stdout and list(small_disk.iterdir()) == []
+    assert lab_leftovers("dual-active-data") == []

@@ -128,3 +128,21 @@ def test_the_writer_keeps_a_ledger_of_every_write_across_a_broken_connection(tmp
     acked = [w for w in writes if w["t_ack"]]
     assert {w["server"] for w in acked} == {"app0", "app1"}
     assert all(w["commit_ms"] == 1.5 and w["t_ack"] >= w["t_sent"] for w in acked)
+
+
+def test_a_scratch_disk_too_small_for_the_data_tier_is_refused_in_one_line(tmp_path,
+                                                                          monkeypatch):
+    import pytest
+    import shutil
+    from collections import namedtuple
+    from lab.errors import LabError
+    from lab.model.topology import load_topology
+    spec = load_topology("dual-active-data").data                  # 2 nodes and garbd
+    monkeypatch.setenv("ACTIVELAB_SCRATCH", str(tmp_path / "not-yet" / "made"))
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(0, 0, 300 << 20))
+    with pytest.raises(LabError, match=r"not-yet/made: 300 MB free, the data tier needs about "
+                                       r"410 MB; free the disk or set ACTIVELAB_SCRATCH"):
+        db.check_space(spec)
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(0, 0, 500 << 20))
+    db.check_space(spec)                                            # enough: no error

@@ -120,3 +120,15 @@ def test_writes_sent_while_the_fault_is_carried_out_do_not_count_as_recovery():
     ledgers = [steady("c1", 99.0, 102.0, gap=(100.02, 100.5))]
     assert dm.rto(ledgers, FAULT)[0] == 5.0                       # naive: no outage at all
     assert dm.rto(ledgers, FAULT, sent_after=FAULT + 0.015)[0] == 505.0
+
+
+def test_receive_lag_maps_the_standbys_position_to_when_the_primary_wrote_it():
+    primary = [{"t": 100.0 + k * 0.01, "lsn": 100 * k} for k in range(10)][::-1]   # reordered
+    standby = [{"t": 100.05, "recv": 200},         # the primary wrote 200 at 100.02: 30 ms
+               {"t": 100.06, "recv": 10_000},      # beyond what the samples show: caught up
+               {"t": 100.07, "recv": None},        # no position (not streaming yet): skipped
+               {"t": 100.04, "recv": 0}]           # written at 100.00: 40 ms
+    assert dm.receive_lag(standby, primary) == [{"t": 100.04, "lag_ms": 40.0},
+                                                {"t": 100.05, "lag_ms": 30.0},
+                                                {"t": 100.06, "lag_ms": 0.0}]
+    assert dm.receive_lag(standby, []) == [] and dm.receive_lag([], primary) == []

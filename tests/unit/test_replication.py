@@ -50,8 +50,14 @@ def write_case(folder, variant="pg-async", lost_last_ms=0.0, promote=True, lag=T
                                                          if True))
     (folder / "present-dc2-srv2.tsv").write_text("".join(f"{c}\t{s}\n" for c, s in kept))
     if lag:
-        (folder / "lag.jsonl").write_text("".join(
-            json.dumps({"t": T0 + i * 0.05, "lag_ms": 20.0 + i}) + "\n" for i in range(60)))
+        # the primary's WAL grows 10 bytes per 10 ms sample; the standby has received what
+        # the primary had written 80 ms before each of its samples (5 ms after the primary's)
+        (folder / "lag-primary.jsonl").write_text("".join(
+            json.dumps({"t": round(T0 + k * 0.01, 4), "lsn": 10 * k}) + "\n"
+            for k in range(300)))
+        (folder / "lag-standby.jsonl").write_text("".join(
+            json.dumps({"t": round(T0 + 0.005 + j * 0.01, 4), "recv": 10 * max(0, j - 8),
+                        "replay_ms": 100.0 + j}) + "\n" for j in range(300)))
     (folder / "case.json").write_text(json.dumps({
         "variant": variant, "fault_name": "power-off", "fault": "power-off dc1", "t0": T0,
         "t_fault": FAULT, "t_promote": FAULT + 2.0 if promote else None,
@@ -75,7 +81,8 @@ def test_an_async_loss_is_counted_against_the_node_that_serves_afterwards(tmp_pa
     assert result["commit_ms"]["before"]["p50"] == 2.0 and result["commit_ms"]["after"]["p50"] \
         == 1.0
     assert result["commit_ms"]["during"]["count"] == 2    # only the recovering writes
-    assert result["lag_ms"]["at_fault"] == 79.0           # the last sample before the fault
+    assert result["lag_ms"]["at_fault"] == pytest.approx(85.0)   # 80 ms + the 5 ms offset
+    assert result["replay_lag_ms"]["at_fault"] == 399.0          # the last sample before it
     assert result["promoted_after_ms"] == 2000.0 and result["divergent_writes"] == 0
 
 
