@@ -296,7 +296,8 @@ def one_case(lab, ctx, variant, fault_name, case_dir, fresh=True):
         (case_dir / f"present-{node}.tsv").write_text("".join(f"{c}\t{s}\n" for c, s in rows))
     write_json(case_dir / "case.json", {
         "variant": variant, "fault_name": fault_name, "fault": str(fault), "t0": t0,
-        "t_fault": t_fault, "t_promote": t_promote, "fault_spread_ms": spread, "fault_delay_ms": opts.fault_delay,
+        "t_fault": t_fault, "t_promote": t_promote, "fault_spread_ms": spread,
+        "fault_delay_ms": opts.fault_delay,
         "rate": opts.rate, "clients": [c.name for c in topo.clients],
         "nodes": list(spec.nodes), "down": sorted(down), "read": sorted(present),
         "site_of": {h.name: h.switch for h in topo.hosts}})

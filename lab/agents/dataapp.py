@@ -205,7 +205,8 @@ def serve(args):
                         local.conn = db.connect()
                         conns.append(local.conn)
                     if kind == "W":
-                        reply = f"OK {seq} {args.name} {db.write(local.conn, client, seq, args.name):.3f}"
+                        commit_ms = db.write(local.conn, client, seq, args.name)
+                        reply = f"OK {seq} {args.name} {commit_ms:.3f}"
                     else:
                         reply = f"OK 0 {args.name} {db.read(local.conn, client)}"
                 except Exception as exc:          # the database's errors, whatever the driver

@@ -384,7 +384,8 @@ class DataTier:
                      if self.spec.engine == "galera" else "select client, seq from writes")
         out = self.sql(name, statement, timeout=30)
         sep = "\t" if self.spec.engine == "galera" else "|"
-        return {(c, int(q)) for c, q in (line.split(sep) for line in out.splitlines() if sep in line)}
+        return {(c, int(q)) for c, q in (line.split(sep) for line in out.splitlines()
+                                         if sep in line)}
 
     def galera_status(self, name):
         """{wsrep status variable: value} of a Galera node."""

@@ -45,8 +45,8 @@ def test_galera_replicates_between_sites_and_the_witness_decides_a_partition(tmp
         status = lab.data.galera_status("dc1-srv2")
         assert status["wsrep_cluster_size"] == "3"                   # 2 nodes + garbd
         assert status["wsrep_cluster_status"] == "Primary"
-        lab.data.sql("dc1-srv2", "INSERT INTO lab.writes VALUES ('client1', 1, 'x', 0)")
-        lab.data.sql("dc2-srv2", "INSERT INTO lab.writes VALUES ('client2', 1, 'x', 0)")
+        lab.data.sql("dc1-srv2", "INSERT INTO lab.writes VALUES ('client1', 1, 'x', 0, NULL)")
+        lab.data.sql("dc2-srv2", "INSERT INTO lab.writes VALUES ('client2', 1, 'x', 0, NULL)")
         for node in ("dc1-srv2", "dc2-srv2"):                            # both sides write
             assert lab.data.sql(node, "SELECT COUNT(*) FROM lab.writes") == "2"
         scratch, pids = lab.data.scratch, server_pids(lab)
@@ -76,9 +76,9 @@ def test_galera_replicates_between_sites_and_the_witness_decides_a_partition(tmp
             "wsrep_cluster_status") == "non-Primary", "out of the primary component")
         lab.data.wait("dc1-srv2", lambda: lab.data.galera_status("dc1-srv2").get(
             "wsrep_cluster_size") == "2", "in a primary component of two")
-        lab.data.sql("dc1-srv2", "INSERT INTO lab.writes VALUES ('client1', 2, 'x', 0)")
+        lab.data.sql("dc1-srv2", "INSERT INTO lab.writes VALUES ('client1', 2, 'x', 0, NULL)")
         with pytest.raises(Exception, match="WSREP has not yet prepared node"):
-            lab.data.sql("dc2-srv2", "INSERT INTO lab.writes VALUES ('client2', 2, 'x', 0)")
+            lab.data.sql("dc2-srv2", "INSERT INTO lab.writes VALUES ('client2', 2, 'x', 0, NULL)")
         # and dc2's app stops taking connections (health checks fail): refused, not a hang
         deadline = time.monotonic() + patience(5)
         while service_answers(lab, "dc1-srv1", "10.2.0.11") and time.monotonic() < deadline:
