@@ -23,8 +23,8 @@ def lab_commands(path):
     return [shlex.split(c.strip()) for c in found]
 
 
-def test_there_are_six_labs_each_with_goal_setup_steps_observations_and_questions():
-    assert len(LABS) == 6
+def test_there_are_seven_labs_each_with_goal_setup_steps_observations_and_questions():
+    assert len(LABS) == 7
     for lab in LABS:
         text = lab.read_text()
         for part in ("**Goal.**", "**Setup.**", "**Steps", "**What to observe.**", "**Questions.**"):
