@@ -30,7 +30,6 @@ database that serves afterwards, rto_ms, commit p50/p99 before/during/after, the
 divergent_writes, and which sites kept accepting writes.
 """
 
-import dataclasses
 from dataclasses import dataclass
 import json
 import subprocess
