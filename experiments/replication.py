@@ -33,8 +33,6 @@ divergent_writes, and which sites kept accepting writes.
 from dataclasses import dataclass
 import json
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 from lab.agents import dataapp
@@ -59,7 +57,7 @@ FAULTS = {"power-off": ("power-off", "power-on", "site"),
           "partition": ("isolate", "rejoin", "site"),
           "gray": ("gray", "ungray", "link")}
 FAULT_AT = 3.0                 # s after the writers start
-PROMOTE_AFTER_S = 2.0          # the runbook: promote once the primary is unreachable this long
+PROMOTE_AFTER_S = databases.PROMOTE_AFTER_S   # the runbook's patience
 PROBE_COMMITS = 30
 LOAD_PORT = 5301
 
@@ -212,36 +210,6 @@ def start_dci_load(lab, spec, seconds, case_dir):
     return [client, server]
 
 
-def reachable(lab, src, ip, port, timeout=0.5):
-    code = (f"import socket\ntry:\n socket.create_connection(('{ip}', {port}), {timeout})\n"
-            "except OSError:\n raise SystemExit(1)\n")
-    return lab.node_run(src, [sys.executable, "-c", code], check=False).returncode == 0
-
-
-def runbook(lab, writers, log):
-    """PostgreSQL's failover as a DR runbook does it, carried out while the writers run:
-    promote the standby once the primary has been unreachable from the standby's host for
-    PROMOTE_AFTER_S. Returns the time of the promotion or None."""
-    spec = lab.data.spec
-    primary, standby = spec.nodes[0], spec.standbys[0][0]
-    ip = str(lab.topo.host(primary).ip.ip)
-    down_since = None
-    while any(w.poll() is None for w in writers):
-        now = time.time()
-        if reachable(lab, standby, ip, databases.PG_PORT):
-            down_since = None
-        else:
-            down_since = down_since or now
-            if now - down_since >= PROMOTE_AFTER_S:
-                t = time.time()
-                lab.data.promote(standby)
-                log(f"[runbook] {primary} unreachable from {standby} for "
-                    f"{PROMOTE_AFTER_S:g} s: {standby} promoted")
-                return t
-        time.sleep(0.2)
-    return None
-
-
 def one_case(lab, ctx, variant, fault_name, case_dir, fresh=True):
     """One variant under one fault, on a fresh data tier (fresh=False: the one running, which
     nothing has faulted yet; raw files into case_dir)."""
@@ -277,7 +245,8 @@ def one_case(lab, ctx, variant, fault_name, case_dir, fresh=True):
     spread = lab.faults.spread_ms if fault.action == "power-off" else None
     log(f"[{variant}] t={t_fault - t0:.1f}s {fault}"
         + (f" (its ports went down within {spread} ms)" if spread is not None else ""))
-    t_promote = runbook(lab, writers, log) if spec.engine == "postgresql" else None
+    t_promote = (lab.data.runbook(lambda: any(w.poll() is None for w in writers), log,
+                                  PROMOTE_AFTER_S) if spec.engine == "postgresql" else None)
     for w in writers:
         w.wait(duration + 30)
     for proc in laggers + load:
@@ -292,7 +261,7 @@ def one_case(lab, ctx, variant, fault_name, case_dir, fresh=True):
         except LabError as exc:
             log(f"[{variant}] {node}: its writes cannot be read ({exc})")
     for node, rows in present.items():
-        (case_dir / f"present-{node}.tsv").write_text("".join(f"{c}\t{s}\n" for c, s in rows))
+        datametrics.write_present(case_dir / f"present-{node}.tsv", rows)
     write_json(case_dir / "case.json", {
         "variant": variant, "fault_name": fault_name, "fault": str(fault), "t0": t0,
         "t_fault": t_fault, "t_promote": t_promote, "fault_spread_ms": spread,
@@ -311,33 +280,17 @@ def one_case(lab, ctx, variant, fault_name, case_dir, fresh=True):
 
 # ------------------------------------------------------------------------------ analysis
 
-def read_present(path):
-    return {(c, int(s)) for c, s in (line.split("\t") for line in path.read_text().splitlines()
-                                     if "\t" in line)}
-
-
-def serving_node(case, ledgers, present):
-    """The database that serves after the fault: of the nodes not powered off, the one
-    holding the last acknowledged write (a tie: the one holding more acknowledged writes)."""
-    acked = datametrics.acknowledged(ledgers)
-    candidates = [n for n in case["nodes"] if n in present and n not in case["down"]]
-    if not candidates:
-        return None
-    last = max(acked, key=lambda k: acked[k]["t_ack"]) if acked else None
-    return max(candidates, key=lambda n: (last in present[n],
-                                          sum(1 for k in acked if k in present[n])))
-
-
 def analyse_case(case_dir):
     """One variant under one fault, from its folder's raw files alone."""
     case_dir = Path(case_dir)
     case = json.loads((case_dir / "case.json").read_text())
     ledgers = [json.loads((case_dir / f"writes-{c}.json").read_text()) for c in case["clients"]]
-    present = {n: read_present(case_dir / f"present-{n}.tsv") for n in case["read"]}
+    present = {n: datametrics.read_present(case_dir / f"present-{n}.tsv")
+               for n in case["read"]}
     t_fault = case["t_fault"]
     end = max((ledger["end"] for ledger in ledgers), default=t_fault)
     start = min((ledger["start"] for ledger in ledgers), default=t_fault)
-    serving = serving_node(case, ledgers, present)
+    serving = datametrics.serving_node(case["nodes"], case["down"], ledgers, present)
     rpo_writes, rpo_ms = (datametrics.rpo(ledgers, present[serving], t_fault) if serving
                           else (None, None))
     done = t_fault + (case.get("fault_spread_ms") or 0.0) / 1000

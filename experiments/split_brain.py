@@ -134,7 +134,7 @@ def one_variant(lab, ctx, variant, run_dir):
     # is read as it is)
     for node in spec.nodes:
         rows = sorted(lab.data.present(node))
-        (run_dir / f"present-{node}.tsv").write_text("".join(f"{c}\t{s}\n" for c, s in rows))
+        datametrics.write_present(run_dir / f"present-{node}.tsv", rows)
     statuses = {node: lab.data.galera_status(node).get("wsrep_cluster_status")
                 for node in spec.nodes}
     t_heal = time.time()
@@ -159,18 +159,14 @@ def one_variant(lab, ctx, variant, run_dir):
 
 # ------------------------------------------------------------------------------ analysis
 
-def read_present(path):
-    return {(c, int(s)) for c, s in (line.split("\t") for line in path.read_text().splitlines()
-                                     if "\t" in line)}
-
-
 def analyse_variant(run_dir):
     """One variant from its folder's raw files alone."""
     run_dir = Path(run_dir)
     raw = json.loads((run_dir / "variant.json").read_text())
     ledgers = [json.loads((run_dir / f"writes-{c}.json").read_text()) for c in raw["clients"]]
     site_of = raw["site_of"]
-    present = {site_of[n]: read_present(run_dir / f"present-{n}.tsv") for n in raw["nodes"]}
+    present = {site_of[n]: datametrics.read_present(run_dir / f"present-{n}.tsv")
+               for n in raw["nodes"]}
     tp, th = raw["t_partition"], raw["t_heal"]
     start = min(ledger["start"] for ledger in ledgers)
     end = max(ledger["end"] for ledger in ledgers)
@@ -224,7 +220,8 @@ def timeline_data(run_dir):
         folder = run_dir / variant
         raw = json.loads((folder / "variant.json").read_text())
         site_of = raw["site_of"]
-        present = {site_of[n]: read_present(folder / f"present-{n}.tsv") for n in raw["nodes"]}
+        present = {site_of[n]: datametrics.read_present(folder / f"present-{n}.tsv")
+                   for n in raw["nodes"]}
         sites = {}
         for client in raw["clients"]:
             ledger = json.loads((folder / f"writes-{client}.json").read_text())

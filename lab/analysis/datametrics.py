@@ -44,6 +44,30 @@ def acknowledged(ledgers):
             if w.get("t_ack")}
 
 
+def write_present(path, rows):
+    """A database's writes as present-NODE.tsv: client TAB seq per line (read_present)."""
+    path.write_text("".join(f"{c}\t{s}\n" for c, s in sorted(rows)))
+
+
+def read_present(path):
+    """{(client, seq)} from a present-NODE.tsv (client TAB seq per line): what a database held."""
+    return {(c, int(s)) for c, s in (line.split("\t") for line in path.read_text().splitlines()
+                                     if "\t" in line)}
+
+
+def serving_node(nodes, down, ledgers, present):
+    """The database that serves after a fault: of the nodes not powered off (`down`) whose
+    writes could be read (`present`: {node: set of (client, seq)}), the one holding the last
+    acknowledged write (a tie: the one holding more acknowledged writes); None if none."""
+    acked = acknowledged(ledgers)
+    candidates = [n for n in nodes if n in present and n not in down]
+    if not candidates:
+        return None
+    last = max(acked, key=lambda k: acked[k]["t_ack"]) if acked else None
+    return max(candidates, key=lambda n: (last in present[n],
+                                          sum(1 for k in acked if k in present[n])))
+
+
 def rpo(ledgers, present, t_fault):
     """(rpo_writes, rpo_ms): acknowledged writes not in `present` (a set of (client, seq)
     read from the surviving database) and how far before the fault the loss reaches."""

@@ -20,6 +20,7 @@ import concurrent.futures
 import glob
 import os
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -48,6 +49,7 @@ GALERA_OPTIONS = ";".join([
 GALERA_PROVIDER = "/usr/lib/galera/libgalera_smm.so"
 PG_PEER_TIMEOUT_S = 2
 READY_S = 60.0                 # a server's start (stretched by the platform's patience)
+PROMOTE_AFTER_S = 2.0          # the DR runbook: promote once the primary is unreachable this long
 
 
 NODE_MB, WITNESS_MB = 200, 10   # scratch space a database node / garbd needs, roughly
@@ -402,6 +404,30 @@ class DataTier:
         """Promote a PostgreSQL standby to primary (pg_promote: waits until it is)."""
         return self.sql(name, "select pg_promote(true, 30)") == "t"
 
+    def runbook(self, running, log, after_s=PROMOTE_AFTER_S):
+        """PostgreSQL's failover as a DR runbook does it: promote the first standby (the
+        synchronous one where there is one: it has every acknowledged commit) once the primary
+        has been unreachable from the standby's host for `after_s`. It decides on reachability
+        alone, as such runbooks do (during a partition both sides are primaries). Checks while
+        running() is true; returns the time of the promotion or None."""
+        standbys = sorted(self.spec.standbys, key=lambda s: s[1] != "sync")
+        primary, standby = self.spec.primary, standbys[0][0]
+        down_since = None
+        while running():
+            now = time.time()
+            if reachable(self.lab, standby, self.ip(primary), PG_PORT):
+                down_since = None
+            else:
+                down_since = down_since or now
+                if now - down_since >= after_s:
+                    t = time.time()
+                    self.promote(standby)
+                    log(f"[runbook] {primary} unreachable from {standby} for {after_s:g} s: "
+                        f"{standby} promoted")
+                    return t
+            time.sleep(0.2)
+        return None
+
     def rss_kb(self):
         """Resident memory of every data-tier server process and its workers, kB."""
         total = 0
@@ -415,6 +441,13 @@ class DataTier:
                 except (OSError, ValueError, IndexError):
                     continue
         return total
+
+
+def reachable(lab, src, ip, port, timeout=0.5):
+    """True when host `src` can open a TCP connection to ip:port within `timeout`."""
+    code = (f"import socket\ntry:\n socket.create_connection(('{ip}', {port}), {timeout})\n"
+            "except OSError:\n raise SystemExit(1)\n")
+    return lab.node_run(src, [sys.executable, "-c", code], check=False).returncode == 0
 
 
 def mysql_ids():

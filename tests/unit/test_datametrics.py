@@ -132,3 +132,20 @@ def test_receive_lag_maps_the_standbys_position_to_when_the_primary_wrote_it():
                                                 {"t": 100.05, "lag_ms": 30.0},
                                                 {"t": 100.06, "lag_ms": 0.0}]
     assert dm.receive_lag(standby, []) == [] and dm.receive_lag([], primary) == []
+
+
+def test_present_files_round_trip_and_the_serving_node_holds_the_last_write(tmp_path):
+    path = tmp_path / "present-db1.tsv"
+    dm.write_present(path, {("c2", 3), ("c1", 10), ("c1", 2)})
+    assert path.read_text() == "c1\t2\nc1\t10\nc2\t3\n"
+    assert dm.read_present(path) == {("c1", 2), ("c1", 10), ("c2", 3)}
+    ledgers = [ledger("c1", [(0, 1.0, 1.1, 2.0), (1, 2.0, 2.1, 2.0), (2, 3.0, 3.1, 2.0)])]
+    present = {"db1": {("c1", 0), ("c1", 1)}, "db2": {("c1", 0), ("c1", 1), ("c1", 2)},
+               "db3": {("c1", 0), ("c1", 1), ("c1", 2)}}
+    # db3 holds everything but is powered off; db2 has the last acknowledged write
+    assert dm.serving_node(["db1", "db2", "db3"], ["db3"], ledgers, present) == "db2"
+    # a tie on the last write: more acknowledged writes wins
+    present["db1"] = {("c1", 2)}
+    assert dm.serving_node(["db1", "db2"], [], ledgers, present) == "db2"
+    assert dm.serving_node(["db1"], ["db1"], ledgers, present) is None
+    assert dm.serving_node(["db9"], [], ledgers, present) is None
