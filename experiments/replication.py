@@ -254,85 +254,24 @@ def one_case(lab, ctx, variant, fault_name, case_dir, fresh=True):
     # what each database holds at the end, as it is (before the repair lets them meet again)
     down = {h.name for h in topo.hosts if fault.action == "power-off"
             and topo.host(h.name).switch == fault.target}
-    present = {}
-    for node in spec.nodes:
-        try:
-            present[node] = sorted(lab.data.present(node))
-        except LabError as exc:
-            log(f"[{variant}] {node}: its writes cannot be read ({exc})")
-    for node, rows in present.items():
-        datametrics.write_present(case_dir / f"present-{node}.tsv", rows)
+    read = lab.data.record(case_dir, log=lambda m: log(f"[{variant}] {m}"))
     write_json(case_dir / "case.json", {
         "variant": variant, "fault_name": fault_name, "fault": str(fault), "t0": t0,
         "t_fault": t_fault, "t_promote": t_promote, "fault_spread_ms": spread,
         "fault_delay_ms": opts.fault_delay,
         "rate": opts.rate, "clients": [c.name for c in topo.clients],
-        "nodes": list(spec.nodes), "down": sorted(down), "read": sorted(present),
+        "nodes": list(spec.nodes), "down": sorted(down), "read": read,
         "site_of": {h.name: h.switch for h in topo.hosts}})
     lab.faults.inject(repair)
     if repair.action in ("power-on", "rejoin", "ungray"):
         lab.controller.wait(lambda s: all_up(topo, s), "every link live again after the repair",
                             30.0)
-    result = analyse_case(case_dir)
+    result = datametrics.case_metrics(case_dir)
     log(f"[{variant}] {fault_name}: RPO {result['rpo_writes']} writes / {result['rpo_ms']} ms, "
         f"RTO {result['rto_ms']} ms, accepting after: {result['accepting_after'] or 'none'}")
 
 
 # ------------------------------------------------------------------------------ analysis
-
-def analyse_case(case_dir):
-    """One variant under one fault, from its folder's raw files alone."""
-    case_dir = Path(case_dir)
-    case = json.loads((case_dir / "case.json").read_text())
-    ledgers = [json.loads((case_dir / f"writes-{c}.json").read_text()) for c in case["clients"]]
-    present = {n: datametrics.read_present(case_dir / f"present-{n}.tsv")
-               for n in case["read"]}
-    t_fault = case["t_fault"]
-    end = max((ledger["end"] for ledger in ledgers), default=t_fault)
-    start = min((ledger["start"] for ledger in ledgers), default=t_fault)
-    serving = datametrics.serving_node(case["nodes"], case["down"], ledgers, present)
-    rpo_writes, rpo_ms = (datametrics.rpo(ledgers, present[serving], t_fault) if serving
-                          else (None, None))
-    done = t_fault + (case.get("fault_spread_ms") or 0.0) / 1000
-    rto_ms, per_client = datametrics.rto(ledgers, t_fault, sent_after=done)
-    recovered = t_fault + (rto_ms or 0) / 1000 if rto_ms is not None else end
-    site_of = case["site_of"]
-    present_by_site = {site_of[n]: present[n] for n in present if n not in case["down"]}
-    acked = datametrics.acknowledged(ledgers)
-    def samples_of(role):
-        path = case_dir / f"lag-{role}.jsonl"
-        return ([json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-                if path.exists() else None)
-
-    standby_samples, primary_samples = samples_of("standby"), samples_of("primary")
-    lagged = standby_samples is not None and primary_samples is not None
-    samples = datametrics.receive_lag(standby_samples, primary_samples) if lagged else []
-    replay = ([{"t": s["t"], "lag_ms": s["replay_ms"]} for s in standby_samples
-               if s.get("replay_ms") is not None] if lagged else [])
-    writes = [w for ledger in ledgers for w in ledger["writes"]]
-    return {
-        "variant": case["variant"], "fault": case["fault"], "fault_delay_ms":
-            case["fault_delay_ms"],
-        "writes_sent": len(writes), "writes_acknowledged": len(acked),
-        "writes_per_s": round(len(writes) / max(1e-9, max(
-            (ledger["end"] - ledger["start"] for ledger in ledgers), default=1)), 1),
-        "serving_node": serving,
-        "rpo_writes": rpo_writes, "rpo_ms": rpo_ms,
-        "rto_ms": rto_ms, "rto_ms_per_client": per_client,
-        "missing_on": {n: sum(1 for k in acked if k not in present[n]) for n in present},
-        "commit_ms": {"before": datametrics.commit_stats(ledgers, start, t_fault),
-                      "during": datametrics.commit_stats(ledgers, t_fault, recovered),
-                      "after": datametrics.commit_stats(ledgers, recovered, end + 1)},
-        "lag_ms": datametrics.lag_stats(samples, t_fault) if lagged else None,
-        "replay_lag_ms": datametrics.lag_stats(replay, t_fault) if lagged else None,
-        "promoted_after_ms": (round(1000 * (case["t_promote"] - t_fault), 1)
-                              if case.get("t_promote") else None),
-        "divergent_writes": datametrics.divergent_writes(ledgers, site_of, present_by_site,
-                                                         t_fault, end + 1),
-        "accepting_before": datametrics.accepted(ledgers, site_of, start, t_fault),
-        "accepting_after": datametrics.accepted(ledgers, site_of, recovered, end + 1),
-    }
-
 
 def analyse_sweep(points):
     """Per delay: RTT, unloaded commit p50/p99 (replicated and local) and the commit's cost
@@ -351,6 +290,9 @@ def analyse_sweep(points):
     return out
 
 
+analyse_case = datametrics.case_metrics       # one variant under one fault (pure)
+
+
 def case_dir_of(run_dir, variant, fault_name):
     return Path(run_dir) / variant / fault_name
 
@@ -365,7 +307,7 @@ def analyse(run_dir):
     for variant in opts.variants.split(","):
         sweep_path = run_dir / variant / "sweep.json"
         points = analyse_sweep(json.loads(sweep_path.read_text())) if sweep_path.exists() else []
-        faults = {name: analyse_case(case_dir_of(run_dir, variant, name))
+        faults = {name: datametrics.case_metrics(case_dir_of(run_dir, variant, name))
                   for name in opts.faults.split(",")
                   if (case_dir_of(run_dir, variant, name) / "case.json").exists()}
         rpos = [f["rpo_writes"] for f in faults.values()]

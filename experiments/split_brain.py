@@ -134,7 +134,7 @@ def one_variant(lab, ctx, variant, run_dir):
     # is read as it is)
     for node in spec.nodes:
         rows = sorted(lab.data.present(node))
-        datametrics.write_present(run_dir / f"present-{node}.tsv", rows)
+        databases.write_present(run_dir / f"present-{node}.tsv", rows)
     statuses = {node: lab.data.galera_status(node).get("wsrep_cluster_status")
                 for node in spec.nodes}
     t_heal = time.time()

@@ -5,9 +5,14 @@ row it waits --promotion-s (the standby's warm-up: mounting storage, starting th
 and then starts the service here. The controller finds the new server healthy by itself.
 
     python -m lab.agents.standby --name dc2-srv1 --watch 10.1.0.11,10.1.0.12 --port 80 --promotion-s 2
+
+After `--` a command to run instead of the name-answering service (the site's stateful app,
+lab/agents/dataapp.py, when the lab has a data tier): the agent becomes that program (exec),
+so stopping the agent's PID stops the application it started.
 """
 
 import argparse
+import os
 import socket
 import sys
 import time
@@ -33,12 +38,16 @@ def parser():
     parser.add_argument("--interval", type=float, default=0.3)
     parser.add_argument("--fail-after", type=int, default=3)
     parser.add_argument("--promotion-s", type=float, default=2.0)
+    parser.add_argument("then", nargs="*", metavar="-- COMMAND",
+                        help="what to start when promoted (default: the name-answering service)")
     return parser
 
 
-def standby_argv(name, watch, port, promotion_s):
-    return python_module(__name__, name=name, watch=",".join(str(w) for w in watch), port=port,
+def standby_argv(name, watch, port, promotion_s, then=None):
+    """then: the argv to run when promoted (default: the name-answering service)."""
+    argv = python_module(__name__, name=name, watch=",".join(str(w) for w in watch), port=port,
                          promotion_s=float(promotion_s))
+    return argv + ["--", *[str(a) for a in then]] if then else argv
 
 
 def main(argv=None):
@@ -51,6 +60,8 @@ def main(argv=None):
         misses = 0 if any(alive(ip, args.port) for ip in primaries) else misses + 1
     print(f"primary down: promoting in {args.promotion_s:g}s", flush=True)
     time.sleep(args.promotion_s)
+    if args.then:
+        os.execvp(args.then[0], args.then)
     service.serve(args.name, args.port)
     return 0
 

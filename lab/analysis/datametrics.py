@@ -29,7 +29,9 @@ A write is (client, seq); a ledger entry has t_sent, t_ack (None: never acknowle
 and commit_ms (lab/agents/dataapp.py).
 """
 
+import json
 import math
+from pathlib import Path
 
 
 def percentile(ordered, p):
@@ -44,13 +46,9 @@ def acknowledged(ledgers):
             if w.get("t_ack")}
 
 
-def write_present(path, rows):
-    """A database's writes as present-NODE.tsv: client TAB seq per line (read_present)."""
-    path.write_text("".join(f"{c}\t{s}\n" for c, s in sorted(rows)))
-
-
 def read_present(path):
-    """{(client, seq)} from a present-NODE.tsv (client TAB seq per line): what a database held."""
+    """{(client, seq)} from a present-NODE.tsv (client TAB seq per line: what a database
+    held; lab.emulation.databases.write_present writes it)."""
     return {(c, int(s)) for c, s in (line.split("\t") for line in path.read_text().splitlines()
                                      if "\t" in line)}
 
@@ -160,3 +158,60 @@ def receive_lag(standby, primary):
         lag = 0.0 if reached is None else max(0.0, sample["t"] - reached)
         out.append({"t": sample["t"], "lag_ms": round(1000 * lag, 3)})
     return out
+
+
+def case_metrics(case_dir):
+    """What one fault cost the data tier, from a case folder's raw files alone: case.json (the
+    fault's instant, the nodes, which were powered off, which could be read, the promotion),
+    writes-CLIENT.json (the writers' ledgers), present-NODE.tsv (what each database held
+    afterwards) and, for a PostgreSQL standby, lag-standby/lag-primary.jsonl."""
+    case_dir = Path(case_dir)
+    case = json.loads((case_dir / "case.json").read_text())
+    ledgers = [json.loads((case_dir / f"writes-{c}.json").read_text()) for c in case["clients"]]
+    present = {n: read_present(case_dir / f"present-{n}.tsv") for n in case["read"]}
+    t_fault = case["t_fault"]
+    end = max((ledger["end"] for ledger in ledgers), default=t_fault)
+    start = min((ledger["start"] for ledger in ledgers), default=t_fault)
+    serving = serving_node(case["nodes"], case["down"], ledgers, present)
+    rpo_writes, rpo_ms = (rpo(ledgers, present[serving], t_fault) if serving
+                          else (None, None))
+    done = t_fault + (case.get("fault_spread_ms") or 0.0) / 1000
+    rto_ms, per_client = rto(ledgers, t_fault, sent_after=done)
+    recovered = t_fault + (rto_ms or 0) / 1000 if rto_ms is not None else end
+    site_of = case["site_of"]
+    present_by_site = {site_of[n]: present[n] for n in present if n not in case["down"]}
+    acked = acknowledged(ledgers)
+
+    def samples_of(role):
+        path = case_dir / f"lag-{role}.jsonl"
+        return ([json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+                if path.exists() else None)
+
+    standby_samples, primary_samples = samples_of("standby"), samples_of("primary")
+    lagged = standby_samples is not None and primary_samples is not None
+    samples = receive_lag(standby_samples, primary_samples) if lagged else []
+    replay = ([{"t": s["t"], "lag_ms": s["replay_ms"]} for s in standby_samples
+               if s.get("replay_ms") is not None] if lagged else [])
+    writes = [w for ledger in ledgers for w in ledger["writes"]]
+    return {
+        "variant": case["variant"], "fault": case["fault"], "fault_delay_ms":
+            case["fault_delay_ms"],
+        "writes_sent": len(writes), "writes_acknowledged": len(acked),
+        "writes_per_s": round(len(writes) / max(1e-9, max(
+            (ledger["end"] - ledger["start"] for ledger in ledgers), default=1)), 1),
+        "serving_node": serving,
+        "rpo_writes": rpo_writes, "rpo_ms": rpo_ms,
+        "rto_ms": rto_ms, "rto_ms_per_client": per_client,
+        "missing_on": {n: sum(1 for k in acked if k not in present[n]) for n in present},
+        "commit_ms": {"before": commit_stats(ledgers, start, t_fault),
+                      "during": commit_stats(ledgers, t_fault, recovered),
+                      "after": commit_stats(ledgers, recovered, end + 1)},
+        "lag_ms": lag_stats(samples, t_fault) if lagged else None,
+        "replay_lag_ms": lag_stats(replay, t_fault) if lagged else None,
+        "promoted_after_ms": (round(1000 * (case["t_promote"] - t_fault), 1)
+                              if case.get("t_promote") else None),
+        "divergent_writes": divergent_writes(ledgers, site_of, present_by_site,
+                                                         t_fault, end + 1),
+        "accepting_before": accepted(ledgers, site_of, start, t_fault),
+        "accepting_after": accepted(ledgers, site_of, recovered, end + 1),
+    }

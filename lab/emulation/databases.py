@@ -389,6 +389,20 @@ class DataTier:
         return {(c, int(q)) for c, q in (line.split(sep) for line in out.splitlines()
                                          if sep in line)}
 
+    def record(self, folder, log=print):
+        """What each database holds now, as it is, into folder/present-NODE.tsv (a node that
+        cannot be read, e.g. powered off, is logged and left out); returns the nodes read."""
+        read = []
+        for node in self.spec.nodes:
+            try:
+                rows = self.present(node)
+            except LabError as exc:
+                log(f"{node}: its writes cannot be read ({exc})")
+                continue
+            write_present(Path(folder) / f"present-{node}.tsv", rows)
+            read.append(node)
+        return sorted(read)
+
     def galera_status(self, name):
         """{wsrep status variable: value} of a Galera node."""
         out = self.sql(name, "SHOW STATUS LIKE 'wsrep_%'")
@@ -441,6 +455,12 @@ class DataTier:
                 except (OSError, ValueError, IndexError):
                     continue
         return total
+
+
+def write_present(path, rows):
+    """A database's writes as present-NODE.tsv: client TAB seq per line, sorted
+    (lab.analysis.datametrics.read_present reads it)."""
+    path.write_text("".join(f"{c}\t{s}\n" for c, s in sorted(rows)))
 
 
 def reachable(lab, src, ip, port, timeout=0.5):

@@ -425,15 +425,16 @@ class LabNetwork:
             for number in sorted(numbers):
                 self.start_service(name, number)
 
-    def start_data_tier(self, quorum=True, timeout=30.0, payload=0):
+    def start_data_tier(self, quorum=True, timeout=30.0, payload=0, serving=None):
         """The topology's databases (lab.data), then the VIP services as the stateful app on
         them; after attach_controller(..., serving=[]), so the databases replicate over the
-        controller's paths from the start. Waits until the controller sees every app healthy;
-        returns the seconds the databases took to start."""
+        controller's paths from the start. serving: the servers whose app starts now (default
+        all; a cold standby's starts when promoted: service_argv). Waits until the controller
+        sees every serving app healthy; returns the seconds the databases took to start."""
         took = self.data.start(quorum=quorum)
         self.data.payload = payload
-        self.start_services()
-        self.controller.wait(lambda s: controller.all_learned(self.topo, s),
+        self.start_services(serving)
+        self.controller.wait(lambda s: controller.all_learned(self.topo, s, serving),
                              "every data app healthy", probe.patience(timeout))
         return took
 
@@ -446,16 +447,19 @@ class LabNetwork:
         self.data = databases.DataTier(self, spec, log_dir, scratch=self.data.scratch)
         return self.start_data_tier(quorum=quorum, timeout=timeout, payload=payload)
 
-    def start_service(self, name, port):
-        """The VIP service on one server: with a running data tier the site's stateful app
-        (lab/agents/dataapp.py, on its site's database), else the name-answering service."""
+    def service_argv(self, name, port):
+        """The VIP service's command line on one server: with a running data tier the site's
+        stateful app (lab/agents/dataapp.py, on its site's database), else the name-answering
+        service."""
         if self.data.started:
-            argv = dataapp.serve_argv(name, port, self.data.spec.engine,
+            return dataapp.serve_argv(name, port, self.data.spec.engine,
                                       self.data.app_addresses(name), self.data.payload)
-            proc = self.start_agent(name, argv, f"data app {name}:{port}")
-            self.services[(name, port)] = proc
-            return proc
-        proc = self.start_agent(name, service.serve_argv(name, port), f"service {name}:{port}")
+        return service.serve_argv(name, port)
+
+    def start_service(self, name, port):
+        """Start the VIP service (service_argv) on one server and wait for its ready line."""
+        what = "data app" if self.data.started else "service"
+        proc = self.start_agent(name, self.service_argv(name, port), f"{what} {name}:{port}")
         self.services[(name, port)] = proc
         return proc
 

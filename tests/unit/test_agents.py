@@ -61,7 +61,13 @@ def test_python_module_argv_rules():
      {"command": "write", "dst": "10.200.0.10", "client": "client1", "rate": 50.0,
       "duration": 10.0, "out": "/r/w.json", "wait_go": True}),
     (standby, standby.standby_argv("dc2-srv1", ["10.1.0.11", "10.1.0.12"], 80, 2),
-     {"name": "dc2-srv1", "watch": "10.1.0.11,10.1.0.12", "port": 80, "promotion_s": 2.0}),
+     {"name": "dc2-srv1", "watch": "10.1.0.11,10.1.0.12", "port": 80, "promotion_s": 2.0,
+      "then": []}),
+    (standby, standby.standby_argv("dc2-srv1", ["10.1.0.11"], 80, 2, then=dataapp.serve_argv(
+        "dc2-srv1", 80, "postgresql", ["10.1.0.12", "10.2.0.12"])),
+     {"name": "dc2-srv1", "then": [sys.executable, "-m", "lab.agents.dataapp", "serve",
+                                   "--name", "dc2-srv1", "--port", "80", "--engine",
+                                   "postgresql", "--db", "10.1.0.12", "--db", "10.2.0.12"]}),
     (gslb, gslb.serve_argv("web.lab", 5, {"dc1": "10.1.0.11", "dc2": "10.2.0.11"},
                            {"10.100.0.0/24": ["dc1", "dc2"], "10.101.0.0/24": ["dc2", "dc1"]},
                            80, "/r/g.jsonl"),
@@ -160,3 +166,22 @@ def test_sessions_wait_for_go_before_their_duration_starts(tmp_path):
     assert report["start"] >= told and 0.5 <= report["end"] - report["start"] < 2.0
     assert [s["established"] and s["died"] is None for s in report["sessions"]] == [True, True]
     assert all(s["last_ok"] > told for s in report["sessions"])
+
+
+def test_a_promoted_standby_becomes_the_command_it_was_given(tmp_path):
+    """Nothing listens on the watched port: after three misses the agent promotes and execs
+    the command after --, in the same process (its PID stops the application)."""
+    import socket
+    from lab import REPO
+    with socket.socket() as sock:               # a port nothing listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    marker = tmp_path / "ran"
+    argv = standby.standby_argv("s1", ["127.0.0.1"], port, 0, then=[
+        sys.executable, "-c", f"import os; open({str(marker)!r}, 'w').write(str(os.getpid()))"])
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=REPO)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert out.splitlines() == ["ready", "primary down: promoting in 0s"]
+    assert marker.read_text() == str(proc.pid)

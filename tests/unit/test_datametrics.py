@@ -1,6 +1,7 @@
 """The data tier's metrics on synthetic ledgers: loss, recovery, commit times."""
 
 from lab.analysis import datametrics as dm
+from lab.emulation import databases
 
 FAULT = 100.0
 
@@ -136,7 +137,7 @@ def test_receive_lag_maps_the_standbys_position_to_when_the_primary_wrote_it():
 
 def test_present_files_round_trip_and_the_serving_node_holds_the_last_write(tmp_path):
     path = tmp_path / "present-db1.tsv"
-    dm.write_present(path, {("c2", 3), ("c1", 10), ("c1", 2)})
+    databases.write_present(path, {("c2", 3), ("c1", 10), ("c1", 2)})
     assert path.read_text() == "c1\t2\nc1\t10\nc2\t3\n"
     assert dm.read_present(path) == {("c1", 2), ("c1", 10), ("c2", 3)}
     ledgers = [ledger("c1", [(0, 1.0, 1.1, 2.0), (1, 2.0, 2.1, 2.0), (2, 3.0, 3.1, 2.0)])]
