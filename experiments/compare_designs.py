@@ -1,5 +1,8 @@
 """compare-designs: primary/backup, dual-active, two-site-three-center and multi-active under
-the same client traffic and the same fault (dc1 powers off), in one table and one figure.
+the same client traffic and the same fault (dc1 powers off), in one table and one figure;
+with each design's data tier (--data on, the default: PostgreSQL async standby, PostgreSQL
+sync local + async remote DR, Galera) its RPO, write RTO and commit latency beside them
+(experiments/designs.py).
 """
 
 import json
@@ -14,7 +17,8 @@ from lab.analysis.results import write_json
 
 NAME = "compare-designs"
 TOPOLOGY = "per design: two-region, three-site, generated multi-active"
-DESCRIPTION = "every design, same traffic and fault: RTO, sessions lost, utilization, DCI use"
+DESCRIPTION = ("every design, same traffic and fault: RTO, sessions lost, utilization, DCI use, "
+               "and its data tier's RPO, write RTO and commit latency")
 
 
 # Each design brings its own topology and VIP policy: no --topology, no --vip-policy.
@@ -67,7 +71,14 @@ def analyse(run_dir):
     run_dir = Path(run_dir)
     params = json.loads((run_dir / "params.json").read_text())
     names = CompareOptions.parse(params["options"]).designs.split(",")
-    return {"designs": [designs.analyse_design(run_dir / name) for name in names]}
+    results = [designs.analyse_design(run_dir / name) for name in names]
+    return {"designs": results,
+            # the data tier's figures keyed by design, under the data experiments' names
+            "variants": {r["design"]: {
+                "data": r["data"], "rpo_writes": r["rpo_writes"], "rpo_ms": r["rpo_ms"],
+                "rto_ms": r["write_rto_ms"], "commit_ms_p50": r["commit_ms_p50"],
+                "commit_ms_p99": r["commit_ms_p99"], "service_rto_ms": r["rto_ms"]}
+                for r in results if r.get("data")}}
 
 
 def summarize(run_dir):

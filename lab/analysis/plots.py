@@ -173,9 +173,13 @@ def firewall(results, out):
 
 
 def designs(results, out):
-    """RTO, per-site utilization and sessions lost per design, side by side."""
+    """RTO, per-site utilization and sessions lost per design, side by side; with a data tier
+    a second row: write RTO ("never" where no write came back), RPO in writes, commit p50/p99."""
     names = [r["design"] for r in results]
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    with_data = any(r.get("data") for r in results)
+    fig, grid = plt.subplots(2 if with_data else 1, 3, figsize=(13, 7.6 if with_data else 4),
+                             squeeze=False)
+    axes = grid[0]
     axes[0].bar(names, [r["rto_ms"] or 0 for r in results], color="tab:red")
     axes[0].set_title("RTO when dc1 powers off (ms)", fontsize=10)
     sites = sorted({s for r in results for s in r["utilization"]})
@@ -189,6 +193,27 @@ def designs(results, out):
     axes[2].bar(names, [100 * r["sessions_lost"] / max(r["sessions"], 1) for r in results],
                 color="tab:gray")
     axes[2].set_title("Long-lived sessions lost (%)", fontsize=10)
+    if with_data:
+        data = grid[1]
+        rto = [r.get("write_rto_ms") for r in results]
+        bars = data[0].bar(names, [v or 0 for v in rto], color="tab:purple")
+        for bar, r, v in zip(bars, results, rto):
+            if r.get("data") and v is None:
+                data[0].annotate("never", (bar.get_x() + bar.get_width() / 2, 0), ha="center",
+                                 va="bottom", fontsize=9, color="tab:red")
+        data[0].set_title("Write RTO: dc1 off to the first write back (ms)", fontsize=10)
+        data[1].bar(names, [r.get("rpo_writes") or 0 for r in results], color="tab:orange")
+        data[1].set_title("RPO: acknowledged writes lost", fontsize=10)
+        x = range(len(results))
+        data[2].bar([i - 0.2 for i in x], [r.get("commit_ms_p50") or 0 for r in results], 0.4,
+                    label="p50")
+        data[2].bar([i + 0.2 for i in x], [r.get("commit_ms_p99") or 0 for r in results], 0.4,
+                    label="p99")
+        data[2].set_xticks(list(x))
+        data[2].set_xticklabels(names)
+        data[2].legend(fontsize=8)
+        data[2].set_title("Commit latency before the fault (ms)", fontsize=10)
+        axes = list(axes) + list(data)
     for ax in axes:
         ax.tick_params(axis="x", labelrotation=20, labelsize=8)
     fig.tight_layout()

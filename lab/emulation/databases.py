@@ -278,8 +278,8 @@ class DataTier:
         # every node's empty data directory at once (a joiner's is replaced by its state
         # transfer, but mariadbd needs one to start)
         with concurrent.futures.ThreadPoolExecutor(len(datadirs)) as pool:
-            for done in [pool.submit(sh.run, galera_install_argv(d), timeout=120)
-                         for d in datadirs.values()]:
+            for done in [pool.submit(self.install_galera, name, d)
+                         for name, d in datadirs.items()]:
                 done.result()
         for index, name in enumerate(self.spec.nodes):
             datadir = datadirs[name]
@@ -304,6 +304,17 @@ class DataTier:
             first = self.spec.nodes[0]
             self.wait(self.spec.witness, lambda: self.galera_status(first).get(
                 "wsrep_cluster_size") == str(len(self.spec.voters)), "a member of the cluster")
+
+    def install_galera(self, name, datadir):
+        """mariadb-install-db into a node's empty data directory; its output goes to
+        RUN_DIR/data/NODE-install.log, named in the one-line error when it fails."""
+        proc = sh.run(galera_install_argv(datadir), timeout=120, check=False)
+        log = self.log_file(name, "install")
+        log.write_text(proc.stdout + proc.stderr)
+        if proc.returncode != 0:
+            errors = [line for line in (proc.stdout + proc.stderr).splitlines() if "ERROR" in line]
+            raise LabError(f"{name}: mariadb-install-db failed ({proc.returncode}): "
+                           f"{(errors or ['no error line'])[0].strip()}; see {log}")
 
     def start_postgresql(self):
         bindir = postgres_bindir()
