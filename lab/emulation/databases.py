@@ -70,12 +70,20 @@ def check_space(spec):
                        "the disk or set ACTIVELAB_SCRATCH to a folder on a larger one")
 
 
+def tmpdir_of(datadir):
+    """A node's own temporary folder, beside its data directory. Never the shared /tmp: a
+    starting mariadbd deletes every '#sql*' file in its tmpdir (leftovers of its own crash,
+    it assumes), so installs side by side removed each other's temporary tables ('Unknown
+    table mysql.tmp_user_sys', 1 in 3 compare-designs runs here)."""
+    return Path(f"{datadir}.tmp")
+
+
 def galera_install_argv(datadir):
     """mariadb-install-db: a fresh, empty data directory (system tables, root without a
     password on the socket), owned by the mysql user."""
     return ["mariadb-install-db", "--no-defaults", f"--datadir={datadir}", "--user=mysql",
             "--auth-root-authentication-method=normal", "--skip-test-db",
-            "--innodb-log-file-size=8M"]
+            "--innodb-log-file-size=8M", f"--tmpdir={tmpdir_of(datadir)}"]
 
 
 def galera_argv(name, ip, datadir, members, bootstrap=False, quorum=True, log=None):
@@ -85,7 +93,7 @@ def galera_argv(name, ip, datadir, members, bootstrap=False, quorum=True, log=No
     options = GALERA_OPTIONS + ("" if quorum else ";pc.ignore_quorum=true;pc.ignore_sb=true")
     argv = ["/usr/sbin/mariadbd", "--no-defaults", "--user=mysql", f"--datadir={datadir}",
             f"--socket={datadir}/mysqld.sock", f"--pid-file={datadir}/mysqld.pid",
-            f"--port={MYSQL_PORT}", f"--bind-address={ip}",
+            f"--tmpdir={tmpdir_of(datadir)}", f"--port={MYSQL_PORT}", f"--bind-address={ip}",
             f"--log-error={log or Path(datadir) / 'error.log'}", "--skip-name-resolve",
             "--binlog-format=ROW", "--default-storage-engine=InnoDB",
             "--innodb-autoinc-lock-mode=2", "--innodb-buffer-pool-size=32M",
@@ -273,8 +281,9 @@ class DataTier:
     def start_galera(self, quorum):
         members = [self.ip(n) for n in self.spec.nodes]
         datadirs = {name: self.folder(name) for name in self.spec.nodes}
-        for datadir in datadirs.values():
+        for name, datadir in datadirs.items():
             os.chown(datadir, *mysql_ids())
+            os.chown(self.folder(tmpdir_of(datadir).name), *mysql_ids())
         # every node's empty data directory at once (a joiner's is replaced by its state
         # transfer, but mariadbd needs one to start)
         with concurrent.futures.ThreadPoolExecutor(len(datadirs)) as pool:

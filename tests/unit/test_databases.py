@@ -12,6 +12,9 @@ def test_a_galera_node_has_every_setting_on_its_command_line():
     assert "--wsrep-cluster-address=gcomm://10.1.0.12,10.2.0.12" in argv
     assert "--bind-address=10.1.0.12" in argv and "--wsrep-node-address=10.1.0.12" in argv
     assert "--socket=/s/dc1-srv2/mysqld.sock" in argv and argv[-1] == "--wsrep-new-cluster"
+    # its own temporary folder, for the server and its install alike (never the shared /tmp)
+    assert "--tmpdir=/s/dc1-srv2.tmp" in argv
+    assert "--tmpdir=/s/dc1-srv2.tmp" in db.galera_install_argv(Path("/s/dc1-srv2"))
     options = next(a for a in argv if a.startswith("--wsrep-provider-options="))
     assert "evs.suspect_timeout=PT1S" in options and "ignore_quorum" not in options
     joiner = db.galera_argv("dc2-srv2", "10.2.0.12", Path("/s/x"), ["10.1.0.12"])
