@@ -164,16 +164,22 @@ def rtt_ms(lab, src, dst):
                    f"is down; see {lab.controller.log}")
 
 
-def sweep(lab, run_dir, delays, log):
-    """Commit latency against the one-way delay between sites (raw: sweep.json)."""
+def sweep(lab, run_dir, delays, log, name="sweep.json", label=None):
+    """Commit latency against the one-way delay between sites (raw: run_dir/name). For Galera
+    the RTT between every pair of voters too: what its commit model needs."""
     data = lab.data
     first = data.spec.nodes[0]
-    peers = [n for n in data.spec.voters if n != first] if data.spec.engine == "galera" \
-        else [name for name, mode in data.spec.standbys]
+    galera = data.spec.engine == "galera"
+    voters = [n for n in data.spec.voters if galera and (n != data.spec.witness or data.witness)]
+    peers = [n for n in voters if n != first] if galera \
+        else [host for host, mode in data.spec.standbys]
+    label = label or data.spec.engine
     points = []
     for delay in delays:
         set_delays(lab, delay)
         rtts = {peer: rtt_ms(lab, first, peer) for peer in peers}
+        pairs = [[a, b, rtts[b][1] if a == first else rtt_ms(lab, a, b)[1]]
+                 for i, a in enumerate(voters) for b in voters[i + 1:]]
         low, avg = rtts[peers[0]]
         farthest = max(rtts, key=lambda p: rtts[p][1])
         out = lab.node_run(first, dataapp.probe_argv(data.spec.engine,
@@ -182,12 +188,13 @@ def sweep(lab, run_dir, delays, log):
         probe = json.loads(out.strip().splitlines()[-1])
         points.append({"delay_ms": delay, "rtt_ms_min": low, "rtt_ms_avg": avg,
                        "rtt_ms_per_peer": {p: v[1] for p, v in rtts.items()},
+                       "rtt_ms_pairs": pairs, "writer": first,
                        "farthest": farthest, "rtt_ms_farthest": rtts[farthest][1], **probe})
-        log(f"[{data.spec.engine}] delay {delay} ms: RTT {avg:.2f} ms "
+        log(f"[{label}] delay {delay} ms: RTT {avg:.2f} ms "
             f"({', '.join(f'{p} {v[1]:.2f}' for p, v in rtts.items())}), commit p50 "
             f"{sorted(probe['replicated'])[len(probe['replicated']) // 2]:.2f} ms "
             f"(local {sorted(probe['local'])[len(probe['local']) // 2]:.2f} ms)")
-    write_json(run_dir / "sweep.json", points)
+    write_json(run_dir / name, points)
 
 
 def start_dci_load(lab, spec, seconds, case_dir):
@@ -273,20 +280,33 @@ def one_case(lab, ctx, variant, fault_name, case_dir, fresh=True):
 
 # ------------------------------------------------------------------------------ analysis
 
-def analyse_sweep(points):
-    """Per delay: RTT, unloaded commit p50/p99 (replicated and local) and the commit's cost
-    beyond the local commit against one RTT."""
+def analyse_sweep(points, engine=None, sync=False):
+    """Per delay: RTT, unloaded commit p50/p99 (replicated and local), the commit's cost
+    beyond the local commit against one RTT, and what the engine's model predicts (model_ms:
+    Galera, the local commit + EVS safe delivery over the measured RTTs between every pair of
+    members, datametrics.galera_commit_ms; PostgreSQL, the local commit + one RTT to a
+    synchronous standby, + nothing for an asynchronous one)."""
     out = []
     for p in points:
         replicated, local = sorted(p["replicated"]), sorted(p["local"])
         r50, l50 = datametrics.percentile(replicated, 50), datametrics.percentile(local, 50)
+        model = None
+        if engine == "galera" and p.get("rtt_ms_pairs"):
+            model = l50 + datametrics.galera_commit_ms(
+                p["writer"], {frozenset((a, b)): rtt for a, b, rtt in p["rtt_ms_pairs"]})
+        elif engine == "postgresql":
+            model = l50 + (p["rtt_ms_avg"] if sync else 0.0)
         out.append({"delay_ms": p["delay_ms"], "rtt_ms": p["rtt_ms_avg"],
                     "rtt_ms_min": p["rtt_ms_min"],
+                    "members": 1 + len(p.get("rtt_ms_per_peer", {})),
                     "commit_ms_p50": round(r50, 3),
                     "commit_ms_p99": round(datametrics.percentile(replicated, 99), 3),
                     "local_ms_p50": round(l50, 3),
                     "replication_ms": round(r50 - l50, 3),
-                    "replication_minus_rtt_ms": round(r50 - l50 - p["rtt_ms_avg"], 3)})
+                    "replication_minus_rtt_ms": round(r50 - l50 - p["rtt_ms_avg"], 3),
+                    "replication_rtts": round((r50 - l50) / p["rtt_ms_avg"], 2),
+                    "model_ms": None if model is None else round(model, 3),
+                    "commit_minus_model_ms": None if model is None else round(r50 - model, 3)})
     return out
 
 
@@ -305,8 +325,13 @@ def analyse(run_dir):
     opts = ReplicationOptions.parse(params["options"])
     variants = {}
     for variant in opts.variants.split(","):
-        sweep_path = run_dir / variant / "sweep.json"
-        points = analyse_sweep(json.loads(sweep_path.read_text())) if sweep_path.exists() else []
+        engine = "galera" if variant == "galera" else "postgresql"
+
+        def points_of(name):
+            path = run_dir / variant / name
+            return (analyse_sweep(json.loads(path.read_text()), engine, variant == "pg-sync")
+                    if path.exists() else [])
+        points = points_of("sweep.json")
         faults = {name: datametrics.case_metrics(case_dir_of(run_dir, variant, name))
                   for name in opts.faults.split(",")
                   if (case_dir_of(run_dir, variant, name) / "case.json").exists()}
@@ -317,6 +342,8 @@ def analyse(run_dir):
                 is not None]
         variants[variant] = {
             "sweep": points, "faults": faults,
+            **({"sweep_no_witness": points_of("sweep-no-witness.json")}
+               if (run_dir / variant / "sweep-no-witness.json").exists() else {}),
             # the worst over the faults, under the issue's names
             "rpo_writes": None if None in rpos else max(rpos, default=None),
             "rpo_ms": max((f["rpo_ms"] for f in faults.values() if f["rpo_ms"] is not None),
@@ -360,6 +387,13 @@ def run(ctx):
                                          payload=1024 * opts.payload)
             log(f"[{variant}] data tier up in {took:.1f} s; commit latency sweep")
             sweep(lab, folder, opts.delays, log)
+            if lab.data.spec.engine == "galera" and lab.data.spec.witness:
+                # the same sweep without garbd (it leaves gracefully; the nodes keep quorum):
+                # what the witness costs each commit
+                lab.data.stop_witness()
+                sweep(lab, folder, opts.delays, log, name="sweep-no-witness.json",
+                      label=f"{variant} without its witness")
+                lab.data.start_witness()
             for i, fault_name in enumerate(opts.faults.split(",")):
                 one_case(lab, ctx, variant, fault_name,
                          case_dir_of(ctx.run_dir, variant, fault_name), fresh=i > 0)
@@ -378,10 +412,14 @@ def summarize(run_dir):
     run_dir = Path(run_dir)
     metrics = json.loads((run_dir / "metrics.json").read_text())
     variants = metrics["variants"]
-    sweep_rows = [(name, p["delay_ms"], f"{p['rtt_ms']:.2f}", f"{p['local_ms_p50']:.2f}",
-                   f"{p['commit_ms_p50']:.2f}", f"{p['commit_ms_p99']:.2f}",
-                   f"{p['replication_minus_rtt_ms']:+.2f}")
-                  for name, v in variants.items() for p in v["sweep"]]
+    sweep_rows = [(name + suffix, p["delay_ms"], f"{p['rtt_ms']:.2f}",
+                   f"{p['local_ms_p50']:.2f}", f"{p['commit_ms_p50']:.2f}",
+                   f"{p['commit_ms_p99']:.2f}", f"{p['replication_minus_rtt_ms']:+.2f}",
+                   f"{p['replication_rtts']:.2f}" if "replication_rtts" in p else "-",
+                   _fmt(p.get("model_ms")))
+                  for name, v in variants.items()
+                  for key, suffix in (("sweep", ""), ("sweep_no_witness", " (no witness)"))
+                  for p in v.get(key) or []]
     fault_rows = []
     for name, v in variants.items():
         for fault, f in v["faults"].items():
@@ -397,7 +435,12 @@ def summarize(run_dir):
         "commit latency against the one-way delay between sites (unloaded commits on the "
         "first database node; commit-local-RTT: what replication adds beyond one RTT):",
         format_table(["variant", "delay ms", "RTT ms", "local p50 ms", "commit p50 ms",
-                      "commit p99 ms", "commit-local-RTT ms"], sweep_rows),
+                      "commit p99 ms", "commit-local-RTT ms", "RTTs added", "model ms"],
+                     sweep_rows),
+        "model: PostgreSQL sync = local + 1 RTT, async = local; Galera = local + EVS safe "
+        "delivery over the measured RTTs between its members (1 RTT with two members, 1.5 "
+        "with a witness as far as the other node: the writer waits until every member is "
+        "known to hold the write set and everything before it)",
         "",
         f"faults (one-way delay between sites {metrics['fault_delay_ms']} ms, "
         f"{metrics['rate_per_client']} writes/s per client):",

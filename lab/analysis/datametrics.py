@@ -46,6 +46,29 @@ def acknowledged(ledgers):
             if w.get("t_ack")}
 
 
+def galera_commit_ms(writer, rtt):
+    """What Galera's group communication adds to a commit on `writer`, from the RTT (ms)
+    between every pair of members ({frozenset((a, b)): ms}; one way = half).
+
+    Galera sends every write set with EVS *safe* delivery (gcs_gcomm.cpp: O_SAFE): the writer
+    may deliver it (certify and commit) only once it knows every member has received it and
+    everything before it. A member X has everything up to the write set once it has it and the
+    next message of every other member (each answers the write set when it arrives): at
+    t_X = max(d(w, X), d(w, Y) + d(Y, X) for the other members Y); the writer learns that at
+    t_X + d(X, w), and has the others' messages itself after one RTT to each. With two members
+    that is one RTT; with a third (a witness) as far away as the other node, 1.5 RTT."""
+    members = sorted({m for pair in rtt for m in pair})
+
+    def d(a, b):
+        return 0.0 if a == b else rtt[frozenset((a, b))] / 2
+
+    others = [m for m in members if m != writer]
+    own = max((2 * d(writer, y) for y in others), default=0.0)
+    learned = [max([d(writer, x)] + [d(writer, y) + d(y, x) for y in others if y != x])
+               + d(x, writer) for x in others]
+    return max([own] + learned)
+
+
 def read_present(path):
     """{(client, seq)} from a present-NODE.tsv (client TAB seq per line: what a database
     held; lab.emulation.databases.write_present writes it)."""

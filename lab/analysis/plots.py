@@ -269,21 +269,32 @@ VARIANT_COLORS = {"pg-async": "tab:orange", "pg-sync": "tab:blue", "galera": "ta
 
 def commit_latency(variants, out):
     """Unloaded commit p50 (p99 as the bar's top) against the measured RTT between sites, per
-    data tier, with the local commit + one RTT line it is judged against."""
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+    data tier, with the local commit + one RTT line and the engine's model (Galera: EVS safe
+    delivery over the measured RTTs; with a witness 1.5 RTT) where there is one; Galera also
+    without its witness (squares)."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
     for name, v in variants.items():
-        points = sorted(v["sweep"], key=lambda p: p["rtt_ms"])
-        if not points:
-            continue
         color = VARIANT_COLORS.get(name)
-        rtt = [p["rtt_ms"] for p in points]
-        p50 = [p["commit_ms_p50"] for p in points]
-        p99 = [p["commit_ms_p99"] for p in points]
-        ax.errorbar(rtt, p50, yerr=[[0] * len(p50), [b - a for a, b in zip(p50, p99)]],
-                    marker="o", capsize=3, color=color, label=f"{name} commit p50 (bar: p99)")
-        local = [p["local_ms_p50"] for p in points]
-        ax.plot(rtt, [l + r for l, r in zip(local, rtt)], linestyle=":", color=color,
-                label=f"{name} local commit + 1 RTT")
+        for key, marker, suffix in (("sweep", "o", ""), ("sweep_no_witness", "s",
+                                                          " without witness")):
+            points = sorted(v.get(key) or [], key=lambda p: p["rtt_ms"])
+            if not points:
+                continue
+            rtt = [p["rtt_ms"] for p in points]
+            p50 = [p["commit_ms_p50"] for p in points]
+            p99 = [p["commit_ms_p99"] for p in points]
+            ax.errorbar(rtt, p50, yerr=[[0] * len(p50), [b - a for a, b in zip(p50, p99)]],
+                        marker=marker, capsize=3, color=color, linestyle="-" if not suffix
+                        else "--", label=f"{name}{suffix} commit p50 (bar: p99)")
+            if key == "sweep":
+                local = [p["local_ms_p50"] for p in points]
+                ax.plot(rtt, [l + r for l, r in zip(local, rtt)], linestyle=":", color=color,
+                        marker="_", markersize=16, label=f"{name} local commit + 1 RTT")
+            if name == "galera" and all(p.get("model_ms") is not None for p in points):
+                # a marker too, so that a one-delay sweep (--quick) shows where the model is
+                ax.plot(rtt, [p["model_ms"] for p in points], linestyle="-.", color=color,
+                        marker="x", markersize=8, alpha=0.7,
+                        label=f"{name}{suffix} model (EVS safe delivery)")
     ax.set_xlabel("RTT between the database nodes, ms (measured)")
     ax.set_ylabel("commit latency, ms")
     ax.set_title("What replication costs per commit")

@@ -304,15 +304,31 @@ class DataTier:
             self.wait(name, lambda n=name: self.galera_status(n).get(
                 "wsrep_local_state_comment") == "Synced", "synced with the cluster")
         if self.spec.witness:
-            folder = self.folder(self.spec.witness)
-            log = self.log_file(self.spec.witness, "garbd")
-            self.witness = self.lab.popen(self.spec.witness, garbd_argv(members, log),
-                                          f"garbd on {self.spec.witness}", group=True,
-                                          stdout=log, stderr=log, append=True)
-            self.nodes[self.spec.witness] = {"dir": folder, "proc": self.witness, "log": log}
-            first = self.spec.nodes[0]
-            self.wait(self.spec.witness, lambda: self.galera_status(first).get(
-                "wsrep_cluster_size") == str(len(self.spec.voters)), "a member of the cluster")
+            self.start_witness()
+
+    def start_witness(self):
+        """garbd in the witness's host, and wait until the cluster counts it."""
+        witness = self.spec.witness
+        folder = self.nodes.get(witness, {}).get("dir") or self.folder(witness)
+        log = self.log_file(witness, "garbd")
+        members = [self.ip(n) for n in self.spec.nodes]
+        self.witness = self.lab.popen(witness, garbd_argv(members, log), f"garbd on {witness}",
+                                      group=True, stdout=log, stderr=log, append=True)
+        self.nodes[witness] = {"dir": folder, "proc": self.witness, "log": log}
+        first = self.spec.nodes[0]
+        self.wait(witness, lambda: self.galera_status(first).get(
+            "wsrep_cluster_size") == str(len(self.spec.voters)), "a member of the cluster")
+
+    def stop_witness(self):
+        """Stop garbd (SIGTERM: it leaves the cluster gracefully, so the nodes keep their
+        quorum) and wait until the cluster is the nodes alone."""
+        witness = self.spec.witness
+        self.lab.stop_process(self.witness, grace=5.0)
+        self.witness = None
+        first = self.spec.nodes[0]
+        self.wait(witness, lambda: self.galera_status(first).get(
+            "wsrep_cluster_size") == str(len(self.spec.nodes)), "gone from the cluster",
+                  running=False)
 
     def install_galera(self, name, datadir):
         """mariadb-install-db into a node's empty data directory; its output goes to
@@ -358,14 +374,14 @@ class DataTier:
                 self.wait(name, lambda n=name: n in self.pg_replicas(), "streaming from "
                           f"{primary}")
 
-    def wait(self, name, ready, what):
+    def wait(self, name, ready, what, running=True):
         """Wait until ready() (with the platform's patience); LabError naming the server's
-        log when it exits or does not get there."""
+        log when it exits (running=False: it is meant to) or does not get there."""
         node = self.nodes[name]
         limit = probe.patience(READY_S)
         deadline = time.monotonic() + limit
         while time.monotonic() < deadline:
-            if node["proc"].poll() is not None:
+            if running and node["proc"].poll() is not None:
                 raise LabError(f"{name}: the database server exited (code "
                                f"{node['proc'].returncode}) before it was {what}; see "
                                f"{node['log']}")

@@ -77,3 +77,16 @@ def test_a_witness_decides_and_without_quorum_both_sides_diverge(split):
     assert v["quorum-off"]["divergent_writes"] > 0
     assert (run_dir / "split_brain.png").stat().st_size > 10_000
     assert lab_leftovers("dual-active-data", run_dir) == []
+
+
+def test_each_engine_commits_as_its_model_says(replication):
+    """pg-sync: local + 1 RTT; Galera without its witness: local + 1 RTT; with garbd as far as
+    the other node: EVS safe delivery, 1.5 RTT. Within a few ms (the probe's own overhead and
+    the emulation's scheduling), and the witness visibly costs something."""
+    metrics, _ = replication
+    galera = metrics["variants"]["galera"]
+    for point in (metrics["variants"]["pg-sync"]["sweep"][0], galera["sweep"][0],
+                  galera["sweep_no_witness"][0]):
+        assert -1.0 <= point["commit_minus_model_ms"] <= 3.0, point
+    assert galera["sweep"][0]["replication_rtts"] > 1.3
+    assert galera["sweep_no_witness"][0]["replication_rtts"] < 1.2

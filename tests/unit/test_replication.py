@@ -206,3 +206,48 @@ def test_split_brain_counts_divergence_only_when_both_sides_wrote(tmp_path):
     assert timelines["witness"]["sites"]["dc1"]["divergent"] == []
     (out,) = split_brain.plot(run)
     assert out.exists() and out.stat().st_size > 10_000
+
+
+def test_galeras_commit_model_is_one_rtt_with_two_members_and_more_with_a_far_witness():
+    from lab.analysis.datametrics import galera_commit_ms
+    two = {frozenset(("a", "b")): 20.0}
+    assert galera_commit_ms("a", two) == 20.0
+    far = {frozenset(("a", "b")): 20.0, frozenset(("a", "w")): 20.0, frozenset(("b", "w")): 20.0}
+    assert galera_commit_ms("a", far) == 30.0                   # 1.5 RTT
+    near = {frozenset(("a", "b")): 20.0, frozenset(("a", "w")): 2.0, frozenset(("b", "w")): 2.0}
+    assert galera_commit_ms("a", near) == 20.0                  # a witness in the middle: 1 RTT
+    # the far member of an uneven triangle decides
+    uneven = {frozenset(("a", "b")): 10.0, frozenset(("a", "w")): 30.0,
+              frozenset(("b", "w")): 30.0}
+    assert galera_commit_ms("a", uneven) == 35.0                # 5 + 15 + 15
+    assert galera_commit_ms("a", {}) == 0.0
+
+
+def test_the_sweep_compares_each_engine_with_its_model_and_galera_without_its_witness(tmp_path):
+    run = run_folder(tmp_path, {"pg-async": 0.0, "pg-sync": 0.0, "galera": 0.0})
+    for name, pairs in (("sweep.json", [["dc1-srv2", "dc2-srv2", 40.5],
+                                        ["dc1-srv2", "dc3-srv1", 40.5],
+                                        ["dc2-srv2", "dc3-srv1", 40.5]]),
+                        ("sweep-no-witness.json", [["dc1-srv2", "dc2-srv2", 40.5]])):
+        factor = 1.5 if "no-witness" not in name else 1.0
+        (run / "galera" / name).write_text(json.dumps([
+            {"delay_ms": 20, "rtt_ms_min": 40.0, "rtt_ms_avg": 40.5, "writer": "dc1-srv2",
+             "rtt_ms_per_peer": {"dc2-srv2": 40.5}, "rtt_ms_pairs": pairs,
+             "replicated": [0.3 + factor * 40.5 + x / 100 for x in range(10)],
+             "local": [0.3] * 10}]))
+    metrics = replication.analyse(run)
+    galera = metrics["variants"]["galera"]
+    with_w, without = galera["sweep"][0], galera["sweep_no_witness"][0]
+    assert with_w["model_ms"] == pytest.approx(0.3 + 60.75)
+    assert with_w["replication_rtts"] == pytest.approx(1.5, abs=0.01)
+    assert abs(with_w["commit_minus_model_ms"]) < 0.1
+    assert without["model_ms"] == pytest.approx(0.3 + 40.5)
+    assert without["replication_rtts"] == pytest.approx(1.0, abs=0.01)
+    sync, async_ = (metrics["variants"][v]["sweep"][1] for v in ("pg-sync", "pg-async"))
+    assert sync["model_ms"] == pytest.approx(sync["local_ms_p50"] + 40.5)
+    assert async_["model_ms"] == async_["local_ms_p50"]
+    assert "sweep_no_witness" not in metrics["variants"]["pg-sync"]
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    text = replication.summarize(run).text
+    assert "galera (no witness)" in text and "EVS safe delivery" in text
+    assert all(p.stat().st_size > 10_000 for p in replication.plot(run))
