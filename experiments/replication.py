@@ -52,7 +52,10 @@ NAME = "replication"
 TOPOLOGY = "dual-active-data"
 DESCRIPTION = ("data replication across sites: commit latency vs DCI delay, and RPO/RTO of "
                "PostgreSQL async/sync and Galera under faults")
-VARIANTS = ("pg-async", "pg-sync", "galera")
+VARIANTS = ("pg-async", "pg-sync", "galera", "pg-patroni")
+DEFAULT_VARIANTS = VARIANTS[:3]
+# pg-patroni's failover waits out Patroni's leader lease: its faults need writes for longer
+PATRONI_AFTER_S = databases.PATRONI_TTL_S + 10
 FAULTS = {"power-off": ("power-off", "power-on", "site"),
           "partition": ("isolate", "rejoin", "site"),
           "gray": ("gray", "ungray", "link")}
@@ -64,7 +67,7 @@ LOAD_PORT = 5301
 
 @dataclass(frozen=True)
 class ReplicationOptions(Options):
-    variants: str = ",".join(VARIANTS)
+    variants: str = ",".join(DEFAULT_VARIANTS)
     delays: tuple = (1, 5, 20)         # one-way delay between sites, ms, for the sweep
     faults: str = ",".join(FAULTS)
     fault_delay: int = 10              # one-way delay between sites during the faults, ms
@@ -82,8 +85,10 @@ COMMON_OPTIONS = ("topology", "bfd_ms")
 def add_arguments(parser):
     default = ReplicationOptions.default
     parser.add_argument("--variants", type=name_list(VARIANTS), default=None, metavar="LIST",
-                        help=f"data tiers to compare, comma-separated (default "
-                             f"{default('variants')})")
+                        help=f"data tiers to compare, comma-separated, of {', '.join(VARIANTS)} "
+                             f"(default {default('variants')}; pg-patroni: PostgreSQL with a "
+                             "synchronous standby and Patroni's failover, its lease in etcd on "
+                             f"three sites; its faults run at least {PATRONI_AFTER_S} s)")
     parser.add_argument("--delays", type=int_list(1, 200), default=None, metavar="LIST",
                         help="one-way delays between sites for the commit-latency sweep, ms, 1 "
                              f"to 200 each (default {','.join(map(str, default('delays')))}, "
@@ -112,10 +117,13 @@ def add_arguments(parser):
 
 def spec_of(variant, topo):
     """The data tier of a variant on the topology's two database hosts (its data: section's
-    nodes; the witness only for Galera)."""
+    nodes; the witness's host for Galera's garbd, or as pg-patroni's third etcd member)."""
     primary, standby = topo.data.nodes[:2]
     if variant == "galera":
         return DataTier("galera", (primary, standby), witness=topo.data.witness)
+    if variant == "pg-patroni":
+        return DataTier("postgresql", (primary, standby), standbys=((standby, "sync"),),
+                        failover="patroni", consensus=(primary, standby, topo.data.witness))
     mode = "sync" if variant == "pg-sync" else "async"
     return DataTier("postgresql", (primary, standby), standbys=((standby, mode),))
 
@@ -127,9 +135,11 @@ def validate(opts, topo):
         raise LabError(f"--topology {topo.name}: replication needs a data: section with nodes "
                        "in two sites, a service and clients; use dual-active-data")
     databases.check_space(data)
-    if "galera" in opts.variants.split(",") and not data.witness:
-        raise LabError(f"--topology {topo.name}: the galera variant needs a witness (garbd) in "
-                       "a third site in the data: section; use dual-active-data")
+    for variant in ("galera", "pg-patroni"):
+        if variant in opts.variants.split(",") and not data.witness:
+            raise LabError(f"--topology {topo.name}: the {variant} variant needs a witness host "
+                           "in a third site in the data: section (garbd, or etcd's third "
+                           "member); use dual-active-data")
 
 
 def inter_site_links(topo):
@@ -237,7 +247,8 @@ def one_case(lab, ctx, variant, fault_name, case_dir, fresh=True):
                    for node, role in ((standby, "standby"), (primary, "primary"))]
         lab.wait_agents(laggers)
     service = topo.services[0]
-    duration = FAULT_AT + opts.after
+    duration = FAULT_AT + (max(opts.after, PATRONI_AFTER_S) if spec.failover == "patroni"
+                           else opts.after)
     load = start_dci_load(lab, spec, duration, case_dir) if opts.dci_load == "on" else []
     writers = [lab.start_agent(c.name, dataapp.write_argv(str(service.vip), service.port,
                                                           c.name, opts.rate, duration,
@@ -253,7 +264,8 @@ def one_case(lab, ctx, variant, fault_name, case_dir, fresh=True):
     log(f"[{variant}] t={t_fault - t0:.1f}s {fault}"
         + (f" (its ports went down within {spread} ms)" if spread is not None else ""))
     t_promote = (lab.data.runbook(lambda: any(w.poll() is None for w in writers), log,
-                                  PROMOTE_AFTER_S) if spec.engine == "postgresql" else None)
+                                  PROMOTE_AFTER_S) if spec.failover == "runbook"
+                 and spec.engine == "postgresql" else None)
     for w in writers:
         w.wait(duration + 30)
     for proc in laggers + load:
@@ -329,7 +341,8 @@ def analyse(run_dir):
 
         def points_of(name):
             path = run_dir / variant / name
-            return (analyse_sweep(json.loads(path.read_text()), engine, variant == "pg-sync")
+            return (analyse_sweep(json.loads(path.read_text()), engine,
+                                  variant in ("pg-sync", "pg-patroni"))
                     if path.exists() else [])
         points = points_of("sweep.json")
         faults = {name: datametrics.case_metrics(case_dir_of(run_dir, variant, name))
@@ -458,7 +471,7 @@ def summarize(run_dir):
     problems = []
     for name, v in variants.items():
         for fault, f in v["faults"].items():
-            if name in ("pg-sync", "galera") and f["rpo_writes"]:
+            if name in ("pg-sync", "galera", "pg-patroni") and f["rpo_writes"]:
                 problems.append(f"{name} {f['fault']}: {f['rpo_writes']} acknowledged writes "
                                 "lost, which synchronous replication must never do")
             if f["rto_ms"] is None:

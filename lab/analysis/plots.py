@@ -264,7 +264,8 @@ def compare(run_dirs, out):
     return out
 
 
-VARIANT_COLORS = {"pg-async": "tab:orange", "pg-sync": "tab:blue", "galera": "tab:green"}
+VARIANT_COLORS = {"pg-async": "tab:orange", "pg-sync": "tab:blue", "galera": "tab:green",
+                  "pg-patroni": "tab:purple"}
 
 
 def commit_latency(variants, out):

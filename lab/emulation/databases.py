@@ -30,6 +30,12 @@ from lab.errors import LabError
 
 CLUSTER = "activelab"
 MYSQL_PORT, GCOMM_PORT, PG_PORT = 3306, 4567, 5432
+ETCD_CLIENT_PORT, ETCD_PEER_PORT, PATRONI_PORT = 2379, 2380, 8008
+# Patroni's timing (its dynamic configuration): the leader lease lasts PATRONI_TTL_S (20 s is
+# the least Patroni 3 accepts), renewed every loop (1 s); DCS and PostgreSQL operations are
+# retried for 3 s (loop_wait + 2 x retry_timeout <= ttl). A primary that cannot renew its
+# lease demotes itself before the lease can pass to another node: that is its fencing.
+PATRONI_TTL_S, PATRONI_LOOP_S, PATRONI_RETRY_S = 20, 1, 3
 # How fast Galera notices a lost peer: keepalives every 200 ms, a peer silent for 1 s is
 # suspected, gone after 3 s. The partition's RTO on the witness's side is bounded by the
 # suspect timeout plus the new view's installation (issue target: <= 2 x suspect timeout).
@@ -53,6 +59,7 @@ PROMOTE_AFTER_S = 2.0          # the DR runbook: promote once the primary is unr
 
 
 NODE_MB, WITNESS_MB = 200, 10   # scratch space a database node / garbd needs, roughly
+ETCD_MB = 80                    # an etcd member (it preallocates a 64 MB WAL file)
 
 
 def check_space(spec):
@@ -60,7 +67,8 @@ def check_space(spec):
     naming the folder, what is free and the fix."""
     from lab.emulation import state
     root = state.scratch_root()
-    need = NODE_MB * len(spec.nodes) + (WITNESS_MB if spec.witness else 0)
+    need = (NODE_MB * len(spec.nodes) + (WITNESS_MB if spec.witness else 0)
+            + ETCD_MB * len(spec.consensus))
     probe_at = root
     while not probe_at.exists() and probe_at != probe_at.parent:
         probe_at = probe_at.parent                # the folder is made later: ask its disk
@@ -146,16 +154,71 @@ PG_HBA = ("# the lab's own hosts, inside their namespaces only\n"
           "host replication all 0.0.0.0/0 trust\n")
 
 
+# every PostgreSQL server's settings (a runbook-managed one's on its command line, a Patroni
+# one's in Patroni's configuration)
+PG_PARAMETERS = {
+    "shared_buffers": "16MB", "max_connections": 100, "wal_level": "replica",
+    "max_wal_senders": 8, "hot_standby": "on", "wal_receiver_status_interval": "1s",
+    # a lost peer is noticed in seconds, not the default minute: a primary whose synchronous
+    # standby is gone stops counting it (the app then fails at once)
+    "wal_sender_timeout": f"{PG_PEER_TIMEOUT_S}s",
+    "wal_receiver_timeout": f"{PG_PEER_TIMEOUT_S}s", "logging_collector": "off"}
+
+
 def pg_common(datadir, ip, sockdir):
-    return ["-D", str(datadir), "-c", f"listen_addresses={ip}", "-c", f"port={PG_PORT}",
-            "-c", f"unix_socket_directories={sockdir}", "-c", "shared_buffers=16MB",
-            "-c", "max_connections=100", "-c", "wal_level=replica", "-c", "max_wal_senders=8",
-            "-c", "hot_standby=on", "-c", "wal_receiver_status_interval=1s",
-            # a lost peer is noticed in seconds, not the default minute: a primary whose
-            # synchronous standby is gone stops counting it (the app then fails at once)
-            "-c", f"wal_sender_timeout={PG_PEER_TIMEOUT_S}s",
-            "-c", f"wal_receiver_timeout={PG_PEER_TIMEOUT_S}s",
-            "-c", "logging_collector=off"]
+    argv = ["-D", str(datadir), "-c", f"listen_addresses={ip}", "-c", f"port={PG_PORT}",
+            "-c", f"unix_socket_directories={sockdir}"]
+    for key, value in PG_PARAMETERS.items():
+        argv += ["-c", f"{key}={value}"]
+    return argv
+
+
+def etcd_argv(name, ip, datadir, members):
+    """etcd as one member of the lab's consensus store. members: {name: ip} of every member.
+    Heartbeat 100 ms, election after 1 s (etcd's defaults, written out)."""
+    return ["etcd", "--name", name, "--data-dir", str(datadir),
+            "--listen-peer-urls", f"http://{ip}:{ETCD_PEER_PORT}",
+            "--initial-advertise-peer-urls", f"http://{ip}:{ETCD_PEER_PORT}",
+            "--listen-client-urls", f"http://{ip}:{ETCD_CLIENT_PORT}",
+            "--advertise-client-urls", f"http://{ip}:{ETCD_CLIENT_PORT}",
+            "--initial-cluster", ",".join(f"{n}=http://{a}:{ETCD_PEER_PORT}"
+                                          for n, a in members.items()),
+            "--initial-cluster-state", "new", "--initial-cluster-token", CLUSTER,
+            "--heartbeat-interval", "100", "--election-timeout", "1000",
+            "--log-outputs", "stderr"]
+
+
+def patroni_config(name, ip, datadir, sockdir, etcd_ips, bindir, sync, pgpass):
+    """Patroni's configuration of one node (a dict, written as YAML): its PostgreSQL, its
+    REST API, etcd (v3 API) and the cluster's bootstrap. Trust authentication inside the lab's
+    namespaces (no passwords anywhere); every node's name is its host's (application_name)."""
+    return {
+        "scope": CLUSTER, "name": name,
+        "restapi": {"listen": f"{ip}:{PATRONI_PORT}", "connect_address": f"{ip}:{PATRONI_PORT}"},
+        "etcd3": {"hosts": [f"{a}:{ETCD_CLIENT_PORT}" for a in etcd_ips]},
+        "bootstrap": {
+            "dcs": {"ttl": PATRONI_TTL_S, "loop_wait": PATRONI_LOOP_S,
+                    "retry_timeout": PATRONI_RETRY_S,
+                    "maximum_lag_on_failover": 1 << 30,     # measure the loss, do not refuse
+                    "synchronous_mode": bool(sync),
+                    "postgresql": {"use_pg_rewind": False, "use_slots": False,
+                                   "parameters": PG_PARAMETERS}},
+            "initdb": [{"encoding": "UTF8"}, "no-sync"],
+            "pg_hba": PG_HBA.strip().splitlines()[1:]},
+        "postgresql": {
+            "listen": f"{ip}:{PG_PORT}", "connect_address": f"{ip}:{PG_PORT}",
+            "data_dir": str(datadir), "bin_dir": str(bindir), "pgpass": str(pgpass),
+            "authentication": {"superuser": {"username": "postgres"},
+                               "replication": {"username": "postgres"}},
+            "parameters": {"unix_socket_directories": str(sockdir)},
+            "pg_hba": PG_HBA.strip().splitlines()[1:]},
+        "tags": {"nofailover": False, "noloadbalance": False},
+    }
+
+
+def patroni_argv(config):
+    """Patroni (the distribution's) with its configuration file, as the postgres user."""
+    return as_postgres(["patroni", str(config)])
 
 
 def sync_names(standbys):
@@ -341,7 +404,69 @@ class DataTier:
             raise LabError(f"{name}: mariadb-install-db failed ({proc.returncode}): "
                            f"{(errors or ['no error line'])[0].strip()}; see {log}")
 
+    def start_etcd(self):
+        """etcd on every consensus host, and wait until it has a leader."""
+        members = {host: self.ip(host) for host in self.spec.consensus}
+        for host, ip in members.items():
+            folder = self.folder(f"{host}.etcd")
+            log = self.log_file(host, "etcd")
+            proc = self.lab.popen(host, etcd_argv(host, ip, folder / "data", members),
+                                  f"etcd {host}", group=True, stdout=log, stderr=log)
+            self.nodes[f"{host}.etcd"] = {"dir": folder, "proc": proc, "log": log}
+        first = self.spec.consensus[0]
+        self.wait(f"{first}.etcd", lambda: self.etcd_healthy(first), "a member of a healthy "
+                  "etcd cluster")
+
+    def etcd_healthy(self, host):
+        """etcd's own health answer on the host's client URL (it says false without a
+        leader)."""
+        code = ("import json, sys, urllib.request\n"
+                f"r = urllib.request.urlopen('http://{self.ip(host)}:{ETCD_CLIENT_PORT}/health',"
+                " timeout=1)\nsys.exit(0 if json.load(r).get('health') == 'true' else 1)\n")
+        return self.lab.node_run(host, [sys.executable, "-c", code], check=False,
+                                 timeout=5).returncode == 0
+
+    def start_patroni(self):
+        """Patroni on every PostgreSQL node, the primary first (it bootstraps the cluster and
+        takes the leader lease), then the standbys (each a base backup of it)."""
+        import yaml
+        bindir = postgres_bindir()
+        self.start_etcd()
+        etcd_ips = [self.ip(h) for h in self.spec.consensus]
+        sync = any(mode == "sync" for _, mode in self.spec.standbys)
+        primary = self.spec.primary
+        for name in self.spec.nodes:
+            folder = self.folder(name)
+            os.chown(folder, *postgres_ids())
+            datadir, sockdir = folder / "data", folder / "run"
+            sockdir.mkdir(mode=0o700)
+            os.chown(sockdir, *postgres_ids())
+            config = folder / "patroni.yml"
+            config.write_text(yaml.safe_dump(patroni_config(
+                name, self.ip(name), datadir, sockdir, etcd_ips, bindir, sync,
+                folder / "pgpass"), sort_keys=False))
+            os.chown(config, *postgres_ids())
+            log = self.log_file(name, "patroni", owner=postgres_ids())
+            # Patroni detaches the PostgreSQL it starts (a session of its own, so that the
+            # database outlives a Patroni crash): its pid file is how teardown finds it
+            self.lab.ledger.add_pidfile(datadir / "postmaster.pid", f"postgres of patroni {name}")
+            proc = self.lab.popen(name, patroni_argv(config), f"patroni {name}", group=True,
+                                  stdout=log, stderr=log)
+            self.nodes[name] = {"dir": folder, "proc": proc, "log": log, "socket": sockdir,
+                                "data": datadir, "pidfile": datadir / "postmaster.pid"}
+            if name == primary:
+                self.wait(name, lambda n=name: self.sql(n, "select pg_is_in_recovery()") == "f",
+                          "the leader, accepting writes")
+            else:
+                self.wait(name, lambda n=name: n in self.pg_replicas(), f"streaming from "
+                          f"{primary}")
+        if sync:
+            self.wait(primary, lambda: "sync" in self.pg_replicas().values(),
+                      "committing with a synchronous standby")
+
     def start_postgresql(self):
+        if self.spec.failover == "patroni":
+            return self.start_patroni()
         bindir = postgres_bindir()
         primary = self.spec.primary
         for name in self.spec.nodes:
@@ -397,8 +522,13 @@ class DataTier:
     def stop(self):
         """Stop every server of this data tier (by the PIDs we started) and remove their
         scratch folders; the lab keeps running (a new DataTier can start in it)."""
+        from lab.emulation import state
         for name, node in reversed(list(self.nodes.items())):
             self.lab.stop_process(node["proc"], grace=0.0)    # its data is thrown away
+            detached = node.get("pidfile") and state.pidfile_process(
+                {"path": str(node["pidfile"]), "what": f"postgres of patroni {name}"})
+            if detached:                                      # Patroni's own PostgreSQL
+                state.stop_process(detached, grace=0.0)
             shutil.rmtree(node["dir"], ignore_errors=True)
         self.nodes, self.witness, self.started = {}, None, False
 

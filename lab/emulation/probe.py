@@ -146,7 +146,10 @@ def run_checks():
             ("Galera", "/usr/lib/galera/libgalera_smm.so", None, "galera-4"),
             ("garbd (Galera witness)", "garbd", ["garbd", "--version"], "galera-arbitrator-4"),
             ("PostgreSQL (data tier)", "pg_basebackup", ["pg_basebackup", "--version"],
-             "postgresql")):
+             "postgresql"),
+            ("Patroni (PostgreSQL failover)", "patroni", ["patroni", "--version"], "patroni"),
+            ("etcd (Patroni's consensus store)", "etcd", ["etcd", "--version"],
+             "etcd-server")):
         path = shutil.which(binary) or (binary if os.path.exists(binary) else None)
         checks.append(Check(what, "ok" if path else "missing",
                             (command_version(version_argv) if version_argv else path) if path

@@ -80,6 +80,13 @@ class Ledger:
                                        "what": what, "group": group})
         self.save()
 
+    def add_pidfile(self, path, what):
+        """Record a pid file a program of ours will write for a process it detaches (Patroni
+        starts PostgreSQL in a session of its own, so that it outlives Patroni): teardown stops
+        the process the file names, if that process still works in the file's folder."""
+        self.data.setdefault("pidfiles", []).append({"path": str(path), "what": what})
+        self.save()
+
     def add_interfaces(self, *names):
         self.data["interfaces"].extend(n for n in names if n not in self.data["interfaces"])
         self.save()
@@ -151,9 +158,37 @@ def stop_process(entry, grace=2.0):
     return True
 
 
+def pidfile_process(entry):
+    """The process a recorded pid file names, as a process entry (stop_process), or None when
+    the file is gone or its PID is no longer a process working in the file's folder (a PID
+    reused by someone else is never touched). The first line is the PID (PostgreSQL's
+    postmaster.pid; its working directory is its data directory)."""
+    path = Path(entry["path"])
+    try:
+        pid = int(path.read_text().split()[0])
+        cwd = Path(os.readlink(f"/proc/{pid}/cwd"))
+    except (OSError, ValueError, IndexError):
+        return None
+    if cwd.resolve() != path.parent.resolve():
+        return None
+    try:
+        group = os.getpgid(pid) == pid
+    except OSError:
+        return None
+    return {"pid": pid, "start_time": proc_start_time(pid), "what": entry["what"],
+            "group": group}
+
+
 def teardown(ledger, log=print):
     """Remove everything in the ledger that still exists; return a list of what could not be."""
     problems = []
+    for entry in reversed(ledger.data.get("pidfiles", [])):
+        process = pidfile_process(entry)
+        try:
+            if process:
+                stop_process(process)
+        except OSError as exc:
+            problems.append(f"process {process['pid']} ({entry['what']}): {exc}")
     for entry in reversed(ledger.data["processes"]):
         try:
             stop_process(entry)
@@ -191,6 +226,8 @@ def leftovers(ledger):
     """What of the ledger still exists (for tests and for `clean`)."""
     left = [f"process {p['pid']} ({p['what']})" for p in ledger.data["processes"]
             if p["start_time"] is not None and proc_start_time(p["pid"]) == p["start_time"]]
+    left += [f"process {p['pid']} ({p['what']})" for p in
+             map(pidfile_process, ledger.data.get("pidfiles", [])) if p]
     left += [f"interface {n}" for n in ledger.data["interfaces"] if interface_exists(n)]
     left += [f"bridge {n}" for n in ledger.data["bridges"] if bridge_exists(n)]
     left += [f"folder {n}" for n in ledger.data.get("paths", []) if Path(n).exists()]

@@ -130,6 +130,10 @@ class DataTier:
     nodes: tuple                 # every database node's host; postgresql: the primary first
     witness: str = None          # galera: garbd's host
     standbys: tuple = ()         # postgresql: ((host, 'sync' | 'async'), ...)
+    failover: str = "runbook"    # postgresql: 'runbook' (promoted by the experiment, on
+                                 # reachability alone) or 'patroni' (Patroni on every node,
+                                 # its leader lease in etcd on the `consensus` hosts)
+    consensus: tuple = ()        # patroni: etcd's hosts (an odd number, in different sites)
 
     @property
     def primary(self):
@@ -238,7 +242,9 @@ class Topology:
                          for v in self.services],
             "data": None if self.data is None else {
                 "engine": self.data.engine, "nodes": list(self.data.nodes),
-                "witness": self.data.witness, "standbys": dict(self.data.standbys)},
+                "witness": self.data.witness, "standbys": dict(self.data.standbys),
+                **({"failover": self.data.failover, "consensus": list(self.data.consensus)}
+                   if self.data.failover != "runbook" else {})},
         }
 
 

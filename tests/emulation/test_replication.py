@@ -90,3 +90,20 @@ def test_each_engine_commits_as_its_model_says(replication):
         assert -1.0 <= point["commit_minus_model_ms"] <= 3.0, point
     assert galera["sweep"][0]["replication_rtts"] > 1.3
     assert galera["sweep_no_witness"][0]["replication_rtts"] < 1.2
+
+
+def test_patroni_fences_the_cut_off_primary_and_fails_over_after_its_lease(tmp_path_factory):
+    """pg-patroni, dc1 (the primary) isolated: its Patroni cannot renew the leader lease in
+    etcd (dc2 and dc3 hold the majority) and demotes it; once the lease has run out, dc2's
+    standby (synchronous: it has every acknowledged commit) is promoted. Nothing lost, dc1
+    takes no writes after the fault, and Patroni's detached PostgreSQL is gone at the end."""
+    from lab.emulation import databases
+    metrics, run_dir = run_experiment(tmp_path_factory, "replication", "--variants",
+                                      "pg-patroni", "--faults", "partition")
+    fault = metrics["variants"]["pg-patroni"]["faults"]["partition"]
+    assert fault["rpo_writes"] == 0 and fault["divergent_writes"] == 0, fault
+    assert list(fault["accepting_after"]) == ["dc2"], fault
+    # the lease (ttl) must run out first: no earlier, and not much later
+    assert databases.PATRONI_TTL_S * 1000 * 0.8 < fault["rto_ms"] < 40_000, fault
+    assert lab_leftovers("dual-active-data", run_dir) == []
+    assert not any(p.name.startswith(run_dir.name) for p in state.scratch_root().glob("*"))

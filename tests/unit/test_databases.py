@@ -149,3 +149,41 @@ def test_a_scratch_disk_too_small_for_the_data_tier_is_refused_in_one_line(tmp_p
         db.check_space(spec)
     monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(0, 0, 500 << 20))
     db.check_space(spec)                                            # enough: no error
+
+
+def test_etcd_members_know_each_other_and_listen_only_on_their_lab_address():
+    members = {"dc1-srv2": "10.1.0.12", "dc2-srv2": "10.2.0.12", "dc3-srv1": "10.3.0.11"}
+    argv = db.etcd_argv("dc2-srv2", "10.2.0.12", Path("/s/e"), members)
+    assert argv[0] == "etcd" and argv[argv.index("--name") + 1] == "dc2-srv2"
+    assert argv[argv.index("--initial-cluster") + 1] == (
+        "dc1-srv2=http://10.1.0.12:2380,dc2-srv2=http://10.2.0.12:2380,"
+        "dc3-srv1=http://10.3.0.11:2380")
+    assert argv[argv.index("--listen-client-urls") + 1] == "http://10.2.0.12:2379"
+    assert not any("0.0.0.0" in a or "127.0.0.1" in a for a in argv)
+
+
+def test_patroni_configuration_keeps_its_own_timing_rule_and_the_lab_settings():
+    import yaml
+    config = db.patroni_config("dc2-srv2", "10.2.0.12", Path("/s/d"), Path("/s/r"),
+                               ["10.1.0.12", "10.2.0.12", "10.3.0.11"], Path("/usr/lib/pg/bin"),
+                               True, Path("/s/pgpass"))
+    dcs = config["bootstrap"]["dcs"]
+    assert dcs["ttl"] >= 20 and dcs["loop_wait"] >= 1 and dcs["retry_timeout"] >= 3
+    assert dcs["loop_wait"] + 2 * dcs["retry_timeout"] <= dcs["ttl"]     # Patroni's rule
+    assert dcs["synchronous_mode"] is True
+    assert config["etcd3"]["hosts"] == ["10.1.0.12:2379", "10.2.0.12:2379", "10.3.0.11:2379"]
+    assert config["postgresql"]["listen"] == "10.2.0.12:5432"
+    assert config["postgresql"]["parameters"]["unix_socket_directories"] == "/s/r"
+    assert dcs["postgresql"]["parameters"]["wal_sender_timeout"] == "2s"
+    assert "password" not in yaml.safe_dump(config)                    # trust, no secrets
+    assert db.patroni_argv(Path("/s/p.yml"))[-2:] == ["patroni", "/s/p.yml"]
+    assert db.patroni_argv(Path("/s/p.yml"))[0] == "setpriv"          # as postgres, not root
+    asynchronous = db.patroni_config("a", "10.1.0.12", Path("/d"), Path("/r"), [], Path("/b"),
+                                     False, Path("/p"))
+    assert asynchronous["bootstrap"]["dcs"]["synchronous_mode"] is False
+
+
+def test_the_same_postgresql_settings_under_a_runbook_or_patroni():
+    argv = db.pg_common(Path("/d"), "10.1.0.12", Path("/r"))
+    for key, value in db.PG_PARAMETERS.items():
+        assert f"{key}={value}" in argv

@@ -251,3 +251,16 @@ def test_the_sweep_compares_each_engine_with_its_model_and_galera_without_its_wi
     text = replication.summarize(run).text
     assert "galera (no witness)" in text and "EVS safe delivery" in text
     assert all(p.stat().st_size > 10_000 for p in replication.plot(run))
+
+
+def test_pg_patroni_is_a_synchronous_pair_with_etcd_on_three_sites():
+    topo = load_topology("dual-active-data")
+    spec = replication.spec_of("pg-patroni", topo)
+    assert (spec.engine, spec.failover, spec.standbys) == ("postgresql", "patroni",
+                                                           (("dc2-srv2", "sync"),))
+    assert spec.consensus == ("dc1-srv2", "dc2-srv2", "dc3-srv1")
+    assert len({topo.host(h).switch for h in spec.consensus}) == 3
+    assert replication.spec_of("pg-async", topo).failover == "runbook"
+    # not in the default run (its faults last the lease and more), but offered
+    assert "pg-patroni" not in replication.ReplicationOptions().variants.split(",")
+    assert replication.PATRONI_AFTER_S > 20

@@ -74,3 +74,35 @@ def test_scratch_folders_are_removed_at_teardown_and_only_under_the_scratch_root
     assert state.teardown(ledger, log=lambda m: None) == []
     assert not data.exists() and outside.exists()
     assert state.leftovers(ledger) == []
+
+
+def test_a_detached_process_is_found_by_its_pid_file_only_while_it_works_there(state_dir,
+                                                                               tmp_path):
+    """What Patroni does with PostgreSQL: a process in a session of its own, named by a pid
+    file in its working directory. Teardown stops it; a pid file naming a process that works
+    elsewhere (a reused PID) is left alone."""
+    home = tmp_path / "data"
+    home.mkdir()
+    proc = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], cwd=home,
+                            start_new_session=True)
+    other = sleeper()                                  # works in the test's own folder
+    try:
+        (home / "postmaster.pid").write_text(f"{proc.pid}\n{home}\n")
+        ledger = state.Ledger.create("test")
+        ledger.add_pidfile(home / "postmaster.pid", "postgres of patroni x")
+        found = state.pidfile_process(ledger.data["pidfiles"][0])
+        assert found["pid"] == proc.pid and found["group"] is True
+        assert state.leftovers(ledger) == [f"process {proc.pid} (postgres of patroni x)"]
+        elsewhere = tmp_path / "other.pid"
+        elsewhere.write_text(f"{other.pid}\n")
+        assert state.pidfile_process({"path": str(elsewhere), "what": "x"}) is None
+        assert state.pidfile_process({"path": str(tmp_path / "gone.pid"), "what": "x"}) is None
+        assert state.teardown(ledger, log=lambda m: None) == []
+        assert proc.wait(5) is not None
+        assert other.poll() is None
+        assert state.leftovers(ledger) == []
+    finally:
+        for p in (proc, other):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
