@@ -37,7 +37,9 @@ DEFAULT_QUEUE = 1000            # packets, Linux's default txqueuelen
 MAX_BW = 10000                  # Mbit/s; the emulation cannot do more, and rarely that
 
 TOP_KEYS = {"name", "description", "sites", "edges", "links", "services", "firewall", "data"}
-DATA_KEYS = {"engine", "nodes", "witness", "primary", "standbys", "description"}
+DATA_KEYS = {"engine", "nodes", "witness", "primary", "standbys", "failover", "consensus",
+             "description"}
+FAILOVERS = ("runbook", "patroni")
 ENGINES = ("galera", "postgresql")
 STANDBY_MODES = ("sync", "async")
 FIREWALL_KEYS = {"tcp", "udp", "icmp", "description"}
@@ -592,7 +594,7 @@ class _Validator:
                 seen[site] = name
 
         if engine == "galera":
-            for key in ("primary", "standbys"):
+            for key in ("primary", "standbys", "failover", "consensus"):
                 if key in spec:
                     self.fail(f"data.{key}", "is for postgresql, not galera",
                               "list galera's nodes under nodes: (every node takes writes)")
@@ -634,8 +636,28 @@ class _Validator:
                 self.fail(f"data.standbys.{name}", f"{mode!r} is not sync or async",
                           "sync: a commit waits for this standby; async: it does not")
         one_per_site([primary, *standbys], "data.standbys")
+        failover = spec.get("failover", "runbook")
+        if failover not in FAILOVERS:
+            self.fail("data.failover", f"unknown failover {failover!r}",
+                      "use runbook (the experiment promotes the standby) or patroni "
+                      "(Patroni on every node, its leader lease in etcd)")
+        consensus = spec.get("consensus")
+        if failover == "runbook" and consensus is not None:
+            self.fail("data.consensus", "is for failover: patroni",
+                      "add failover: patroni, or drop consensus:")
+        if failover == "patroni":
+            if not isinstance(consensus, list) or len(consensus) < 3 or len(consensus) % 2 == 0:
+                self.fail("data.consensus", f"{consensus!r} is not an odd list of three or more "
+                          "hosts", "write e.g. consensus: [dc1-srv2, dc2-srv2, dc3-srv1] "
+                          "(etcd needs a majority: with two members, losing one stops it)")
+            sites = [server(name, "data.consensus").switch for name in consensus]
+            if len(set(sites)) < len(sites):
+                self.fail("data.consensus", "two etcd members in one site",
+                          "put each member in a site of its own, so that losing a site "
+                          "loses one vote")
         return DataTier(engine=engine, nodes=(primary, *standbys),
-                        standbys=tuple(standbys.items())), []
+                        standbys=tuple(standbys.items()), failover=failover,
+                        consensus=tuple(consensus or ())), []
 
     def firewall_policy(self, spec, links):
         firewalled = [l for l in links if l.firewall]

@@ -216,6 +216,16 @@ def test_a_postgresql_tier_with_a_sync_and_an_async_standby():
     assert topo.data.primary == "dc1-srv2" and topo.data.nodes == ("dc1-srv2", "dc2-srv2",
                                                                     "dc3-srv1")
     assert topo.data.standbys == (("dc2-srv2", "sync"), ("dc3-srv1", "async"))
+    assert topo.data.failover == "runbook" and "failover" not in topo.to_dict()["data"]
+
+
+def test_a_postgresql_tier_failed_over_by_patroni_with_etcd_on_three_sites():
+    topo = parse(THREE + "data:\n  engine: postgresql\n  primary: dc1-srv2\n"
+                 "  standbys: {dc2-srv2: sync}\n  failover: patroni\n"
+                 "  consensus: [dc1-srv2, dc2-srv2, dc3-srv1]\n")
+    assert topo.data.failover == "patroni"
+    assert topo.data.consensus == ("dc1-srv2", "dc2-srv2", "dc3-srv1")
+    assert topo.to_dict()["data"]["consensus"] == ["dc1-srv2", "dc2-srv2", "dc3-srv1"]
 
 
 @pytest.mark.parametrize("data, field, words", [
@@ -239,6 +249,20 @@ def test_a_postgresql_tier_with_a_sync_and_an_async_standby():
      "both in site dc1"),
     ("{engine: postgresql, primary: dc1-srv1, nodes: [dc2-srv1]}", "data.nodes",
      "is for galera"),
+    ("{engine: postgresql, primary: dc1-srv1, standbys: {dc2-srv1: sync}, failover: pacemaker}",
+     "data.failover", "unknown failover 'pacemaker'"),
+    ("{engine: postgresql, primary: dc1-srv1, standbys: {dc2-srv1: sync}, failover: patroni, "
+     "consensus: [dc1-srv1, dc2-srv1]}", "data.consensus", "odd list of three"),
+    ("{engine: postgresql, primary: dc1-srv1, standbys: {dc2-srv1: sync}, failover: patroni}",
+     "data.consensus", "odd list of three"),
+    ("{engine: postgresql, primary: dc1-srv1, standbys: {dc2-srv1: sync}, failover: patroni, "
+     "consensus: [dc1-srv1, dc1-srv2, dc2-srv1]}", "data.consensus", "two etcd members in one"),
+    ("{engine: postgresql, primary: dc1-srv1, standbys: {dc2-srv1: sync}, failover: patroni, "
+     "consensus: [dc1-srv1, dc2-srv1, dc9-srv1]}", "data.consensus", "unknown host"),
+    ("{engine: postgresql, primary: dc1-srv1, standbys: {dc2-srv1: sync}, "
+     "consensus: [dc1-srv1, dc2-srv1, dc3-srv1]}", "data.consensus", "is for failover: patroni"),
+    ("{engine: galera, nodes: [dc1-srv2, dc2-srv2], failover: patroni}", "data.failover",
+     "is for postgresql"),
 ])
 def test_bad_data_tiers_are_one_line_naming_the_field_and_the_fix(data, field, words):
     exc = error_of(THREE + f"data: {data}\n")
