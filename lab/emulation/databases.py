@@ -396,8 +396,8 @@ class DataTier:
     def install_galera(self, name, datadir):
         """mariadb-install-db into a node's empty data directory; its output goes to
         RUN_DIR/data/NODE-install.log, named in the one-line error when it fails."""
-        proc = sh.run(galera_install_argv(datadir), timeout=120, check=False)
-        log = self.log_file(name, "install")
+        log = self.log_file(name, "install")         # there from the start: a run folder
+        proc = sh.run(galera_install_argv(datadir), timeout=probe.patience(120), check=False)
         log.write_text(proc.stdout + proc.stderr)
         if proc.returncode != 0:
             errors = [line for line in (proc.stdout + proc.stderr).splitlines() if "ERROR" in line]

@@ -114,7 +114,13 @@ def test_sigint_while_the_databases_start_leaves_no_server_and_no_scratch(lab_pr
     from lab.emulation import state
     run = lab_process("replication", "--quick", "--variants", "galera", "--out", str(tmp_path))
     run.wait_for("[galera] starting its data tier", timeout=120)
-    time.sleep(2.0)                                    # mariadb-install-db / the first joiner
+    # the nodes' install has begun once its logs exist (under an emulated CPU it is seconds
+    # later than here: wait for it, then interrupt mid-install / mid-join)
+    deadline = time.monotonic() + patience(60)
+    while time.monotonic() < deadline and not list(tmp_path.glob(
+            "replication/*/galera/data/*-install.log")):
+        time.sleep(0.1)
+    time.sleep(1.0)
     run.signal(signal.SIGINT)
     rc, out, err = run.finish(timeout=120)
     assert rc == 130 and "Traceback" not in err + out, out + err
