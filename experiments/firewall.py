@@ -258,6 +258,16 @@ def analyse_remedy(run_dir):
     asym, fail = read_sessions(run_dir, "asymmetric"), read_sessions(run_dir, "failover")
     connect = [s["connect_s"] for r in asym.values() for s in r["sessions"] if s["established"]]
     alive = lambda s: s["established"] and not s["died"]          # noqa: E731
+    cut = raw.get("cut_t")
+
+    def survived(s):
+        """Through the failover: alive at the end *and* answered after the cut. A session
+        that neither died nor got an echo after the cut (its window ended first, e.g. an agent
+        slow to start on an emulated CPU) proves nothing either way: undecided."""
+        return alive(s) and cut is not None and (s["last_ok"] or 0) > cut
+
+    def undecided(s):
+        return alive(s) and not survived(s)
     result = {
         "remedy": raw["remedy"],
         "asymmetric": {"attempted": count(asym, lambda s: True),
@@ -270,8 +280,9 @@ def analyse_remedy(run_dir):
                                  (run_dir / f"conntrack-events-{fw2}.txt").read_text()),
         "failover": {"attempted": count(fail, lambda s: True),
                      "established": count(fail, lambda s: s["established"]),
-                     "survived": count(fail, alive),
-                     "crafted_survived": count(fail, alive, "crafted"),
+                     "survived": count(fail, survived),
+                     "crafted_survived": count(fail, survived, "crafted"),
+                     "undecided": count(fail, undecided),
                      "reasons": sorted({s["reason"] for r in fail.values() for s in r["sessions"]
                                         if s["reason"]}),
                      "picked_up_midstream": picked_up(
@@ -331,7 +342,9 @@ def summarize(run_dir):
         picked = r["failover"].get("picked_up_midstream")
         rows.append((r["remedy"],
                      f"{r['asymmetric']['established']}/{r['asymmetric']['attempted']}",
-                     f"{r['failover']['survived']}/{r['failover']['established']}",
+                     f"{r['failover']['survived']}/{r['failover']['established']}"
+                     + (f" ({r['failover']['undecided']} undecided)"
+                        if r["failover"].get("undecided") else ""),
                      "-" if picked is None else picked,
                      " ".join(f"{fw} {c.get('invalid', 0)}/{c.get('denied', 0)}"
                               for fw, c in r["counters"].items()),
@@ -366,4 +379,8 @@ def summarize(run_dir):
                  for r in results if r["remedy"] in STRICT and r["failover"].get("picked_up_midstream")]
     problems += [f"probe suite positive control: {name} did not arrive through accept-all "
                  "firewalls, so the suite cannot tell whether it leaks" for name in missing]
-    return Summary(text, ok=not problems, problems=problems)
+    timing = [f"remedy {r['remedy']}: {r['failover']['undecided']} failover sessions neither "
+              "died nor had an echo after the cut before their window ended (an agent that "
+              "started late): they count as not surviving" for r in results
+              if r["failover"].get("undecided")]
+    return Summary(text, ok=not problems, problems=problems, timing=timing)

@@ -193,3 +193,30 @@ def test_firewall_metrics_come_from_the_raw_files_alone(tmp_path):
     assert not any("remedy loose" in p for p in summary.problems)     # loose is allowed both
     assert any("xmas did not arrive" in p for p in summary.problems)
     assert "remedy loose weakens the firewall: lets through ack-out-of-state" in summary.text
+
+
+def test_a_session_counts_as_surviving_only_with_an_echo_after_the_cut(tmp_path):
+    """An agent that started late (an emulated CPU) may end its window before its timeout
+    after the cut: alive, but no echo since the cut. That proves nothing: undecided, not
+    survived, and a timing verdict (positive control: the same sessions answered after the
+    cut do survive)."""
+    import json
+    from experiments import firewall as experiment
+    (tmp_path / "params.json").write_text(json.dumps({
+        "experiment": "firewall", "options": {"remedies": "none,sync", "sessions": 2},
+        "topology": {"name": "dual-active-fw"}}))
+    write_remedy(tmp_path, "none", survived=2, control=True)
+    write_remedy(tmp_path, "sync", survived=2)
+    for path in (tmp_path / "none").glob("sessions-failover-*.json"):
+        report = json.loads(path.read_text())
+        for session in report["sessions"]:
+            session["last_ok"] = 1700000100.0 - 0.5          # the last echo before the cut
+        path.write_text(json.dumps(report))
+    metrics = experiment.analyse(tmp_path)
+    none, sync = metrics["remedies"]
+    assert none["failover"]["survived"] == 0 and none["failover"]["undecided"] == 8
+    assert sync["failover"]["survived"] == 8 and sync["failover"]["undecided"] == 0
+    (tmp_path / "metrics.json").write_text(json.dumps(metrics))
+    summary = experiment.summarize(tmp_path)
+    assert "0/8 (8 undecided)" in summary.text
+    assert len(summary.timing) == 1 and "remedy none: 8 failover sessions" in summary.timing[0]
