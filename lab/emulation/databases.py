@@ -530,6 +530,7 @@ class DataTier:
             if detached:                                      # Patroni's own PostgreSQL
                 state.stop_process(detached, grace=0.0)
             shutil.rmtree(node["dir"], ignore_errors=True)
+            shutil.rmtree(tmpdir_of(node["dir"]), ignore_errors=True)   # a Galera node's
         self.nodes, self.witness, self.started = {}, None, False
 
     # ------------------------------------------------------------------------- query
