@@ -377,6 +377,17 @@ def summarize(run_dir):
                  "picked up mid-stream by the second firewall after the failover, which a strict "
                  "firewall never does (see its settings in metrics.json)"
                  for r in results if r["remedy"] in STRICT and r["failover"].get("picked_up_midstream")]
+    # what the remedies exist for: symmetric and sync carry asymmetric sessions, sync keeps
+    # them through the failover (a run where they do not must not pass: conntrackd that never
+    # started once gave 0/40 with "every check passed")
+    problems += [f"remedy {r['remedy']}: {r['asymmetric']['established']} of "
+                 f"{r['asymmetric']['attempted']} asymmetric sessions established"
+                 for r in results if r["remedy"] in ("symmetric", "sync")
+                 and r["asymmetric"]["established"] < r["asymmetric"]["attempted"]]
+    problems += [f"remedy sync: {r['failover']['survived']} of {r['failover']['established']} "
+                 "sessions survived the failover (conntrackd replicates every session: see "
+                 "sync/conntrackd-*.log)" for r in results if r["remedy"] == "sync"
+                 and r["failover"]["survived"] < r["failover"]["established"]]
     problems += [f"probe suite positive control: {name} did not arrive through accept-all "
                  "firewalls, so the suite cannot tell whether it leaks" for name in missing]
     timing = [f"remedy {r['remedy']}: {r['failover']['undecided']} failover sessions neither "

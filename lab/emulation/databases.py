@@ -255,41 +255,20 @@ def psql_argv(sockdir, statement):
 class DataTier:
     """The topology's data tier on one LabNetwork (lab.data)."""
 
-    def __init__(self, lab, spec=None, log_dir=None, scratch=None):
+    def __init__(self, lab, spec=None, log_dir=None):
         """spec: the data tier to run (default: the topology's); log_dir: where the servers'
-        logs go (default RUN_DIR/data); scratch: the run's scratch folder when an earlier data
-        tier of the same lab made it (recorded in the ledger already)."""
+        logs go (default RUN_DIR/data)."""
         self.lab = lab
         self.spec = spec or lab.topo.data
         self.log_dir = Path(log_dir) if log_dir else None
         self.nodes = {}           # host -> {"dir": scratch folder, "proc": Popen, ...}
         self.witness = None       # garbd's Popen
-        self.scratch = scratch
         self.started = False      # True once every server replicates and the schema exists
         self.payload = 0          # bytes of document the apps store with each write
 
-    # -------------------------------------------------------------------- scratch space
-
     def folder(self, name):
-        """A scratch folder for `name`, recorded in the ledger before it is made."""
-        from lab.emulation import state
-        if self.scratch is None:
-            run = f"{self.lab.run_dir.name}-{os.getpid()}"
-            self.scratch = self.lab.ledger.add_path(state.scratch_root() / run)
-            try:
-                state.scratch_root().mkdir(mode=0o755, parents=True, exist_ok=True)
-                os.chmod(state.scratch_root(), 0o755)     # the database users must traverse
-                self.scratch.mkdir(mode=0o755)
-            except OSError as exc:
-                raise LabError(f"{self.scratch}: cannot create the data tier's scratch space "
-                               f"({exc.strerror}); free the disk or set ACTIVELAB_SCRATCH")
-        path = self.scratch / name
-        try:
-            path.mkdir(mode=0o755)
-        except OSError as exc:
-            raise LabError(f"{path}: cannot create ({exc.strerror}); free the disk or set "
-                           "ACTIVELAB_SCRATCH") from None
-        return path
+        """A scratch folder for `name` (the lab's, recorded in the ledger before it is made)."""
+        return self.lab.scratch_folder(name)
 
     def log_file(self, name, kind, owner=None):
         """RUN_DIR/data/HOST-KIND.log: a server's log stays with the run's results (its

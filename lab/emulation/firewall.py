@@ -9,6 +9,7 @@ Open vSwitch sends it (from 169.254.1.1 to 169.254.1.0, TTL 255, UDP from an eph
 """
 
 import dataclasses
+from pathlib import Path
 
 BRIDGE = "fw-br"
 TABLE = "activelab_fw"
@@ -170,9 +171,21 @@ def sync_intf(name):
     return f"{name}-sync"
 
 
-def conntrackd_conf(name, index, peer_index, run_dir):
+UNIX_PATH_MAX = 107                  # bytes of a unix socket's path (sun_path, less the NUL)
+
+
+def conntrackd_ctl(runtime_dir, name):
+    """conntrackd's control socket: in the run's scratch space (a local disk, a short path),
+    never the run folder: a unix socket cannot live on every file system (9p, NFS, some FUSE)
+    and its path must fit sun_path."""
+    return Path(runtime_dir) / f"conntrackd-{name}.ctl"
+
+
+def conntrackd_conf(name, index, peer_index, log_dir, runtime_dir):
     """conntrackd.conf for firewall `name`: FT-FW over the sync link, states written straight
-    into the kernel table (DisableExternalCache), so either firewall can carry any session."""
+    into the kernel table (DisableExternalCache), so either firewall can carry any session.
+    Its log goes to log_dir (the run folder), its lock file and control socket to
+    runtime_dir (conntrackd_ctl)."""
     own, peer = SYNC_NET.format(index), SYNC_NET.format(peer_index)
     return f"""Sync {{
     Mode FTFW {{
@@ -192,11 +205,11 @@ def conntrackd_conf(name, index, peer_index, run_dir):
 General {{
     HashSize 8192
     HashLimit 65536
-    LogFile {run_dir}/conntrackd-{name}.log
+    LogFile {log_dir}/conntrackd-{name}.log
     Syslog off
-    LockFile {run_dir}/conntrackd-{name}.lock
+    LockFile {runtime_dir}/conntrackd-{name}.lock
     UNIX {{
-        Path {run_dir}/conntrackd-{name}.ctl
+        Path {conntrackd_ctl(runtime_dir, name)}
     }}
     NetlinkBufferSize 2097152
     NetlinkBufferSizeMaxGrowth 8388608

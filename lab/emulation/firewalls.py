@@ -4,6 +4,8 @@ and the nftables counters. The rulesets and settings themselves are data in
 lab/emulation/firewall.py.
 """
 
+import time
+
 from lab.emulation import firewall, probe, shaping
 from lab.errors import LabError
 
@@ -68,10 +70,32 @@ class Firewalls:
         if len(fws) != 2:
             raise LabError(f"session sync needs exactly two firewalls; {lab.topo.name} has "
                            f"{len(fws)}")
+        runtime = lab.scratch_folder("conntrackd")
+        procs = []
         for index, (name, _) in enumerate(fws, start=1):
+            ctl = firewall.conntrackd_ctl(runtime, name)
+            if len(str(ctl).encode()) > firewall.UNIX_PATH_MAX:
+                raise LabError(f"{ctl}: too long for a unix socket ({len(str(ctl))} bytes, at "
+                               f"most {firewall.UNIX_PATH_MAX}); set ACTIVELAB_SCRATCH to a "
+                               "shorter folder")
             conf = lab.run_dir / f"conntrackd-{name}.conf"
-            conf.write_text(firewall.conntrackd_conf(name, index, 3 - index, lab.run_dir))
-            lab.popen(name, ["conntrackd", "-C", conf], f"conntrackd in {name}")
+            conf.write_text(firewall.conntrackd_conf(name, index, 3 - index, lab.run_dir,
+                                                     runtime))
+            procs.append((name, ctl, lab.run_dir / f"conntrackd-{name}.log",
+                          lab.popen(name, ["conntrackd", "-C", conf], f"conntrackd in {name}")))
+        # running means its control socket is there; a conntrackd that cannot start (a bad
+        # configuration, a socket it cannot make) exits: say so, with its log, not later as
+        # sessions that silently do not survive
+        deadline = time.monotonic() + probe.patience(10.0)
+        for name, ctl, log, proc in procs:
+            while not ctl.exists():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    last = (log.read_text().strip().splitlines() or ["nothing logged"])[-1] \
+                        if log.exists() else "no log"
+                    state = (f"exited with code {proc.returncode}" if proc.poll() is not None
+                             else "did not open its control socket")
+                    raise LabError(f"conntrackd in {name} {state} ({last}); see {log}")
+                time.sleep(0.05)
 
     def counters(self, name):
         """{allowed_new, denied, invalid, spoofed: packets} of a firewall node."""

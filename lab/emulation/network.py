@@ -14,6 +14,7 @@ run's Ledger before it is created (see lab/emulation/state.py).
 
 import contextlib
 import dataclasses
+import os
 import select
 import signal
 import subprocess
@@ -118,6 +119,7 @@ class LabNetwork:
         self.delays = {}              # link -> the one-way delay its delay element adds now
         self.sync_link = firewall.sync_link(topo)
         self.firewalls = firewalls.Firewalls(self)
+        self.scratch = None           # this run's scratch folder (scratch_folder)
         self.data = databases.DataTier(self)
         self.faults = faults.FaultInjector(self)
 
@@ -444,7 +446,7 @@ class LabNetwork:
         for key in list(self.services):
             self.stop_service(*key)
         self.data.stop()
-        self.data = databases.DataTier(self, spec, log_dir, scratch=self.data.scratch)
+        self.data = databases.DataTier(self, spec, log_dir)
         return self.start_data_tier(quorum=quorum, timeout=timeout, payload=payload)
 
     def service_argv(self, name, port):
@@ -466,6 +468,29 @@ class LabNetwork:
     def stop_service(self, name, port):
         """Stop a server's service (the server stays up): its health checks start failing."""
         self.stop_process(self.services.pop((name, port)))
+
+    def scratch_folder(self, name):
+        """A folder `name` in this run's scratch space (state.scratch_root()/RUN-PID: a local
+        disk and a short path, for what must not live in the run folder: databases, unix
+        sockets, lock files), recorded in the ledger before it is made and removed at
+        teardown. One line naming the folder and the fix when it cannot be made."""
+        if self.scratch is None:
+            root = state.scratch_root()
+            self.scratch = self.ledger.add_path(root / f"{self.run_dir.name}-{os.getpid()}")
+            try:
+                root.mkdir(mode=0o755, parents=True, exist_ok=True)
+                os.chmod(root, 0o755)            # the database users must traverse it
+                self.scratch.mkdir(mode=0o755)
+            except OSError as exc:
+                raise LabError(f"{self.scratch}: cannot create the run's scratch space "
+                               f"({exc.strerror}); free the disk or set ACTIVELAB_SCRATCH")
+        path = self.scratch / name
+        try:
+            path.mkdir(mode=0o755)
+        except OSError as exc:
+            raise LabError(f"{path}: cannot create ({exc.strerror}); free the disk or set "
+                           "ACTIVELAB_SCRATCH") from None
+        return path
 
     def controller_status(self):
         return self.controller.status()

@@ -83,11 +83,17 @@ def test_firewall_node_is_a_strict_bridge_that_forwards_lldp():
 
 
 def test_conntrackd_config_syncs_ftfw_straight_into_the_kernel_table(tmp_path):
-    conf = firewall.conntrackd_conf("dc1-fw", 1, 2, tmp_path)
+    runs, scratch = tmp_path / "a run folder on any file system", tmp_path / "s"
+    conf = firewall.conntrackd_conf("dc1-fw", 1, 2, runs, scratch)
     assert "Mode FTFW" in conf and "DisableExternalCache On" in conf
     assert "IPv4_address 169.254.77.1" in conf and "IPv4_Destination_Address 169.254.77.2" in conf
     assert "Interface dc1-fw-sync" in conf
-    assert f"LockFile {tmp_path}/conntrackd-dc1-fw.lock" in conf          # one per instance
+    assert f"LockFile {scratch}/conntrackd-dc1-fw.lock" in conf          # one per instance
+    # the log stays with the results; the control socket goes to the scratch space (a unix
+    # socket could not be made in a 9p-shared run folder: conntrackd did not start in the VM)
+    assert f"LogFile {runs}/conntrackd-dc1-fw.log" in conf
+    assert f"Path {firewall.conntrackd_ctl(scratch, 'dc1-fw')}" in conf
+    assert str(runs) not in conf.split("UNIX")[1].split("}")[0]
     assert conf.count("{") == conf.count("}")
 
 
@@ -220,3 +226,26 @@ def test_a_session_counts_as_surviving_only_with_an_echo_after_the_cut(tmp_path)
     summary = experiment.summarize(tmp_path)
     assert "0/8 (8 undecided)" in summary.text
     assert len(summary.timing) == 1 and "remedy none: 8 failover sessions" in summary.timing[0]
+
+
+def test_a_sync_remedy_that_keeps_nothing_fails_the_run(tmp_path):
+    """conntrackd that never started: the sync remedy established no asymmetric session and
+    kept none through the failover; that must fail the run (control: a working sync passes)."""
+    import json
+    from experiments import firewall as experiment
+    (tmp_path / "params.json").write_text(json.dumps({
+        "experiment": "firewall", "options": {"remedies": "sync", "sessions": 2},
+        "topology": {"name": "dual-active-fw"}}))
+    write_remedy(tmp_path, "sync", survived=2, control=True)
+    (tmp_path / "metrics.json").write_text(json.dumps(experiment.analyse(tmp_path)))
+    good = experiment.summarize(tmp_path)
+    assert not any("remedy sync" in p for p in good.problems)
+    for path in (tmp_path / "sync").glob("sessions-*.json"):
+        report = json.loads(path.read_text())
+        for session in report["sessions"]:
+            session.update(established=False, died=1700000090.0, reason="connect: timed out")
+        path.write_text(json.dumps(report))
+    (tmp_path / "metrics.json").write_text(json.dumps(experiment.analyse(tmp_path)))
+    bad = experiment.summarize(tmp_path)
+    assert not bad.ok
+    assert any("remedy sync: 0 of 8 asymmetric sessions established" in p for p in bad.problems)
