@@ -49,7 +49,7 @@ def test_galera_replicates_between_sites_and_the_witness_decides_a_partition(tmp
         lab.data.sql("dc2-srv2", "INSERT INTO lab.writes VALUES ('client2', 1, 'x', 0, NULL)")
         for node in ("dc1-srv2", "dc2-srv2"):                            # both sides write
             assert lab.data.sql(node, "SELECT COUNT(*) FROM lab.writes") == "2"
-        scratch, pids = lab.data.scratch, server_pids(lab)
+        scratch, pids = lab.scratch, server_pids(lab)
         assert scratch.is_dir() and len(pids) == 3 and running(pids) == [p for p, _ in pids]
         # the application: dc2's app writes to dc2's node; a client in dc1 writes through it
         lab.start_agent("dc2-srv1", dataapp.serve_argv("dc2-srv1", APP_PORT, "galera",
@@ -119,7 +119,7 @@ def test_postgresql_streams_to_a_sync_standby_that_can_be_promoted(tmp_path):
         assert lab.data.promote("dc2-srv2")
         lab.data.sql("dc2-srv2", "insert into writes values ('client1', 2, 'x', 0)")
         assert lab.data.sql("dc2-srv2", "select count(*) from writes") == "2"
-        scratch, pids = lab.data.scratch, server_pids(lab)
+        scratch, pids = lab.scratch, server_pids(lab)
         assert lab.data.rss_kb() > 10_000                    # the servers and their workers
     assert running(pids) == [] and not scratch.exists()
 
