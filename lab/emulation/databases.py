@@ -354,8 +354,10 @@ class DataTier:
         folder = self.nodes.get(witness, {}).get("dir") or self.folder(witness)
         log = self.log_file(witness, "garbd")
         members = [self.ip(n) for n in self.spec.nodes]
+        # cwd: garbd keeps its view of the cluster (gvwstate.dat) in its working directory
         self.witness = self.lab.popen(witness, garbd_argv(members, log), f"garbd on {witness}",
-                                      group=True, stdout=log, stderr=log, append=True)
+                                      group=True, stdout=log, stderr=log, append=True,
+                                      cwd=folder)
         self.nodes[witness] = {"dir": folder, "proc": self.witness, "log": log}
         first = self.spec.nodes[0]
         self.wait(witness, lambda: self.galera_status(first).get(

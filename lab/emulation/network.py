@@ -563,7 +563,9 @@ class LabNetwork:
         """Start argv inside node `name` (own session), recorded for teardown; returns Popen.
 
         stdout/stderr may be a Path: the output goes to that file. group: stop its whole
-        process group (a server that forks workers: a database), not only the process."""
+        process group (a server that forks workers: a database), not only the process. cwd:
+        where a process that writes into its working directory (garbd) writes; the checkout
+        otherwise."""
         return self._spawn(["mnexec", "-da", str(self.node_pid(name))] + list(argv), what,
                            kwargs, group)
 
@@ -584,7 +586,8 @@ class LabNetwork:
         try:
             # not start_new_session: `mnexec -d` forks (and its parent exits) when it already
             # leads a process group, which would orphan the process whose PID we record
-            proc = subprocess.Popen([str(a) for a in argv], cwd=REPO_ROOT, text=True, **kwargs)
+            kwargs.setdefault("cwd", REPO_ROOT)
+            proc = subprocess.Popen([str(a) for a in argv], text=True, **kwargs)
         finally:
             for fh in files:                      # the child has its own copy of the descriptor
                 fh.close()

@@ -11,7 +11,7 @@ import pytest
 
 from lab.agents import dataapp
 from lab.emulation import probe, state
-from lab.emulation.network import go, running_lab
+from lab.emulation.network import REPO_ROOT, go, running_lab
 from lab.experiment import Progress
 from lab.model.topology import load_topology
 from tests.emulation.conftest import patience
@@ -50,6 +50,9 @@ def test_galera_replicates_between_sites_and_the_witness_decides_a_partition(tmp
         for node in ("dc1-srv2", "dc2-srv2"):                            # both sides write
             assert lab.data.sql(node, "SELECT COUNT(*) FROM lab.writes") == "2"
         scratch, pids = lab.scratch, server_pids(lab)
+        # garbd keeps its view of the cluster in its own folder, not in the checkout
+        assert (lab.data.nodes[topo.data.witness]["dir"] / "gvwstate.dat").is_file()
+        assert not (REPO_ROOT / "gvwstate.dat").exists()
         assert scratch.is_dir() and len(pids) == 3 and running(pids) == [p for p, _ in pids]
         # the application: dc2's app writes to dc2's node; a client in dc1 writes through it
         lab.start_agent("dc2-srv1", dataapp.serve_argv("dc2-srv1", APP_PORT, "galera",
@@ -120,6 +123,9 @@ def test_postgresql_streams_to_a_sync_standby_that_can_be_promoted(tmp_path):
         lab.data.sql("dc2-srv2", "insert into writes values ('client1', 2, 'x', 0)")
         assert lab.data.sql("dc2-srv2", "select count(*) from writes") == "2"
         scratch, pids = lab.scratch, server_pids(lab)
+        # garbd keeps its view of the cluster in its own folder, not in the checkout
+        assert (lab.data.nodes[topo.data.witness]["dir"] / "gvwstate.dat").is_file()
+        assert not (REPO_ROOT / "gvwstate.dat").exists()
         assert lab.data.rss_kb() > 10_000                    # the servers and their workers
     assert running(pids) == [] and not scratch.exists()
 
