@@ -77,7 +77,8 @@ def analyse(run_dir):
             "variants": {r["design"]: {
                 "data": r["data"], "rpo_writes": r["rpo_writes"], "rpo_ms": r["rpo_ms"],
                 "rto_ms": r["write_rto_ms"], "commit_ms_p50": r["commit_ms_p50"],
-                "commit_ms_p99": r["commit_ms_p99"], "service_rto_ms": r["rto_ms"]}
+                "commit_ms_p99": r["commit_ms_p99"], "service_rto_ms": r["rto_ms"],
+                "memory_mb": r.get("memory_mb")}
                 for r in results if r.get("data")}}
 
 

@@ -220,6 +220,7 @@ def run_design(ctx, name, duration=None, rate=None):
         t0 = probes.start(duration)
         go([proc for proc, _ in clients] + writers)     # the sessions span the same window
         bytes0 = dci_bytes(lab)
+        memory = lab.memory_mb()          # the design's whole lab, its traffic running
         time.sleep(max(0.0, t0 + FAULT_AT - time.time()))
         dci_mbit = 8 * (dci_bytes(lab) - bytes0) / max(time.time() - t0, 1e-3) / 1e6
         (_, t_fault), = run_timeline(lab.faults, [Fault(FAULT_AT, "power-off", fault_site)], t0)
@@ -243,6 +244,7 @@ def run_design(ctx, name, duration=None, rate=None):
     write_json(run_dir / "streams.json", [dict(vars(s), rate=rate) for s in probes.streams])
     write_json(run_dir / "design.json", {
         "design": name, "topology": topo.to_dict(), "policy": spec["policy"], "roles": roles,
+        "memory_mb": memory,
         "t0": t0, "t_fault": t_fault, "t_end": t0 + duration, "fault_site": fault_site,
         "dci_mbit": dci_mbit, "sessions": [out.name for _, out in clients]})
     result = analyse_design(run_dir)
@@ -322,7 +324,7 @@ def analyse_design(run_dir):
     result = design_metrics(shape, rows, streams, reports, raw["t0"], raw["t_fault"],
                             raw["t_end"], raw["fault_site"], raw["dci_mbit"], summaries)
     result.update(design=raw["design"], topology=topo["name"], policy=raw["policy"],
-                  roles=raw["roles"])
+                  roles=raw["roles"], memory_mb=raw.get("memory_mb"))
     result.update(data_columns(run_dir / "data"))
     return result
 
@@ -428,6 +430,11 @@ def _num(value, fmt="{:.0f}", none="-"):
     return none if value is None else fmt.format(value)
 
 
+def memory_cell(memory):
+    """'1234 (456)': the whole lab's resident memory and its data tier's, MB."""
+    return "-" if not memory else f"{memory['total']:.0f} ({memory.get('data tier', 0):.0f})"
+
+
 def table(results):
     rows = [(r["design"], r["topology"], r["policy"], _num(r["rto_ms"]),
              f"{r['sessions_lost']}/{r['sessions']}",
@@ -440,10 +447,12 @@ def table(results):
     if with_data:
         rows = [(r["design"], r["data"], _num(r["rpo_writes"], "{}"), _num(r["rpo_ms"], "{:.1f}"),
                  _num(r["write_rto_ms"], none="never"),
-                 f"{_num(r['commit_ms_p50'], '{:.2f}')} / {_num(r['commit_ms_p99'], '{:.2f}')}")
+                 f"{_num(r['commit_ms_p50'], '{:.2f}')} / {_num(r['commit_ms_p99'], '{:.2f}')}",
+                 memory_cell(r.get("memory_mb")))
                 for r in with_data]
         text += "\n\n" + format_table(["design", "data tier", "RPO writes", "RPO ms",
-                                        "write RTO ms", "commit p50 / p99 ms"], rows)
+                                        "write RTO ms", "commit p50 / p99 ms",
+                                        "lab RSS MB (data tier)"], rows)
         notes = data_notes(with_data)
         if notes:
             text += "\n" + "\n".join(f"note: {n}" for n in notes)

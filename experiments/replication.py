@@ -259,6 +259,7 @@ def one_case(lab, ctx, variant, fault_name, case_dir, fresh=True):
     lab.wait_agents(writers)
     fault, repair = fault_of(fault_name, topo)
     t0 = go(writers)
+    memory = lab.memory_mb()          # the whole lab with its writes running (the fault waits)
     (_, t_fault), = run_timeline(lab.faults, [fault], t0)
     spread = lab.faults.spread_ms if fault.action == "power-off" else None
     log(f"[{variant}] t={t_fault - t0:.1f}s {fault}"
@@ -280,7 +281,7 @@ def one_case(lab, ctx, variant, fault_name, case_dir, fresh=True):
         "fault_delay_ms": opts.fault_delay,
         "rate": opts.rate, "clients": [c.name for c in topo.clients],
         "nodes": list(spec.nodes), "down": sorted(down), "read": read,
-        "site_of": {h.name: h.switch for h in topo.hosts}})
+        "site_of": {h.name: h.switch for h in topo.hosts}, "memory_mb": memory})
     lab.faults.inject(repair)
     if repair.action in ("power-on", "rejoin", "ungray"):
         lab.controller.wait(lambda s: all_up(topo, s), "every link live again after the repair",
@@ -351,6 +352,8 @@ def analyse(run_dir):
         rpos = [f["rpo_writes"] for f in faults.values()]
         rtos = [f["rto_ms"] for f in faults.values()]
         before = [f["commit_ms"]["before"] for f in faults.values()]
+        memory = [json.loads((case_dir_of(run_dir, variant, name) / "case.json").read_text())
+                  .get("memory_mb") for name in faults]
         lags = [f["lag_ms"]["p50"] for f in faults.values() if f["lag_ms"] and f["lag_ms"]["p50"]
                 is not None]
         variants[variant] = {
@@ -368,6 +371,8 @@ def analyse(run_dir):
                                  default=None),
             "lag_ms_p50": max(lags, default=None),
             "divergent_writes": sum(f["divergent_writes"] for f in faults.values()),
+            # RSS of the whole lab with its writes running, the largest over the faults
+            "memory_mb": max((m for m in memory if m), key=lambda m: m["total"], default=None),
         }
     return {"topology": params["topology"]["name"], "fault_delay_ms": opts.fault_delay,
             "delays_ms": list(opts.delays), "rate_per_client": opts.rate,
@@ -420,6 +425,14 @@ def _fmt(value, unit=""):
     return "-" if value is None else f"{value:g}{unit}"
 
 
+def memory_line(variants):
+    """One line: the whole lab's resident memory per variant, with its data tier's share."""
+    return "memory (RSS of the whole lab, writes running; shared libraries counted per " \
+        "process): " + ", ".join(
+            f"{name} {m['total']:g} MB (data tier {m['data tier']:g} MB)"
+            for name, v in variants.items() if (m := v.get("memory_mb")))
+
+
 def summarize(run_dir):
     """The run's Summary from metrics.json: the targets checked."""
     run_dir = Path(run_dir)
@@ -465,9 +478,9 @@ def summarize(run_dir):
          f"fault (receive lag; {f['fault_delay_ms']} ms of it was WAL on the wire, which "
          "arrives)"
          for name, v in variants.items() for f in v["faults"].values()
-         if f["rpo_writes"] and f["lag_ms"] and f["lag_ms"]["at_fault"] is not None] + [
-        f"plots: {run_dir / 'commit_latency.png'}, {run_dir / 'rpo_rto.png'}",
-    ])
+         if f["rpo_writes"] and f["lag_ms"] and f["lag_ms"]["at_fault"] is not None] + (
+        [memory_line(variants)] if any(v.get("memory_mb") for v in variants.values()) else []
+    ) + [f"plots: {run_dir / 'commit_latency.png'}, {run_dir / 'rpo_rto.png'}"])
     problems = []
     for name, v in variants.items():
         for fault, f in v["faults"].items():

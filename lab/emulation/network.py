@@ -28,6 +28,7 @@ from lab.emulation import (controller, databases, fabric, faults, firewall, fire
 from lab.errors import LabError
 
 REPO_ROOT = REPO
+OVS_RUNDIR = Path(os.environ.get("OVS_RUNDIR", "/var/run/openvswitch"))
 CALIBRATION_MS = 1.0        # one-way delay of the link the base RTT is measured over
 AGENT_READY_S = 60.0         # how long an agent may take to say 'ready' (Python + scapy imports),
 #                              stretched by the platform's patience (5x on an emulated CPU, where
@@ -491,6 +492,21 @@ class LabNetwork:
             raise LabError(f"{path}: cannot create ({exc.strerror}); free the disk or set "
                            "ACTIVELAB_SCRATCH") from None
         return path
+
+    def memory_mb(self):
+        """What the running lab holds in memory, RSS in MB per part (state.memory_mb): its data
+        tier (servers and workers, Patroni's detached PostgreSQL), the controller, Open
+        vSwitch's daemons (ovs-vswitchd, ovsdb-server, from their pid files: the lab's switches
+        live there), and the run with its hosts and agents; and the total."""
+        data = [node["proc"].pid for node in self.data.nodes.values() if node.get("proc")]
+        data += [p["pid"] for p in map(state.pidfile_process, self.ledger.data.get("pidfiles", []))
+                 if p]
+        ovs = []
+        for daemon in ("ovs-vswitchd", "ovsdb-server"):
+            with contextlib.suppress(OSError, ValueError):
+                ovs.append(int((OVS_RUNDIR / f"{daemon}.pid").read_text().split()[0]))
+        return state.memory_mb({"data tier": data, "controller": [self.controller.pid],
+                                "open vswitch": ovs, "run, hosts and agents": [os.getpid()]})
 
     def controller_status(self):
         return self.controller.status()

@@ -41,6 +41,55 @@ def proc_start_time(pid):
     return int(stat.rsplit(")", 1)[1].split()[19])
 
 
+def process_table():
+    """Every process now: {pid: (ppid, pgid, rss_kb)} from /proc (ones that vanish while
+    being read are left out)."""
+    page_kb = os.sysconf("SC_PAGE_SIZE") // 1024
+    table = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            table[int(stat.parent.name)] = (int(fields[1]), int(fields[2]),
+                                            int(fields[21]) * page_kb)
+        except (OSError, ValueError, IndexError):
+            continue
+    return table
+
+
+def descendants(table, roots):
+    """The PIDs in `roots` that exist, and every process below them."""
+    children = {}
+    for pid, (ppid, _, _) in table.items():
+        children.setdefault(ppid, []).append(pid)
+    found, todo = set(), [pid for pid in roots if pid in table]
+    while todo:
+        pid = todo.pop()
+        if pid not in found:
+            found.add(pid)
+            todo.extend(children.get(pid, ()))
+    return found
+
+
+def memory_mb(parts, table=None):
+    """Resident memory (RSS, MB) of named parts of a lab, each given as root PIDs; a process
+    counts once, in the first part that holds it (a root's process group and descendants
+    belong to it), and 'total' is their sum. RSS counts shared pages (libraries) in every
+    process, so the total is an upper bound of what the lab holds."""
+    table = process_table() if table is None else table
+    groups = {}
+    for pid, (_, pgid, _) in table.items():
+        groups.setdefault(pgid, []).append(pid)
+    seen, out = set(), {}
+    for name, roots in parts.items():
+        roots = [pid for pid in roots if pid]
+        members = descendants(table, roots + [p for r in roots for p in groups.get(r, ())])
+        members -= seen
+        seen |= members
+        out[name] = round(sum(table[pid][2] for pid in members) / 1024, 1)
+    out["total"] = round(sum(out.values()), 1)
+    return out
+
+
 class Ledger:
     """What one run has created, saved to disk after every change."""
 

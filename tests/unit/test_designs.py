@@ -166,10 +166,12 @@ def test_the_table_shows_data_columns_and_explains_a_cluster_that_stopped(tmp_pa
     base = {"topology": "two-region", "policy": "anycast", "rto_ms": 60.0, "sessions": 12,
             "sessions_lost": 6, "utilization": {"dc1": 0.5, "dc2": 0.5}, "idle_sites": [],
             "dci_mbit": 0.5, "latency_ms": 1.0, "clients_hit": []}
-    results = [dict(base, design="primary-backup", **designs.data_columns(tmp_path / "a")),
+    results = [dict(base, design="primary-backup", **designs.data_columns(tmp_path / "a"),
+                    memory_mb={"data tier": 321.4, "total": 1234.6}),
                dict(base, design="dual-active", **designs.data_columns(tmp_path / "b"))]
     text = designs.table(results)
     assert "RPO writes" in text and "write RTO ms" in text and "never" in text
+    assert "lab RSS MB (data tier)" in text and "1235 (321)" in text   # an older run: '-'
     assert "note: dual-active: no write acknowledged after dc1 powered off" in text
     assert "witness" in text
     assert designs.problems(results) == []          # a stopped cluster is a finding

@@ -2,6 +2,7 @@
 what serves after the fault, what it lost, the lag, the verdicts, the figures."""
 
 import json
+import shutil
 
 import pytest
 
@@ -34,7 +35,8 @@ def writes(client, server_before, server_after, lost_window=None, every=0.01, en
             "writes": out}
 
 
-def write_case(folder, variant="pg-async", lost_last_ms=0.0, promote=True, lag=True):
+def write_case(folder, variant="pg-async", lost_last_ms=0.0, promote=True, lag=True,
+               memory=None):
     """A power-off of dc1: dc1's node is down, dc2's serves; dc2 lacks the writes
     acknowledged in the last `lost_last_ms` before the fault."""
     folder.mkdir(parents=True)
@@ -64,7 +66,7 @@ def write_case(folder, variant="pg-async", lost_last_ms=0.0, promote=True, lag=T
         "fault_spread_ms": 3.0, "fault_delay_ms": 10, "rate": 100,
         "clients": ["client1", "client2"], "nodes": ["dc1-srv2", "dc2-srv2"],
         "down": ["dc1-srv1", "dc1-srv2"], "read": ["dc1-srv2", "dc2-srv2"],
-        "site_of": SITE_OF}))
+        "site_of": SITE_OF, **({"memory_mb": memory} if memory else {})}))
 
 
 def test_an_async_loss_is_counted_against_the_node_that_serves_afterwards(tmp_path):
@@ -131,6 +133,25 @@ def test_metrics_keep_a_variants_mapping_and_a_synchronous_loss_fails_the_run(tm
     assert not any(p.startswith("pg-async") for p in summary.problems)   # async may lose
     paths = replication.plot(run)
     assert all(p.exists() and p.stat().st_size > 10_000 for p in paths)
+
+
+def test_the_labs_memory_is_the_largest_over_the_faults_and_named_in_the_summary(tmp_path):
+    run = run_folder(tmp_path, {"pg-async": 0.0, "galera": 0.0})
+    small = {"data tier": 100.0, "controller": 50.0, "total": 400.0}
+    large = {"data tier": 900.0, "controller": 50.0, "total": 1500.0}
+    shutil.rmtree(run / "galera" / "power-off")
+    write_case(run / "galera" / "power-off", variant="galera", memory=small)
+    write_case(run / "galera" / "partition", variant="galera", memory=large)
+    params = json.loads((run / "params.json").read_text())
+    params["options"]["faults"] = "power-off,partition"
+    (run / "params.json").write_text(json.dumps(params))
+    metrics = replication.analyse(run)
+    assert metrics["variants"]["galera"]["memory_mb"] == large
+    assert metrics["variants"]["pg-async"]["memory_mb"] is None      # an older run: none
+    (run / "metrics.json").write_text(json.dumps(metrics))
+    text = replication.summarize(run).text
+    assert "galera 1500 MB (data tier 900 MB)" in text and "pg-async" not in text.split(
+        "memory (RSS")[1].split("\n")[0]
 
 
 def test_a_run_where_sync_tiers_lose_nothing_passes(tmp_path):

@@ -1,5 +1,6 @@
 """The ledger, the lock and exact teardown, on real processes the test starts itself."""
 
+import os
 import subprocess
 import sys
 
@@ -106,3 +107,42 @@ def test_a_detached_process_is_found_by_its_pid_file_only_while_it_works_there(s
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+# ------------------------------------------------------------------------------ memory
+
+TABLE = {   # pid: (ppid, pgid, rss_kb)
+    1: (0, 1, 1000),
+    100: (1, 100, 10240),        # the run
+    101: (100, 101, 2048),       #   a host's shell
+    102: (101, 102, 1024),       #     an agent in it
+    200: (100, 200, 20480),      #   a database server (its own process group)
+    201: (200, 200, 5120),       #     its worker
+    300: (1, 200, 4096),         # re-parented to init, still in the server's group
+    400: (100, 400, 30720),      #   the controller
+    500: (1, 500, 7168),         # ovs-vswitchd (not ours: named by its pid file)
+    600: (1, 600, 999999),       # someone else's process: never counted
+}
+
+
+def test_memory_counts_each_process_once_in_the_first_part_that_holds_it():
+    parts = {"data tier": [200], "controller": [400], "open vswitch": [500, None, 9999],
+             "run": [100]}
+    mb = state.memory_mb(parts, table=TABLE)
+    assert mb["data tier"] == round((20480 + 5120 + 4096) / 1024, 1)   # group and tree
+    assert mb["controller"] == 30.0
+    assert mb["open vswitch"] == 7.0                   # a missing pid (None, gone) is no error
+    assert mb["run"] == round((10240 + 2048 + 1024) / 1024, 1)   # not the server again
+    assert mb["total"] == round(sum(v for k, v in mb.items() if k != "total"), 1)
+    assert mb["total"] < 999999 / 1024                # a stranger is not part of it
+
+
+def test_memory_of_nothing_is_zero_and_descendants_stop_at_the_tree():
+    assert state.memory_mb({"data tier": []}, table=TABLE) == {"data tier": 0, "total": 0}
+    assert state.descendants(TABLE, [101]) == {101, 102}
+    assert state.descendants(TABLE, [12345]) == set()
+
+
+def test_memory_of_this_process_is_measured_from_proc():
+    mb = state.memory_mb({"me": [os.getpid()]})
+    assert 5 < mb["me"] == mb["total"] < 4096          # a Python process: MBs, not GBs
