@@ -31,54 +31,136 @@ def netem_args(link):
     return args + ["limit", str(link.queue + in_flight_packets(link))]
 
 
-def egress_cmds(intf, link, method):
+def classes_on(link, qos):
+    """The QoS classes shaping `link`'s egress, as (class, HTB minor, rate Mbit/s), in the
+    policy's order; [] when the link has none (not a DCI link, no bw, QoS off or absent)."""
+    if qos is None or not qos.enabled or link.kind != "dci" or not link.bw:
+        return []
+    return [(c, 0x10 + i, c.rate_on(link.bw)) for i, c in enumerate(qos.classes)]
+
+
+def leaves(link, qos):
+    """The HTB classes under which the link's queue/delay element sits: ['1:1'] without QoS,
+    one per QoS class with it."""
+    classes = classes_on(link, qos)
+    return [f"1:{minor:x}" for _, minor, _ in classes] if classes else ["1:1"]
+
+
+def egress_cmds(intf, link, method, qos=None):
     """tc commands shaping one switch-side interface of `link`.
 
     Args:
         intf: interface name (the egress being shaped).
         link: lab.model.topology.Link.
         method: 'netem' (delay in this qdisc) or 'delayline' (delay elsewhere; shape only).
+        qos: the topology's QosPolicy (None: one class). On a DCI link with QoS enabled, the
+            link's HTB class 1:1 gets a child per QoS class (its guaranteed rate, ceil the
+            whole link, its priority, a queue and delay element of its own), and u32 filters
+            send each DSCP to its class, OVS's BFD (UDP 3784) and ARP to control, the rest
+            to the default class.
     Returns:
         A list of argv lists, to run in order.
     """
     delay_here = method == "netem" and link.impaired
     cmds = [["tc", "qdisc", "del", "dev", intf, "root"]]        # may fail: nothing there yet
+    classes = classes_on(link, qos)
     if link.bw:
         rate = f"{link.bw:g}mbit"
+        default = next((minor for c, minor, _ in classes if c.name == qos.default), 1)
         cmds += [
-            ["tc", "qdisc", "add", "dev", intf, "root", "handle", "1:", "htb", "default", "1"],
+            ["tc", "qdisc", "add", "dev", intf, "root", "handle", "1:", "htb", "default",
+             f"{default:x}"],
             ["tc", "class", "add", "dev", intf, "parent", "1:", "classid", "1:1", "htb",
              "rate", rate, "ceil", rate, "quantum", "1514"],
         ]
-        if delay_here:
-            cmds.append(["tc", "qdisc", "add", "dev", intf, "parent", "1:1", "handle", "10:",
-                         "netem"] + netem_args(link))
-        else:
-            cmds.append(["tc", "qdisc", "add", "dev", intf, "parent", "1:1", "handle", "10:",
-                         "pfifo", "limit", str(link.queue)])
+        for c, minor, guaranteed in classes:
+            cmds.append(["tc", "class", "add", "dev", intf, "parent", "1:1", "classid",
+                         f"1:{minor:x}", "htb", "rate", f"{guaranteed * 1000:.0f}kbit", "ceil",
+                         rate, "prio", str(c.priority), "quantum", "1514"])
+        for n, parent in enumerate(leaves(link, qos)):
+            handle = f"{0x10 + n:x}:"
+            if delay_here:
+                cmds.append(["tc", "qdisc", "add", "dev", intf, "parent", parent, "handle",
+                             handle, "netem"] + netem_args(link))
+            else:
+                cmds.append(["tc", "qdisc", "add", "dev", intf, "parent", parent, "handle",
+                             handle, "pfifo", "limit", str(link.queue)])
+        cmds += filter_cmds(intf, classes, qos)
     elif delay_here:
         cmds.append(["tc", "qdisc", "add", "dev", intf, "root", "handle", "10:", "netem"]
                     + netem_args(link))
     return cmds
 
 
-def element_cmd(intf, link):
-    """One tc command that swaps, in place and at once, the delay/loss element egress_cmds
+def filter_cmds(intf, classes, qos):
+    """u32 filters on the root HTB: each class's DSCP (the top six bits of the TOS byte), then
+    BFD (UDP 3784, sent by OVS itself) and ARP to the control class."""
+    cmds = []
+    for c, minor, _ in classes:
+        cmds.append(["tc", "filter", "add", "dev", intf, "parent", "1:", "protocol", "ip",
+                     "prio", "1", "u32", "match", "ip", "dsfield", f"0x{c.dscp << 2:02x}", "0xfc",
+                     "flowid", f"1:{minor:x}"])
+    control = next((minor for c, minor, _ in classes if c.name == "control"), None)
+    if control is not None:
+        cmds.append(["tc", "filter", "add", "dev", intf, "parent", "1:", "protocol", "ip",
+                     "prio", "2", "u32", "match", "ip", "protocol", "17", "0xff", "match", "ip",
+                     "dport", "3784", "0xffff", "flowid", f"1:{control:x}"])
+        cmds.append(["tc", "filter", "add", "dev", intf, "parent", "1:", "protocol", "arp",
+                     "prio", "3", "u32", "match", "u32", "0", "0", "flowid", f"1:{control:x}"])
+    return cmds
+
+
+def element_cmds(intf, link, qos=None):
+    """The tc commands that swap, in place and at once, the delay/loss element egress_cmds
     set up on `intf` for what `link` now says (its delay, jitter, loss: a gray failure is
-    loss 100 %): `tc qdisc replace` of the HTB class's leaf (or the root), the HTB untouched.
+    loss 100 %): `tc qdisc replace` of each HTB leaf (or the root), the HTB untouched.
     No handle on purpose: with none the kernel changes a leaf of the same kind in place and
     grafts a new one of another kind (pfifo <-> netem) in one step (sch_api.c,
     tc_modify_qdisc); with the leaf's handle it refuses a kind change. Rebuilding the whole
     tree instead (delete, then add) left the port unshaped meanwhile and, on an emulated CPU,
     took seconds (a gray failure took 17 s to apply). Netem method only (the delay line
     changes by signal)."""
-    parent = ["parent", "1:1"] if link.bw else ["root"]
+    parents = [["parent", leaf] for leaf in leaves(link, qos)] if link.bw else [["root"]]
     if link.impaired:
-        return ["tc", "qdisc", "replace", "dev", intf, *parent, "netem"] + netem_args(link)
+        return [["tc", "qdisc", "replace", "dev", intf, *parent, "netem"] + netem_args(link)
+                for parent in parents]
     if link.bw:
-        return ["tc", "qdisc", "replace", "dev", intf, *parent, "pfifo", "limit",
-                str(link.queue)]
-    return ["tc", "qdisc", "del", "dev", intf, "root"]
+        return [["tc", "qdisc", "replace", "dev", intf, *parent, "pfifo", "limit",
+                 str(link.queue)] for parent in parents]
+    return [["tc", "qdisc", "del", "dev", intf, "root"]]
+
+
+def class_stats(tc_json, classes):
+    """Per QoS class, {"bytes", "packets", "drops"} from `tc -s -j class show dev X`'s
+    output; a class tc did not list counts zero."""
+    import json
+    by_handle = {}
+    for entry in json.loads(tc_json or "[]"):
+        stats = entry.get("stats") or {}
+        by_handle[entry.get("handle")] = {k: int(stats.get(k, 0))
+                                          for k in ("bytes", "packets", "drops")}
+    zero = {"bytes": 0, "packets": 0, "drops": 0}
+    return {c.name: by_handle.get(f"1:{minor:x}", dict(zero)) for c, minor, _ in classes}
+
+
+def marking_ruleset(qos):
+    """nftables ruleset (text for `nft -f -`) that marks a host's own traffic with its QoS
+    class's DSCP, by port in either direction (a reply carries its request's class); '' when
+    there is nothing to mark. Loaded into every host: the source marks, the DCI classifies."""
+    if qos is None:
+        return ""
+    rules = []
+    for c in qos.classes:
+        for proto, ports in (("tcp", c.tcp), ("udp", c.udp)):
+            if ports:
+                group = "{ " + ", ".join(map(str, ports)) + " }"
+                for side in ("dport", "sport"):
+                    rules.append(f"    {proto} {side} {group} ip dscp set {c.dscp}")
+    if not rules:
+        return ""
+    return ("table ip activelab_qos {\n  chain mark {\n"
+            "    type filter hook output priority mangle; policy accept;\n"
+            + "\n".join(rules) + "\n  }\n}\n")
 
 
 def offload_cmds(intf):

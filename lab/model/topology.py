@@ -36,7 +36,8 @@ TIME_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 DEFAULT_QUEUE = 1000            # packets, Linux's default txqueuelen
 MAX_BW = 10000                  # Mbit/s; the emulation cannot do more, and rarely that
 
-TOP_KEYS = {"name", "description", "sites", "edges", "links", "services", "firewall", "data"}
+TOP_KEYS = {"name", "description", "sites", "edges", "links", "services", "firewall", "data",
+            "qos"}
 DATA_KEYS = {"engine", "nodes", "witness", "primary", "standbys", "failover", "consensus",
              "description"}
 FAILOVERS = ("runbook", "patroni")
@@ -46,6 +47,19 @@ FIREWALL_KEYS = {"tcp", "udp", "icmp", "description"}
 SERVICE_KEYS = {"vip", "port", "servers", "primary", "description"}
 SITE_KEYS = {"subnet", "servers", "location", "description"}
 EDGE_KEYS = {"subnet", "clients", "location", "description"}
+# QoS classes on DCI links: name -> (DSCP its traffic is marked with, TCP ports, UDP ports,
+# what it carries). Hosts mark by port (both directions); OVS's own BFD and ARP are classed
+# as control at the DCI egress (the switch sends them, no host can mark them).
+QOS_CLASSES = {
+    "control": (48, (2379, 2380), (3784, 3785, 4784),
+                "BFD, ARP, etcd (consensus): what decides failover"),
+    "replication": (34, (4444, 4567, 4568, 5432, 8008), (3780,),
+                    "Galera, PostgreSQL, Patroni, conntrackd: state copied between sites"),
+    "client": (18, (), (53, 7000), "the services' ports, DNS (GSLB), probe streams"),
+    "bulk": (8, (5201, 5301), (), "backups and copies (iperf3; 5301: replication's DCI load)"),
+}
+QOS_KEYS = {"share", "rate", "priority", "dscp", "tcp", "udp", "description"}
+QOS_TOP_KEYS = {"enabled", "default", "description"}
 LINK_KEYS = {"between", "bw", "delay", "jitter", "loss", "queue", "firewall", "description"}
 
 
@@ -158,6 +172,36 @@ class FirewallPolicy:
 
 
 @dataclass(frozen=True)
+class QosClass:
+    """One traffic class on every DCI egress: a guaranteed `share` (percent of the link's bw)
+    or `rate` (Mbit/s), up to the whole link when the others leave it idle; `priority` 0 is
+    served first when classes compete for spare bandwidth; traffic marked `dscp`."""
+    name: str
+    dscp: int
+    priority: int
+    share: float = None
+    rate: float = None
+    tcp: tuple = ()
+    udp: tuple = ()
+
+    def rate_on(self, bw):
+        """The guaranteed rate on a link of `bw` Mbit/s."""
+        return self.rate if self.rate is not None else bw * self.share / 100.0
+
+
+@dataclass(frozen=True)
+class QosPolicy:
+    """QoS classes on the DCI links (HTB classes on both ends, filters on DSCP); traffic no
+    host marked goes to `default`. `enabled` false: declared, not applied (one class)."""
+    classes: tuple
+    default: str
+    enabled: bool = True
+
+    def cls(self, name):
+        return next(c for c in self.classes if c.name == name)
+
+
+@dataclass(frozen=True)
 class Port:
     """One switch port as the builder creates it: OpenFlow port number, interface, what is behind."""
     switch: str
@@ -178,6 +222,7 @@ class Topology:
     services: tuple = ()
     firewall: FirewallPolicy = None
     data: DataTier = None
+    qos: QosPolicy = None
     warnings: tuple = ()         # what is legal but probably not meant (one line each)
 
     @property
@@ -242,6 +287,11 @@ class Topology:
             "services": [{"name": v.name, "vip": str(v.vip), "port": v.port,
                           "servers": list(v.servers), "primary": v.primary}
                          for v in self.services],
+            "qos": None if self.qos is None else {
+                "enabled": self.qos.enabled, "default": self.qos.default,
+                "classes": [{"name": c.name, "dscp": c.dscp, "priority": c.priority,
+                             "share_pct": c.share, "rate_mbit": c.rate, "tcp": list(c.tcp),
+                             "udp": list(c.udp)} for c in self.qos.classes]},
             "data": None if self.data is None else {
                 "engine": self.data.engine, "nodes": list(self.data.nodes),
                 "witness": self.data.witness, "standbys": dict(self.data.standbys),
@@ -453,10 +503,11 @@ class _Validator:
 
         policy = self.firewall_policy(doc.get("firewall"), links)
         data, warnings = self.data_tier(doc.get("data"), hosts)
+        qos = self.qos(doc.get("qos"), links, services)
         self.unique_names(switches, hosts, links)
         topo = Topology(name=name, description=description, source=self.source,
                         switches=tuple(switches), hosts=tuple(hosts), links=tuple(links),
-                        services=tuple(services), firewall=policy, data=data,
+                        services=tuple(services), firewall=policy, data=data, qos=qos,
                         warnings=tuple(warnings))
         self.interface_names(topo)
         self.connected(topo)
@@ -658,6 +709,111 @@ class _Validator:
         return DataTier(engine=engine, nodes=(primary, *standbys),
                         standbys=tuple(standbys.items()), failover=failover,
                         consensus=tuple(consensus or ())), []
+
+    def qos(self, spec, links, services):
+        """The `qos:` section: classes by name (control, replication, client, bulk), each a
+        `share` (percent) or `rate` (Mbit/s) and a `priority`; `enabled`, `default`."""
+        if spec is None:
+            return None
+        names = set(QOS_CLASSES)
+        if isinstance(spec, dict):
+            for key in spec:
+                if key not in names | QOS_TOP_KEYS:
+                    self.fail(f"qos.{key}", "unknown class",
+                              "classes are " + ", ".join(QOS_CLASSES) + " (and the keys "
+                              + ", ".join(sorted(QOS_TOP_KEYS)) + ")")
+        self.mapping(spec, "qos", names | QOS_TOP_KEYS)
+        declared = [n for n in spec if n in names]
+        if not declared:
+            self.fail("qos", "no class", "declare classes, e.g. qos: {control: {share: 5, "
+                      "priority: 0}, bulk: {share: 50, priority: 3}}; classes: "
+                      + ", ".join(QOS_CLASSES))
+        enabled = spec.get("enabled", True)
+        if not isinstance(enabled, bool):
+            self.fail("qos.enabled", f"{enabled!r} is not true or false", "write enabled: true")
+        dci = [l for l in links if l.kind == "dci"]
+        if not dci:
+            self.fail("qos", "there is no DCI link to apply it to",
+                      "QoS classes shape the links between sites: add one, or remove qos:")
+        for link in dci:
+            if not link.bw:
+                self.fail(f"links.{link.name}.bw", "QoS needs the link's rate to share out",
+                          "add bw (Mbit/s) to every DCI link, e.g. bw: 100")
+        service_ports = tuple(sorted({v.port for v in services}))
+        classes, dscps, ports = [], {}, {}
+        for name in declared:
+            field = f"qos.{name}"
+            c = spec[name] if spec[name] is not None else {}
+            self.mapping(c, field, QOS_KEYS, required=("priority",))
+            if ("share" in c) == ("rate" in c):
+                self.fail(field, "needs a share or a rate (one of them)",
+                          "write share: 20 (percent of each DCI link) or rate: 10 (Mbit/s)")
+            share = rate = None
+            if "share" in c:
+                share = self.share(c["share"], f"{field}.share")
+            else:
+                rate = self.bandwidth(c["rate"], f"{field}.rate")
+            priority = c["priority"]
+            if isinstance(priority, bool) or not isinstance(priority, int) or \
+                    not 0 <= priority <= 7:
+                self.fail(f"{field}.priority", f"{priority!r} is not a priority from 0 to 7",
+                          "0 is served first: write e.g. priority: 0 for control")
+            dscp, tcp, udp, _ = QOS_CLASSES[name]
+            dscp = c.get("dscp", dscp)
+            if isinstance(dscp, bool) or not isinstance(dscp, int) or not 0 <= dscp <= 63:
+                self.fail(f"{field}.dscp", f"{dscp!r} is not a DSCP value from 0 to 63",
+                          "write e.g. dscp: 46 (EF), or leave it out for the class's default")
+            if dscp in dscps:
+                self.fail(f"{field}.dscp", f"{dscp} is also qos.{dscps[dscp]}'s",
+                          "give every class a DSCP value of its own")
+            dscps[dscp] = name
+            extra = {}
+            for proto in ("tcp", "udp"):
+                values = c.get(proto, [])
+                if not isinstance(values, list) or not all(
+                        isinstance(p, int) and not isinstance(p, bool) and 1 <= p <= 65535
+                        for p in values):
+                    self.fail(f"{field}.{proto}", f"{values!r} is not a list of ports",
+                              f"write e.g. {proto}: [8443]")
+                extra[proto] = tuple(values)
+            tcp = tuple(sorted(set(tcp) | set(extra["tcp"])
+                               | (set(service_ports) if name == "client" else set())))
+            udp = tuple(sorted(set(udp) | set(extra["udp"])))
+            for proto, values in (("tcp", tcp), ("udp", udp)):
+                for port in values:
+                    other = ports.setdefault((proto, port), name)
+                    if other != name:
+                        self.fail(f"{field}.{proto}", f"{proto} port {port} is also in qos.{other}",
+                                  "a port's traffic belongs to one class: remove it from one")
+            classes.append(QosClass(name, dscp, priority, share, rate, tcp, udp))
+        total_share = sum(c.share or 0 for c in classes)
+        if total_share > 100:
+            self.fail("qos", f"the shares add up to {total_share:g} %",
+                      "keep the classes' shares at 100 % or less together")
+        for link in dci:
+            guaranteed = sum(c.rate_on(link.bw) for c in classes)
+            if guaranteed > link.bw + 1e-9:
+                self.fail("qos", f"the classes guarantee {guaranteed:g} Mbit/s on "
+                          f"links.{link.name}, which has {link.bw:g}",
+                          "lower the rates or shares, or raise the link's bw")
+        default = spec.get("default", "bulk" if "bulk" in declared else
+                           max(classes, key=lambda c: c.priority).name)
+        if default not in declared:
+            self.fail("qos.default", f"{default!r} is not a declared class",
+                      "use one of: " + ", ".join(declared))
+        return QosPolicy(classes=tuple(classes), default=default, enabled=enabled)
+
+    def share(self, value, field):
+        """A share of a link: 20, 20.5 or '20%' (percent, more than 0, at most 100)."""
+        text = value.strip().rstrip("%").strip() if isinstance(value, str) else value
+        try:
+            number = float(text) if not isinstance(text, bool) else None
+        except (TypeError, ValueError):
+            number = None
+        if number is None or not 0 < number <= 100:
+            self.fail(field, f"{value!r} is not a share from more than 0 to 100 %",
+                      "write a percentage of each DCI link, e.g. share: 20")
+        return number
 
     def firewall_policy(self, spec, links):
         firewalled = [l for l in links if l.firewall]

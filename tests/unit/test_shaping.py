@@ -1,8 +1,15 @@
 import pytest
 
-from lab.emulation.shaping import (delayline_argv, egress_cmds, element_cmd, in_flight_packets,
-                                   netem_args, offload_cmds)
-from lab.model.topology import Link
+from lab.emulation.shaping import (class_stats, classes_on, delayline_argv, egress_cmds,
+                                   element_cmds, in_flight_packets, marking_ruleset, netem_args,
+                                   offload_cmds)
+from lab.model.topology import Link, parse_topology
+
+
+def element_cmd(intf, lnk):
+    """The one swap of a link without QoS classes."""
+    swap, = element_cmds(intf, lnk)
+    return swap
 
 
 def link(**kw):
@@ -88,3 +95,111 @@ def test_ungraying_an_unshaped_undelayed_link_clears_its_root():
                                                               "root"]
     gray = element_cmd("x", link(bw=None, delay_ms=0.0, loss=100.0))
     assert gray[:7] == ["tc", "qdisc", "replace", "dev", "x", "root", "netem"] and "100%" in gray
+
+
+# ------------------------------------------------------------------------------ QoS
+
+QOS_TOPO = """
+sites:
+  dc1: {subnet: 10.1.0.0/24}
+  dc2: {subnet: 10.2.0.0/24}
+edges:
+  edge: {subnet: 10.100.0.0/24}
+links:
+  dci-a: {between: [dc1, dc2], bw: 100, delay: 2ms, queue: 100}
+  edge-dc1: {between: [edge, dc1], bw: 100}
+services:
+  web: {vip: 10.200.0.10, port: 8080}
+qos:
+  control: {share: 5, priority: 0}
+  replication: {rate: 30, priority: 1}
+  client: {share: 25, priority: 2}
+  bulk: {share: 10, priority: 3}
+"""
+
+
+def qos_topo(extra=""):
+    return parse_topology(QOS_TOPO + extra)
+
+
+@pytest.mark.parametrize("method", ["netem", "delayline"])
+def test_qos_gives_each_class_its_guaranteed_rate_and_a_queue_of_its_own(method):
+    topo = qos_topo()
+    dci = topo.link("dci-a")
+    cmds = egress_cmds("dc1-eth2", dci, method, topo.qos)
+    classes = [a for a in cmds if a[:3] == ["tc", "class", "add"]]
+    assert classes[0][classes[0].index("classid") + 1] == "1:1"        # the link itself
+    got = {a[a.index("classid") + 1]: (a[a.index("rate") + 1], a[a.index("ceil") + 1],
+                                       a[a.index("prio") + 1]) for a in classes[1:]}
+    assert got == {"1:10": ("5000kbit", "100mbit", "0"), "1:11": ("30000kbit", "100mbit", "1"),
+                   "1:12": ("25000kbit", "100mbit", "2"), "1:13": ("10000kbit", "100mbit", "3")}
+    leaf = "netem" if method == "netem" else "pfifo"
+    assert qdiscs(cmds) == ["htb"] + [leaf] * 4
+    root = next(a for a in cmds if a[:3] == ["tc", "qdisc", "add"])
+    assert root[-2:] == ["default", "13"]          # unmarked traffic: bulk
+    parents = [a[a.index("parent") + 1] for a in cmds if a[:3] == ["tc", "qdisc", "add"]
+               and "parent" in a]
+    assert parents == ["1:10", "1:11", "1:12", "1:13"]
+
+
+def test_qos_filters_send_each_dscp_and_ovs_bfd_and_arp_to_their_class():
+    topo = qos_topo()
+    cmds = egress_cmds("dc1-eth2", topo.link("dci-a"), "netem", topo.qos)
+    filters = [a for a in cmds if a[:3] == ["tc", "filter", "add"]]
+    dsfield = {a[a.index("dsfield") + 1]: a[-1] for a in filters if "dsfield" in a}
+    # DSCP sits in the top six bits of the TOS byte: CS6 48 -> 0xc0, AF41 34 -> 0x88
+    assert dsfield == {"0xc0": "1:10", "0x88": "1:11", "0x48": "1:12", "0x20": "1:13"}
+    bfd = next(a for a in filters if "dport" in a)
+    assert bfd[bfd.index("dport") + 1] == "3784" and bfd[-1] == "1:10"
+    arp = next(a for a in filters if "arp" in a)
+    assert arp[-1] == "1:10"
+
+
+def test_qos_applies_only_to_dci_links_and_only_when_enabled():
+    topo = qos_topo()
+    edge = topo.link("edge-dc1")
+    assert classes_on(edge, topo.qos) == []
+    assert qdiscs(egress_cmds("dc1-eth1", edge, "netem", topo.qos)) == ["htb", "pfifo"]
+    off = qos_topo("  enabled: false\n")
+    assert classes_on(off.link("dci-a"), off.qos) == []
+    assert egress_cmds("x", off.link("dci-a"), "netem", off.qos) == \
+        egress_cmds("x", off.link("dci-a"), "netem")
+
+
+def test_a_gray_failure_with_qos_swaps_every_class_leaf_in_place():
+    import dataclasses
+    topo = qos_topo()
+    gray = dataclasses.replace(topo.link("dci-a"), loss=100.0)
+    swaps = element_cmds("dc1-eth2", gray, topo.qos)
+    assert [a[a.index("parent") + 1] for a in swaps] == ["1:10", "1:11", "1:12", "1:13"]
+    assert all(a[:3] == ["tc", "qdisc", "replace"] and "100%" in a for a in swaps)
+    built = [a for a in egress_cmds("dc1-eth2", gray, "netem", topo.qos)
+             if a[:3] == ["tc", "qdisc", "add"] and "netem" in a]
+    for swap, add in zip(swaps, built):
+        handle = add.index("handle")
+        assert swap[3:] == add[3:handle] + add[handle + 2:]
+
+
+def test_hosts_mark_by_port_both_ways_with_their_class_dscp():
+    topo = qos_topo()
+    ruleset = marking_ruleset(topo.qos)
+    assert "hook output priority mangle" in ruleset
+    assert "tcp dport { 4444, 4567, 4568, 5432, 8008 } ip dscp set 34" in ruleset
+    assert "tcp sport { 4444, 4567, 4568, 5432, 8008 } ip dscp set 34" in ruleset
+    assert "tcp dport { 8080 } ip dscp set 18" in ruleset          # the service's port
+    assert "tcp dport { 5201, 5301 } ip dscp set 8" in ruleset
+    assert marking_ruleset(None) == ""
+
+
+def test_class_stats_read_tc_json_and_count_a_missing_class_as_zero():
+    topo = qos_topo()
+    classes = classes_on(topo.link("dci-a"), topo.qos)
+    tc = ('[{"class":"htb","handle":"1:1","stats":{"bytes":999,"packets":9,"drops":0}},'
+          '{"class":"htb","handle":"1:10","parent":"1:1","stats":{"bytes":1200,"packets":12,'
+          '"drops":1,"overlimits":0}},{"class":"htb","handle":"1:13","stats":{"bytes":5,'
+          '"packets":1,"drops":0}}]')
+    stats = class_stats(tc, classes)
+    assert stats["control"] == {"bytes": 1200, "packets": 12, "drops": 1}
+    assert stats["replication"] == {"bytes": 0, "packets": 0, "drops": 0}
+    assert stats["bulk"]["bytes"] == 5 and set(stats) == {"control", "replication", "client",
+                                                          "bulk"}

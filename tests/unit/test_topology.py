@@ -268,3 +268,57 @@ def test_bad_data_tiers_are_one_line_naming_the_field_and_the_fix(data, field, w
     exc = error_of(THREE + f"data: {data}\n")
     assert exc.field == field and words in str(exc), str(exc)
     assert "\n" not in str(exc)
+
+
+# ------------------------------------------------------------------------------ QoS
+
+QOS = THREE.replace("delay: 2ms}", "delay: 2ms, bw: 100}").replace("delay: 5ms}",
+                                                                   "delay: 5ms, bw: 100}")
+
+
+def test_qos_classes_are_read_with_their_defaults_and_the_services_port_in_client():
+    topo = parse_topology(QOS + "services: {web: {vip: 10.200.0.10, port: 8443}}\n"
+                     "qos:\n  control: {share: 5, priority: 0}\n"
+                     "  replication: {share: '30%', priority: 1, tcp: [3306]}\n"
+                     "  client: {rate: 20, priority: 2}\n  bulk: {share: 20, priority: 3}\n")
+    control, replication, client, bulk = topo.qos.classes
+    assert (control.dscp, control.priority, control.share) == (48, 0, 5.0)
+    assert replication.share == 30.0 and 3306 in replication.tcp and 5432 in replication.tcp
+    assert client.rate == 20.0 and client.rate_on(100) == 20.0 and 8443 in client.tcp
+    assert bulk.rate_on(50) == 10.0
+    assert topo.qos.default == "bulk" and topo.qos.enabled
+    assert topo.to_dict()["qos"]["classes"][0]["name"] == "control"
+
+
+@pytest.mark.parametrize("qos, field, words", [
+    ("{gold: {share: 5, priority: 0}}", "qos.gold", "unknown class"),
+    ("{enabled: true}", "qos", "no class"),
+    ("{control: {share: 60, priority: 0}, bulk: {share: 50, priority: 3}}", "qos",
+     "shares add up to 110 %"),
+    ("{control: {priority: 0}}", "qos.control", "a share or a rate"),
+    ("{control: {share: 5, rate: 5, priority: 0}}", "qos.control", "a share or a rate"),
+    ("{control: {share: 5}}", "qos.control.priority", "missing"),
+    ("{control: {share: 5, priority: 8}}", "qos.control.priority", "from 0 to 7"),
+    ("{control: {share: 0, priority: 0}}", "qos.control.share", "from more than 0"),
+    ("{control: {share: lots, priority: 0}}", "qos.control.share", "from more than 0"),
+    ("{control: {rate: 500, priority: 0}}", "qos", "guarantee 500 Mbit/s"),
+    ("{control: {share: 5, priority: 0, dscp: 64}}", "qos.control.dscp", "0 to 63"),
+    ("{control: {share: 5, priority: 0, dscp: 8}, bulk: {share: 5, priority: 3}}",
+     "qos.bulk.dscp", "also qos.control's"),
+    ("{control: {share: 5, priority: 0}, bulk: {share: 5, priority: 3, tcp: [2379]}}",
+     "qos.bulk.tcp", "also in qos.control"),
+    ("{control: {share: 5, priority: 0}, default: bulk}", "qos.default", "not a declared"),
+    ("{control: {share: 5, priority: 0}, enabled: yes please}", "qos.enabled",
+     "not true or false"),
+])
+def test_bad_qos_is_one_line_naming_the_field_and_the_fix(qos, field, words):
+    exc = error_of(QOS + f"qos: {qos}\n")
+    assert exc.field == field and words in str(exc), str(exc)
+    assert "\n" not in str(exc)
+
+
+def test_qos_needs_a_rate_on_every_dci_link_and_a_dci_link_at_all():
+    exc = error_of(THREE + "qos: {control: {share: 5, priority: 0}}\n")
+    assert exc.field.startswith("links.") and exc.field.endswith(".bw"), str(exc)
+    one = "sites: {dc1: {subnet: 10.1.0.0/24}}\nqos: {control: {share: 5, priority: 0}}\n"
+    assert "no DCI link" in str(error_of(one))
