@@ -30,12 +30,13 @@ SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)
 ETH_P_ALL = 0x0003
 
 
-def template(src_mac, dst_mac, src_ip, dst_ip, sport, dport):
-    """(frame bytes, payload offset): an Ether/IP/UDP frame built once with scapy."""
+def template(src_mac, dst_mac, src_ip, dst_ip, sport, dport, dscp=0):
+    """(frame bytes, payload offset): an Ether/IP/UDP frame built once with scapy, marked
+    with `dscp` (a packet socket passes no host firewall: the probe marks itself)."""
     from scapy.layers.inet import IP, UDP
     from scapy.layers.l2 import Ether
     payload = HEADER.pack(MAGIC, 0, 0, 0.0).ljust(PROBE_SIZE, b"\0")
-    frame = Ether(src=src_mac, dst=dst_mac) / IP(src=src_ip, dst=dst_ip, ttl=64) / \
+    frame = Ether(src=src_mac, dst=dst_mac) / IP(src=src_ip, dst=dst_ip, ttl=64, tos=dscp << 2) / \
         UDP(sport=sport, dport=dport, chksum=0) / payload
     raw = bytearray(bytes(frame))
     raw[40:42] = b"\0\0"                  # UDP checksum 0: no checksum (IPv4)
@@ -44,7 +45,7 @@ def template(src_mac, dst_mac, src_ip, dst_ip, sport, dport):
 
 def send(args):
     frame, offset = template(args.src_mac, args.dst_mac, args.src_ip, args.dst_ip,
-                             args.sport, args.port)
+                             args.sport, args.port, args.dscp)
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
     sock.bind((args.intf, 0))
     interval = 1.0 / args.rate
@@ -127,6 +128,8 @@ def parser():
     tx.add_argument("--port", type=int, required=True)
     tx.add_argument("--sport", type=int, default=0)
     tx.add_argument("--stream", type=int, required=True)
+    tx.add_argument("--dscp", type=int, default=0, choices=range(64), metavar="0-63",
+                    help="DSCP the probes carry (a QoS class)")
     tx.add_argument("--rate", type=float, default=1000.0, help="packets per second")
     tx.add_argument("--duration", type=float, required=True, help="seconds")
     tx.add_argument("--wait-go", action="store_true",
@@ -139,11 +142,11 @@ def parser():
 
 
 def send_argv(intf, src_mac, dst_mac, src_ip, dst_ip, port, stream, rate, duration, summary,
-              wait_go=True):
+              wait_go=True, dscp=0):
     return python_module(__name__, "send", intf=intf, src_mac=src_mac, dst_mac=dst_mac,
                          src_ip=src_ip, dst_ip=dst_ip, port=port, stream=stream,
                          rate=float(rate), duration=float(duration), summary=summary,
-                         wait_go=wait_go)
+                         wait_go=wait_go, **({"dscp": dscp} if dscp else {}))
 
 
 def receive_argv(port, host, out):

@@ -60,9 +60,10 @@ class FaultInjector:
         elif lab.platform.delay_method == "netem":
             shaped = dataclasses.replace(link, loss=100.0) if on else link
             shaped = dataclasses.replace(shaped, delay_ms=lab.delays.get(name, link.delay_ms))
-            for end in link.ends:                    # one in-place swap per end
-                sh.run(shaping.element_cmd(lab.topo.port_to(end, name).intf, shaped),
-                       check=shaped.impaired or bool(shaped.bw))
+            for end in link.ends:                    # in-place swaps per end (per class)
+                for argv in shaping.element_cmds(lab.topo.port_to(end, name).intf, shaped,
+                                                 lab.qos):
+                    sh.run(argv, check=shaped.impaired or bool(shaped.bw))
         else:
             raise LabError(f"link {name} has no delay element to gray (the userspace delay line "
                            "runs only on links with delay, jitter or loss); give it a delay")

@@ -118,9 +118,11 @@ class LabNetwork:
         self.via_gateway = False      # hosts route through the anycast gateway (controller)
         self.moved = {}               # host -> the switch it was moved to
         self.delays = {}              # link -> the one-way delay its delay element adds now
+        self.bws = {}                 # link -> its rate now, Mbit/s (set_link_bw)
         self.sync_link = firewall.sync_link(topo)
         self.firewalls = firewalls.Firewalls(self)
         self.scratch = None           # this run's scratch folder (scratch_folder)
+        self.qos = topo.qos           # the QoS classes on the DCI now (set_qos turns them off)
         self.data = databases.DataTier(self)
         self.faults = faults.FaultInjector(self)
 
@@ -304,6 +306,7 @@ class LabNetwork:
                     self.node_run(host.name, argv)
             for argv in self.host_routes(host.name):
                 self.node_run(host.name, argv)
+        self.mark_traffic()
 
     def start_delaylines(self):
         logs = self.run_dir / "delayline"
@@ -320,14 +323,59 @@ class LabNetwork:
                 wait=False)
         self.wait_agents(list(self.delaylines.values()))   # 'ready': both sockets are open
 
-    def shape_links(self):
-        for link in self.topo.links:
+    def shape_links(self, links=None):
+        for link in links or self.topo.links:
+            shaped = dataclasses.replace(link, bw=self.bws.get(link.name, link.bw))
+            if self.platform.delay_method == "netem":   # else the delay is not in the qdisc
+                shaped = dataclasses.replace(shaped, delay_ms=self.delays.get(link.name,
+                                                                              link.delay_ms))
             for end in link.ends:
                 intf = self.topo.port_to(end, link.name).intf
-                first, *rest = shaping.egress_cmds(intf, link, self.platform.delay_method)
+                first, *rest = shaping.egress_cmds(intf, shaped, self.platform.delay_method,
+                                                   self.qos)
                 sh.run(first, check=False)               # delete whatever qdisc was there
                 for argv in rest:
                     sh.run(argv)
+
+    def set_link_bw(self, name, bw):
+        """Change a link's rate (HTB on both ends; QoS classes' shares scale with it) by
+        rebuilding its tc trees: a moment unshaped, so between measurements."""
+        self.bws[name] = float(bw)
+        self.shape_links([self.topo.link(name)])
+
+    def set_qos(self, on):
+        """Turn the topology's QoS classes on or off on every DCI egress (both ends), by
+        rebuilding each DCI port's tc tree: a moment unshaped, so between measurements.
+        The hosts keep marking; off, the DCI ignores the marks (one queue)."""
+        if self.topo.qos is None:
+            raise LabError(f"{self.topo.source}: qos: the topology declares no QoS classes; "
+                           "add a qos: section (see topologies/dci-qos.yaml)")
+        self.qos = dataclasses.replace(self.topo.qos, enabled=bool(on))
+        self.shape_links(self.topo.dci_links)
+
+    def mark_traffic(self):
+        """Every host marks its own traffic with its QoS class's DSCP (nftables, by port)."""
+        ruleset = shaping.marking_ruleset(self.topo.qos)
+        if not ruleset:
+            return
+        for host in self.topo.hosts:
+            self.node_run(host.name, ["nft", "-f", "-"], stdin=ruleset)
+
+    def qos_stats(self):
+        """Bytes and packets sent and dropped per QoS class on every DCI egress, now:
+        {link: {end switch: {class: {"bytes", "packets", "drops"}}}} (tc -s -j class show);
+        {} with QoS off."""
+        out = {}
+        for link in self.topo.dci_links:
+            classes = shaping.classes_on(link, self.qos)
+            if not classes:
+                continue
+            for end in link.ends:
+                intf = self.topo.port_to(end, link.name).intf
+                stats = shaping.class_stats(sh.run(["tc", "-s", "-j", "class", "show", "dev",
+                                                    intf]).stdout, classes)
+                out.setdefault(link.name, {})[end] = stats
+        return out
 
     def set_link_delay(self, name, delay_ms):
         """Change the one-way delay a link's delay element adds (both directions), at once."""
@@ -344,7 +392,9 @@ class LabNetwork:
         elif self.platform.delay_method == "netem" and link.impaired:
             shaped = dataclasses.replace(link, delay_ms=delay_ms)
             for end in link.ends:
-                sh.run(shaping.element_cmd(self.topo.port_to(end, name).intf, shaped))
+                for argv in shaping.element_cmds(self.topo.port_to(end, name).intf, shaped,
+                                                 self.qos):
+                    sh.run(argv)
         self.delays[name] = delay_ms
 
     # --------------------------------------------------------------------------- fabric

@@ -24,6 +24,7 @@ class Stream:
     name: str
     src: str
     dst_ip: str
+    dscp: int = 0
 
 
 class ProbeSet:
@@ -35,8 +36,8 @@ class ProbeSet:
         self.dir = run_dir / "probes"
         self.dir.mkdir(exist_ok=True)
 
-    def add(self, name, src, dst_ip):
-        self.streams.append(Stream(len(self.streams) + 1, name, src, str(dst_ip)))
+    def add(self, name, src, dst_ip, dscp=0):
+        self.streams.append(Stream(len(self.streams) + 1, name, src, str(dst_ip), dscp))
 
     def start_receivers(self, hosts):
         for host in hosts:
@@ -53,7 +54,8 @@ class ProbeSet:
             host = self.lab.topo.host(s.src)
             argv = probestream.send_argv(host.intf, host.mac, self.gateway_mac, host.ip.ip,
                                          s.dst_ip, self.port, s.stream, self.rate, duration,
-                                         self.dir / f"tx-{s.stream}.json", wait_go=True)
+                                         self.dir / f"tx-{s.stream}.json", wait_go=True,
+                                         dscp=s.dscp)
             self.senders.append(self.lab.start_agent(
                 s.src, argv, f"probe sender {s.name}", log=self.dir / f"tx-{s.stream}.log",
                 stdin=subprocess.PIPE, wait=False))
