@@ -8,16 +8,15 @@ topology_for, validate); Experiment.from_module checks it when this registry is 
 import json
 from pathlib import Path
 
-from experiments import (compare_designs, dual_active, firewall, gslb, multi_active,
-                         primary_backup, replication, split_brain,
-                         three_site)
+from experiments import (compare_designs, dci_qos, dual_active, firewall, gslb, multi_active,
+                         primary_backup, replication, split_brain, three_site)
 from lab.errors import LabError
 from lab.experiment import Experiment
 
 EXPERIMENTS = {e.name: e for e in map(Experiment.from_module,
                                       (dual_active, firewall, primary_backup, three_site,
                                        multi_active, gslb, compare_designs, replication,
-                                       split_brain))}
+                                       split_brain, dci_qos))}
 
 
 def of_run(run_dir):

@@ -102,11 +102,12 @@ def build_parser():
                          help="where to write the figure (default: compare.png in the first run)")
     check = sub.add_parser("check", help="grade a guided lab (docs/labs/): exit 0 when done")
     check.set_defaults(handler=cmd_check)
-    check.add_argument("lab", choices=("lab1", "lab3", "lab4", "lab7"), help="the lab to check")
+    check.add_argument("lab", choices=("lab1", "lab3", "lab4", "lab7", "lab8"),
+                       help="the lab to check")
     check.add_argument("--file", type=Path, default=None, metavar="YAML",
-                       help="your topology file (lab1, lab4)")
+                       help="your topology file (lab1, lab4, lab8)")
     check.add_argument("--results", type=Path, default=None, metavar="DIR",
-                       help="results folder (lab3; default results/)")
+                       help="results folder (lab3, lab7, lab8; default results/)")
     draw = sub.add_parser("draw", help="draw a topology (sites, links, bw/delay) to a PNG")
     draw.set_defaults(handler=cmd_draw)
     draw.add_argument("topology", metavar="TOPOLOGY",

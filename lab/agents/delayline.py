@@ -56,6 +56,19 @@ class Direction:
         self.counters = collections.Counter()
 
 
+SOL_PACKET, PACKET_STATISTICS = 263, 6
+
+
+def kernel_drops(sock):
+    """Frames the kernel dropped for this packet socket since the last reading (its receive
+    buffer was full: the line did not keep up), from PACKET_STATISTICS; None if unreadable."""
+    try:
+        _, drops = struct.unpack("II", sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
+    except OSError:
+        return None
+    return drops
+
+
 def open_socket(intf):
     sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
@@ -159,7 +172,9 @@ class DelayLine:
                 self.send_due(direction, now + SEND_EARLY)
 
     def stats(self):
-        stats = {d.name: dict(d.counters, queued=len(d.queue)) for d in self.directions.values()}
+        stats = {d.name: dict(d.counters, queued=len(d.queue),
+                              kernel_drops=kernel_drops(d.rx))
+                 for d in self.directions.values()}
         stats["wakeup_lateness_us"] = round(self.lateness * 1e6, 1)
         return stats
 

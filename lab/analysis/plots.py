@@ -222,16 +222,39 @@ def designs(results, out):
 
 
 def gslb(results, out):
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    """Failover per variant; with request times, a second panel: before the fault and once
+    served again (a load balancer's trombone across the DCI)."""
+    timed = [r for r in results if r.get("latency_ms_after") is not None]
+    fig, axes = plt.subplots(1, 2 if timed else 1, figsize=(11 if timed else 7, 3.8),
+                             squeeze=False)
+    ax = axes[0][0]
     labels = [r["variant"] for r in results]
     values = [r["failover_s"] if r["failover_s"] is not None else 0 for r in results]
-    bars = ax.bar(labels, values, color=["tab:green"] + ["tab:blue"] * (len(results) - 1))
+    colours = ["tab:orange" if r["variant"].startswith("haproxy") else
+               "tab:green" if r["variant"] == "anycast" else "tab:blue" for r in results]
+    bars = ax.bar(labels, values, color=colours)
     for bar, r in zip(bars, results):
         if r["failover_s"] is None:
             ax.annotate("never", (bar.get_x() + bar.get_width() / 2, 0.1), ha="center", fontsize=8)
     ax.set_ylabel("failover, s (worst affected client)")
-    ax.set_title("dc1 powers off: anycast vs DNS GSLB", fontsize=10)
-    ax.tick_params(axis="x", labelrotation=15, labelsize=8)
+    ax.set_title("dc1 fails: anycast, DNS GSLB, HAProxy", fontsize=10)
+    ax.tick_params(axis="x", labelrotation=20, labelsize=8)
+    if timed:
+        ax2 = axes[0][1]
+        xs = range(len(timed))
+        ax2.bar([x - 0.2 for x in xs], [r["latency_ms_before"] or 0 for r in timed], 0.4,
+                label="before the fault", color="tab:gray")
+        ax2.bar([x + 0.2 for x in xs], [r["latency_ms_after"] or 0 for r in timed], 0.4,
+                label="served again", color="tab:orange")
+        for x, r in zip(xs, timed):
+            if r.get("added_latency_ms") is not None:
+                ax2.annotate(f"{r['added_latency_ms']:+.1f} ms", (x + 0.2, r["latency_ms_after"]),
+                             ha="center", va="bottom", fontsize=8)
+        ax2.set_xticks(list(xs))
+        ax2.set_xticklabels([r["variant"] for r in timed], fontsize=8, rotation=20)
+        ax2.set_ylabel("request time, ms (median)")
+        ax2.set_title("what the path after failover costs", fontsize=10)
+        ax2.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
@@ -377,3 +400,90 @@ def split_brain(timelines, out, bin_s=0.1):
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)
+
+
+DCI_PHASE_COLOURS = {"unloaded": "tab:gray", "qos-off": "tab:red", "qos-on": "tab:green"}
+
+
+def dci_qos(metrics, out):
+    """dci-qos, one figure: per class p99 latency (log scale) and loss in each phase, and the
+    synchronous commit latency and BFD flaps per phase: QoS off vs on side by side."""
+    variants = metrics["variants"]
+    phases = list(variants)
+    classes = [c for c in (next(iter(variants.values()))["classes"] if variants else {})
+               if c != "bulk"]
+    fig, (ax_lat, ax_loss, ax_commit) = plt.subplots(1, 3, figsize=(12, 3.8),
+                                                     gridspec_kw={"width_ratios": [3, 3, 2]})
+    width = 0.8 / max(len(phases), 1)
+    for i, phase in enumerate(phases):
+        xs = [j + i * width for j in range(len(classes))]
+        colour = DCI_PHASE_COLOURS.get(phase, None)
+        p99 = [variants[phase]["classes"][c]["p99_ms"] or 0 for c in classes]
+        loss = [variants[phase]["classes"][c]["loss_pct"] or 0 for c in classes]
+        ax_lat.bar(xs, p99, width, label=phase, color=colour)
+        ax_loss.bar(xs, loss, width, label=phase, color=colour)
+    for ax in (ax_lat, ax_loss):
+        ax.set_xticks([j + width * (len(phases) - 1) / 2 for j in range(len(classes))])
+        ax.set_xticklabels(classes, fontsize=8)
+    ax_lat.set_ylabel("one-way p99, ms")
+    ax_lat.set_title("latency per class across the DCI", fontsize=10)
+    handles, labels = ax_lat.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper right", ncol=len(phases), fontsize=8)
+    top = max([variants[p]["classes"][c]["loss_pct"] or 0 for p in phases for c in classes],
+              default=0)
+    ax_loss.set_ylim(0, max(1.0, 1.15 * top))
+    ax_loss.set_ylabel("loss, %")
+    ax_loss.set_title("loss per class", fontsize=10)
+    commit = [variants[p]["commit_ms_p99"] or 0 for p in phases]
+    bars = ax_commit.bar(phases, commit, color=[DCI_PHASE_COLOURS.get(p) for p in phases])
+    for bar, p in zip(bars, phases):
+        flaps = variants[p]["bfd_flaps"]
+        ax_commit.annotate(f"BFD flaps {flaps}", (bar.get_x() + bar.get_width() / 2,
+                                                  bar.get_height()),
+                           ha="center", va="bottom", fontsize=8,
+                           color="tab:red" if flaps else "black")
+    ax_commit.set_ylabel("synchronous commit p99, ms")
+    ax_commit.set_title("commits and BFD", fontsize=10)
+    ax_commit.tick_params(axis="x", labelsize=8)
+    fig.suptitle("a backup copy fills the DCI: QoS off vs on", fontsize=11, x=0.02,
+                 ha="left")
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def dci_bandwidth(metrics, out):
+    """dci-qos's bandwidth part: commit latency and replication lag against the DCI's rate,
+    the knee marked, and the replication stream's own rate."""
+    steps = metrics["bandwidth"]
+    bws = [s["bw"] for s in steps]
+    fig, (ax_commit, ax_lag) = plt.subplots(1, 2, figsize=(10, 3.6))
+    ax_commit.plot(bws, [s["commit_ms_p50"] for s in steps], "o-", label="commit p50")
+    ax_commit.plot(bws, [s["commit_ms_p99"] for s in steps], "s--", label="commit p99")
+    ax_lag.plot(bws, [s["lag_ms_p99"] for s in steps], "o-", color="tab:purple",
+                label="standby receive lag p99")
+    wal = [s["wal_mbit"] for s in steps if s["wal_mbit"]]
+    for ax in (ax_commit, ax_lag):
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("DCI rate, Mbit/s")
+        ax.set_xticks(bws)
+        ax.set_xticklabels([f"{b:g}" for b in bws])
+        ax.minorticks_off()
+        if metrics.get("knee_mbit"):
+            ax.axvline(metrics["knee_mbit"], color="tab:green", linestyle=":",
+                       label=f"knee {metrics['knee_mbit']:g} Mbit/s")
+        if wal:
+            ax.axvline(max(wal), color="tab:orange", linestyle="--",
+                       label=f"WAL stream {max(wal):.1f} Mbit/s")
+        ax.legend(fontsize=8)
+    ax_commit.set_ylabel("ms (log)")
+    ax_commit.set_title(f"synchronous commits, {steps[0]['write_rate']} writes/s of "
+                        f"{steps[0]['payload_kb']} KB", fontsize=10)
+    ax_lag.set_ylabel("ms (log)")
+    ax_lag.set_title("how far the standby is behind", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out

@@ -6,6 +6,7 @@ Each check returns the list of what is missing or wrong (empty: the lab is done)
     python lab/run.py check lab3 [--results results]
     python lab/run.py check lab4 --file my-fw.yaml
     python lab/run.py check lab7 [--results results]
+    python lab/run.py check lab8 --file my-dci.yaml [--results results]
 """
 
 import json
@@ -164,7 +165,56 @@ def check_lab7(path=None, results=None):
     return problems
 
 
-CHECKS = {"lab1": check_lab1, "lab3": check_lab3, "lab4": check_lab4, "lab7": check_lab7}
+def lab8_run_problem(params, metrics, source):
+    """Why a dci-qos run is not lab 8's proof (None when it is): the student's topology, a
+    qos-on phase, control and replication within the target of their unloaded p99, no BFD
+    flap with QoS on."""
+    topo = params.get("topology") or {}
+    if Path(str(topo.get("source", ""))).resolve() != Path(source).resolve():
+        return f"it ran {topo.get('source') or topo.get('name')}, not your file"
+    variants = metrics.get("variants") or {}
+    if "qos-on" not in variants:
+        return "it has no qos-on phase (run it with --parts qos, your qos: section enabled)"
+    target = metrics.get("target_ms", 1.0)
+    over = (metrics.get("p99_over_unloaded_ms") or {}).get("qos-on") or {}
+    for name in ("control", "replication"):
+        if over.get(name) is None:
+            return f"no {name} probe got through with QoS on"
+        if over[name] > target:
+            return (f"with QoS on, {name}'s p99 was {over[name]:g} ms over its unloaded figure "
+                    f"(the lab asks for at most {target:g} ms): give it a guaranteed share and "
+                    "a higher priority than bulk")
+    if variants["qos-on"].get("bfd_flaps"):
+        return f"BFD flapped {variants['qos-on']['bfd_flaps']} times with QoS on"
+    return None
+
+
+def check_lab8(path=None, results=None):
+    """QoS on the DCI: the student's topology has a qos: section (enabled, with control and
+    replication classes) and a dci-qos run on it shows both protected under the copy."""
+    topo, problems = _topology(path)
+    if topo is None:
+        return problems
+    if topo.qos is None or not topo.qos.enabled:
+        return ["your topology has no QoS enabled: add a qos: section (docs/labs/08-dci-qos.md)"]
+    names = [c.name for c in topo.qos.classes]
+    problems = [f"no {name} class in qos: (it carries what the lab protects)"
+                for name in ("control", "replication") if name not in names]
+    if problems:
+        return problems
+    root = Path(results or REPO / "results") / "dci-qos"
+    runs = _finished_runs(root)
+    reasons = [lab8_run_problem(p, m, path) for _, p, m in runs]
+    if not runs or all(reasons):
+        mine = [r for r in reasons if r and "not your file" not in r]
+        return [f"no finished dci-qos run on {path} that protects control and replication in "
+                f"{root} (sudo python lab/run.py dci-qos --topology {path} --quick --parts qos)"
+                + (f"; the newest: {mine[0]}" if mine else "")]
+    return []
+
+
+CHECKS = {"lab1": check_lab1, "lab3": check_lab3, "lab4": check_lab4, "lab7": check_lab7,
+          "lab8": check_lab8}
 
 
 def check(lab, path=None, results=None):

@@ -363,7 +363,7 @@ class LabNetwork:
 
     def qos_stats(self):
         """Bytes and packets sent and dropped per QoS class on every DCI egress, now:
-        {link: {end switch: {class: {"bytes", "packets", "drops"}}}} (tc -s -j class show);
+        {link: {end switch: {class: {"bytes", "packets", "drops"}}}} (its leaf queue's, tc -s qdisc);
         {} with QoS off."""
         out = {}
         for link in self.topo.dci_links:
@@ -372,7 +372,7 @@ class LabNetwork:
                 continue
             for end in link.ends:
                 intf = self.topo.port_to(end, link.name).intf
-                stats = shaping.class_stats(sh.run(["tc", "-s", "-j", "class", "show", "dev",
+                stats = shaping.class_stats(sh.run(["tc", "-s", "qdisc", "show", "dev",
                                                     intf]).stdout, classes)
                 out.setdefault(link.name, {})[end] = stats
         return out

@@ -7,6 +7,7 @@ netem the limit is raised by the packets in flight so the delay itself never dro
 """
 
 import math
+import re
 
 from lab.agents import delayline
 
@@ -130,17 +131,19 @@ def element_cmds(intf, link, qos=None):
     return [["tc", "qdisc", "del", "dev", intf, "root"]]
 
 
-def class_stats(tc_json, classes):
-    """Per QoS class, {"bytes", "packets", "drops"} from `tc -s -j class show dev X`'s
-    output; a class tc did not list counts zero."""
-    import json
-    by_handle = {}
-    for entry in json.loads(tc_json or "[]"):
-        stats = entry.get("stats") or {}
-        by_handle[entry.get("handle")] = {k: int(stats.get(k, 0))
-                                          for k in ("bytes", "packets", "drops")}
+LEAF_RE = re.compile(r"^qdisc \S+ \S+ parent (\S+) .*?\n\s*Sent (\d+) bytes (\d+) pkt "
+                     r"\(dropped (\d+)", re.MULTILINE)
+
+
+def class_stats(tc_output, classes):
+    """Per QoS class, {"bytes", "packets", "drops"} of its leaf queue, from `tc -s qdisc show
+    dev X`'s output (the leaf counts what its queue dropped; the HTB class's own 'dropped'
+    does not); a class tc did not list counts zero."""
+    by_parent = {}
+    for parent, sent, packets, drops in LEAF_RE.findall(tc_output or ""):
+        by_parent[parent] = {"bytes": int(sent), "packets": int(packets), "drops": int(drops)}
     zero = {"bytes": 0, "packets": 0, "drops": 0}
-    return {c.name: by_handle.get(f"1:{minor:x}", dict(zero)) for c, minor, _ in classes}
+    return {c.name: by_parent.get(f"1:{minor:x}", dict(zero)) for c, minor, _ in classes}
 
 
 def marking_ruleset(qos):
@@ -158,7 +161,7 @@ def marking_ruleset(qos):
                     rules.append(f"    {proto} {side} {group} ip dscp set {c.dscp}")
     if not rules:
         return ""
-    return ("table ip activelab_qos {\n  chain mark {\n"
+    return ("table ip activelab_qos {\n  chain dscp_out {\n"
             "    type filter hook output priority mangle; policy accept;\n"
             + "\n".join(rules) + "\n  }\n}\n")
 

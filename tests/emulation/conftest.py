@@ -107,7 +107,8 @@ def lab_process():
 
 def lab_leftovers(topology="dual-active", run_dir=None):
     """Everything of a topology's lab still on the machine: bridges, root-namespace interfaces,
-    host and link-node shells, processes naming the run folder, and the state file."""
+    host and link-node shells, processes naming the run folder or the lab's scratch space
+    (databases, HAProxy: their files live there), and the state file."""
     topo = load_topology(topology)
     left = [f"bridge {s.name}" for s in topo.switches if state.bridge_exists(s.name)]
     names = [p.intf for s in topo.switches for p in topo.ports(s.name)]
@@ -123,7 +124,7 @@ def lab_leftovers(topology="dual-active", run_dir=None):
         except OSError:
             continue
         if any(args.rstrip().endswith(shell) for shell in shells) or (
-                run_dir and str(run_dir) in args):
+                run_dir and str(run_dir) in args) or str(state.scratch_root()) + "/" in args:
             left.append(f"process {proc_dir.name}: {args.strip()}")
     if (state.state_dir() / "state.json").exists():
         left.append("state file")

@@ -144,3 +144,59 @@ def test_lab7_needs_a_full_replication_run_and_a_split_brain_with_and_without_wi
     replication_run(tmp_path, "20260101-000005")
     split_run(tmp_path, "20260101-000006")
     assert grading.check_lab7(results=tmp_path) == []
+
+
+QOS = """qos:
+  control: {share: 5, priority: 0}
+  replication: {share: 30, priority: 1}
+  client: {share: 25, priority: 2}
+  bulk: {share: 40, priority: 3}
+"""
+
+
+def lab8_file(tmp_path, qos=QOS):
+    path = tmp_path / "my-dci.yaml"
+    path.write_text((REPO / "docs" / "labs" / "files" / "lab8-dci.yaml").read_text() + qos)
+    return path
+
+
+def lab8_run(results, source, over, flaps=0, name="20261129-100000", phases=True):
+    run = results / "dci-qos" / name
+    run.mkdir(parents=True)
+    (run / "params.json").write_text(json.dumps({
+        "experiment": "dci-qos", "topology": {"name": "lab8-dci", "source": str(source)}}))
+    variants = {"unloaded": {"bfd_flaps": 0}, "qos-off": {"bfd_flaps": 2}}
+    if phases:
+        variants["qos-on"] = {"bfd_flaps": flaps}
+    (run / "metrics.json").write_text(json.dumps({
+        "variants": variants, "target_ms": 1.0,
+        "p99_over_unloaded_ms": {"qos-off": {"control": 80.0, "replication": 80.0},
+                                 **({"qos-on": over} if phases else {})}}))
+
+
+def test_lab8_done_with_qos_protecting_control_and_replication(tmp_path):
+    path = lab8_file(tmp_path)
+    lab8_run(tmp_path / "results", path, {"control": 0.2, "replication": 0.6})
+    assert grading.check_lab8(path, tmp_path / "results") == []
+
+
+def test_lab8_not_done(tmp_path):
+    start = REPO / "docs" / "labs" / "files" / "lab8-dci.yaml"
+    assert "no QoS enabled" in grading.check_lab8(start, tmp_path)[0]
+    no_replication = lab8_file(tmp_path, QOS.replace("  replication: {share: 30, priority: 1}\n",
+                                                     ""))
+    assert "no replication class" in grading.check_lab8(no_replication, tmp_path)[0]
+    path = lab8_file(tmp_path)
+    results = tmp_path / "results"
+    assert "no finished dci-qos run" in grading.check_lab8(path, results)[0]
+    lab8_run(results, path, {"control": 0.2, "replication": 7.5}, name="a")
+    problems = grading.check_lab8(path, results)
+    assert "replication's p99 was 7.5 ms over" in problems[0], problems
+    lab8_run(results, tmp_path / "other.yaml", {"control": 0.1, "replication": 0.1}, name="b")
+    assert grading.check_lab8(path, results)                  # another file's run: not yours
+    lab8_run(results, path, {"control": 0.1, "replication": 0.1}, flaps=3, name="c")
+    assert "BFD flapped 3 times" in " ".join(grading.check_lab8(path, results))
+    lab8_run(results, path, {}, name="d", phases=False)
+    assert grading.check_lab8(path, results)
+    lab8_run(results, path, {"control": 0.1, "replication": 0.4}, name="e")
+    assert grading.check_lab8(path, results) == []

@@ -191,15 +191,19 @@ def test_hosts_mark_by_port_both_ways_with_their_class_dscp():
     assert marking_ruleset(None) == ""
 
 
-def test_class_stats_read_tc_json_and_count_a_missing_class_as_zero():
+def test_class_stats_read_each_class_leaf_queue_and_count_a_missing_one_as_zero():
     topo = qos_topo()
     classes = classes_on(topo.link("dci-a"), topo.qos)
-    tc = ('[{"class":"htb","handle":"1:1","stats":{"bytes":999,"packets":9,"drops":0}},'
-          '{"class":"htb","handle":"1:10","parent":"1:1","stats":{"bytes":1200,"packets":12,'
-          '"drops":1,"overlimits":0}},{"class":"htb","handle":"1:13","stats":{"bytes":5,'
-          '"packets":1,"drops":0}}]')
-    stats = class_stats(tc, classes)
+    text = ("qdisc htb 1: root refcnt 3 r2q 10 default 0x13 direct_packets_stat 0\n"
+            " Sent 99999 bytes 900 pkt (dropped 7, overlimits 1 requeues 0) \n"
+            " backlog 0b 0p requeues 0\n"
+            "qdisc pfifo 10: parent 1:10 limit 100p\n"
+            " Sent 1200 bytes 12 pkt (dropped 1, overlimits 0 requeues 0) \n"
+            " backlog 0b 0p requeues 0\n"
+            "qdisc netem 13: parent 1:13 limit 117 delay 2ms\n"
+            " Sent 5 bytes 1 pkt (dropped 6, overlimits 0 requeues 0) \n")
+    stats = class_stats(text, classes)
     assert stats["control"] == {"bytes": 1200, "packets": 12, "drops": 1}
     assert stats["replication"] == {"bytes": 0, "packets": 0, "drops": 0}
-    assert stats["bulk"]["bytes"] == 5 and set(stats) == {"control", "replication", "client",
-                                                          "bulk"}
+    assert stats["bulk"] == {"bytes": 5, "packets": 1, "drops": 6}
+    assert set(stats) == {"control", "replication", "client", "bulk"}
