@@ -18,13 +18,16 @@ APT_PACKAGES=(
   # the data tier, started by the lab inside its hosts (never as system services)
   mariadb-server mariadb-client galera-4 galera-arbitrator-4 rsync postgresql
   patroni etcd-server  # PostgreSQL's failover manager and its consensus store
+  haproxy  # the L4-L7 load balancer of the gslb experiment's HAProxy variants
   python3-pymysql python3-psycopg2  # the data-tier app's drivers (for the system python3)
   ruby  # only to check the Vagrantfile's syntax in the test suite
 )
 # The system services those packages bring: the lab runs its own instances in its hosts, so a
-# fresh install must not leave a machine-wide database running or enabled at boot.
+# fresh install must not leave a machine-wide database (or load balancer) running or enabled
+# at boot.
 DB_SERVICES=(mariadb-server:mariadb postgresql:postgresql
-             galera-arbitrator-4:garb patroni:patroni etcd-server:etcd)     # package:service
+             galera-arbitrator-4:garb patroni:patroni etcd-server:etcd
+             haproxy:haproxy)     # package:service
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

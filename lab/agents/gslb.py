@@ -132,10 +132,54 @@ def resolve(server, name, timeout=0.5):
     return None, 0
 
 
+def ask(address, port, timeout=0.3):
+    """One request to a server that speaks first: its name ('' when none answered in time)."""
+    try:
+        with socket.create_connection((address, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            return sock.recv(256).decode().strip()
+    except OSError:
+        return ""
+
+
+class HttpAsker:
+    """GET / over one kept-alive HTTP/1.1 connection (to a load balancer), opened again after
+    any failure: the request time is then the request's own, not a TCP handshake's. The
+    answer is the body's last line; '' for a failure or a status other than 200 (HAProxy's
+    503 when it has no server left)."""
+
+    def __init__(self, timeout=0.3):
+        self.timeout, self.conn, self.address = timeout, None, None
+
+    def __call__(self, address, port):
+        import http.client
+        if self.conn is None or self.address != (address, port):
+            self.close()
+            self.conn = http.client.HTTPConnection(address, port, timeout=self.timeout)
+            self.address = (address, port)
+        try:
+            self.conn.request("GET", "/", headers={"Host": "web"})
+            response = self.conn.getresponse()
+            body = response.read().decode(errors="replace")
+        except (OSError, http.client.HTTPException):
+            self.close()
+            return ""
+        if response.status != 200:
+            return ""
+        lines = body.strip().splitlines()
+        return lines[-1].strip() if lines else ""
+
+    def close(self):
+        if self.conn is not None:
+            self.conn.close()
+        self.conn = None
+
+
 def client(args):
     stop = {"now": False}
     signal.signal(signal.SIGTERM, lambda s, f: stop.update(now=True))
     attempts, address, expires = [], None, 0.0
+    asker = HttpAsker() if args.http else None
     print("ready", flush=True)
     end = time.time() + args.duration
     while not stop["now"] and time.time() < end:
@@ -146,15 +190,11 @@ def client(args):
             found, ttl = resolve(args.server, args.name)
             if found:
                 address, expires = found, now + ttl + args.cache_extra
-        answer = ""
+        answer, took = "", None
         if address:
-            try:
-                with socket.create_connection((address, args.port), timeout=0.3) as sock:
-                    sock.settimeout(0.3)
-                    answer = sock.recv(256).decode().strip()
-            except OSError:
-                answer = ""
-        attempts.append([now, address, answer])
+            answer = asker(address, args.port) if asker else ask(address, args.port)
+            took = round(1000 * (time.time() - now), 3) if answer else None
+        attempts.append([now, address, answer, took])
         time.sleep(max(0.0, args.interval - (time.time() - now)))
     with open(args.out, "w") as fh:
         json.dump(attempts, fh)
@@ -163,14 +203,23 @@ def client(args):
 
 def failover(attempts, t_fault, failed_hosts):
     """Seconds from the fault until a non-failed server answers again (None: never), the
-    attempts that failed meanwhile, and whether this client was served by a failed host."""
+    attempts that failed meanwhile, whether this client was served by a failed host, and the
+    request time (ms, median of answered attempts) before the fault and once it was served
+    again (None for attempts without one: older runs)."""
     before = [a for a in attempts if a[0] < t_fault and a[2]]
     hit = bool(before) and before[-1][2] in failed_hosts
     after = [a for a in attempts if a[0] >= t_fault]
     ok = next((a for a in after if a[2] and a[2] not in failed_hosts), None)
     failed = sum(1 for a in after if not a[2] and (ok is None or a[0] < ok[0]))
+    served = [a for a in after if ok and a[0] >= ok[0] and a[2] and a[2] not in failed_hosts]
     return {"hit": hit, "failover_s": round(ok[0] - t_fault, 3) if ok else None,
-            "failed_attempts": failed}
+            "failed_attempts": failed, "latency_ms_before": median_took(before),
+            "latency_ms_after": median_took(served[1:])}   # the first may have waited
+
+
+def median_took(attempts):
+    took = sorted(a[3] for a in attempts if len(a) > 3 and a[3] is not None)
+    return took[(len(took) - 1) // 2] if took else None
 
 
 def parser():
@@ -192,6 +241,8 @@ def parser():
     c.add_argument("--port", type=int, default=80)
     c.add_argument("--interval", type=float, default=0.1)
     c.add_argument("--cache-extra", type=float, default=0.0)
+    c.add_argument("--http", action="store_true",
+                   help="ask with HTTP GET over a kept-alive connection (a load balancer)")
     c.add_argument("--duration", type=float, required=True)
     c.add_argument("--out", required=True)
     return parser
@@ -205,11 +256,13 @@ def serve_argv(name, ttl, sites, proximity, check_port, log=None):
                          check_port=check_port, log=log)
 
 
-def client_argv(port, duration, out, vip=None, server=None, name=None, cache_extra=None):
-    """Either vip (anycast: no DNS) or server + name (resolve through the GSLB)."""
+def client_argv(port, duration, out, vip=None, server=None, name=None, cache_extra=None,
+                http=False):
+    """Either vip (anycast: no DNS) or server + name (resolve through the GSLB); http: ask
+    with HTTP GET."""
     return python_module(__name__, "client", vip=vip, server=server, name=name,
                          cache_extra=None if cache_extra is None else float(cache_extra),
-                         port=port, duration=float(duration), out=out)
+                         port=port, duration=float(duration), out=out, http=http)
 
 
 def main(argv=None):

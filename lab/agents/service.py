@@ -5,6 +5,10 @@ site served it:
 
     python -m lab.agents.service serve --name dc1-srv1 --port 80
     python -m lab.agents.service query --ip 10.200.0.10 --port 80      # prints e.g. dc1-srv1
+
+With --http it is an HTTP/1.1 server instead (keep-alive, every GET answered with the name):
+the app servers behind a load balancer (HAProxy), which checks them with GET / and reuses its
+connections to them.
 """
 
 import argparse
@@ -35,6 +39,34 @@ def serve(name, port):
     tcp.serve_forever()
 
 
+def serve_http(name, port):
+    """HTTP/1.1 with keep-alive: every GET gets the server's name as its body."""
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    body = f"{name}\n".encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        # the headers and the body are two writes: with Nagle the body would wait for the
+        # ACK of the headers, a round trip more on every request over a reused connection
+        disable_nagle_algorithm = True
+
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):       # quiet: a request every 100 ms per client
+            pass
+
+    ThreadingHTTPServer.allow_reuse_address = True
+    ThreadingHTTPServer.daemon_threads = True
+    server = ThreadingHTTPServer(("0.0.0.0", port), Handler)
+    print("ready", flush=True)
+    server.serve_forever()
+
+
 def query(ip, port, timeout=2.0):
     """The name of the server that answers on ip:port (TCP), or '' when none does."""
     try:
@@ -51,6 +83,7 @@ def parser():
     s = sub.add_parser("serve")
     s.add_argument("--name", required=True)
     s.add_argument("--port", type=int, default=80)
+    s.add_argument("--http", action="store_true", help="an HTTP/1.1 server (keep-alive)")
     q = sub.add_parser("query")
     q.add_argument("--ip", required=True)
     q.add_argument("--port", type=int, default=80)
@@ -58,8 +91,8 @@ def parser():
     return parser
 
 
-def serve_argv(name, port=80):
-    return python_module(__name__, "serve", name=name, port=port)
+def serve_argv(name, port=80, http=False):
+    return python_module(__name__, "serve", name=name, port=port, http=http)
 
 
 def query_argv(ip, port=80, timeout=2.0):
@@ -69,7 +102,7 @@ def query_argv(ip, port=80, timeout=2.0):
 def main(argv=None):
     args = parser().parse_args(argv)
     if args.command == "serve":
-        serve(args.name, args.port)
+        (serve_http if args.http else serve)(args.name, args.port)
         return 0
     answer = query(args.ip, args.port, args.timeout)
     print(answer)

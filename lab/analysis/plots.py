@@ -253,7 +253,8 @@ def gslb(results, out):
         ax2.set_xticks(list(xs))
         ax2.set_xticklabels([r["variant"] for r in timed], fontsize=8, rotation=20)
         ax2.set_ylabel("request time, ms (median)")
-        ax2.set_title("what the path after failover costs", fontsize=10)
+        ax2.set_title("what the path after failover costs\n(anycast, GSLB: a TCP connection per "
+                      "request; HAProxy: HTTP on a kept-alive one)", fontsize=9)
         ax2.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(out, dpi=110)

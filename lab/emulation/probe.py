@@ -149,7 +149,8 @@ def run_checks():
              "postgresql"),
             ("Patroni (PostgreSQL failover)", "patroni", ["patroni", "--version"], "patroni"),
             ("etcd (Patroni's consensus store)", "etcd", ["etcd", "--version"],
-             "etcd-server")):
+             "etcd-server"),
+            ("HAProxy (L4-L7 load balancer)", "haproxy", ["haproxy", "-v"], "haproxy")):
         path = shutil.which(binary) or (binary if os.path.exists(binary) else None)
         checks.append(Check(what, "ok" if path else "missing",
                             (command_version(version_argv) if version_argv else path) if path

@@ -176,12 +176,13 @@ def test_gslb_quick_shortens_the_traffic_after_the_fault():
     from experiments import gslb
     opts = gslb.GslbOptions.parse
     assert [v[0] for v in gslb.variants(opts({"quick": True}))] == [
-        "anycast", "gslb ttl 1", "gslb ttl 5", "gslb ttl 1 +8s cache"]
-    assert gslb.variants(opts({}))[-1] == ("gslb ttl 1 +8s cache", 1, 8.0)
+        "anycast", "gslb ttl 1", "gslb ttl 5", "gslb ttl 1 +8s cache", "haproxy",
+        "haproxy app-down"]
+    assert gslb.variants(opts({"haproxy": "off"}))[-1] == ("gslb ttl 1 +8s cache", 1, 8.0)
     assert (gslb.variant_duration(opts({"quick": True}), 5, 0)
             == gslb.variant_duration(opts({}), 5, 0) - 2)
-    assert gslb.variants(opts({"ttls": [2, 7], "cache_extra": 0.0}))[-1] == (
-        "gslb ttl 2 +0s cache", 2, 0.0)
+    assert gslb.variants(opts({"ttls": [2, 7], "cache_extra": 0.0, "haproxy": "off"}))[-1] \
+        == ("gslb ttl 2 +0s cache", 2, 0.0)
 
 
 def test_compare_designs_honours_the_dci_overrides():
@@ -217,7 +218,7 @@ def test_analyse_and_plot_rebuild_an_old_run_folder_from_its_files(tmp_path):
     (tmp_path / "platform.json").write_text(json.dumps({"accelerator": "tcg"}))
     proc = run_cli("analyse", str(tmp_path))
     assert proc.returncode == 3, proc.stderr
-    assert "never reached a live site" in proc.stdout and "verdict: FAILED" in proc.stdout
+    assert "never reached a live server" in proc.stdout and "verdict: FAILED" in proc.stdout
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert [v["failover_s"] for v in metrics["variants"]] == [0.5, 0.5, None]
     for name in ("gslb.png", "summary.txt", "report.html"):
@@ -226,7 +227,7 @@ def test_analyse_and_plot_rebuild_an_old_run_folder_from_its_files(tmp_path):
     (tmp_path / "summary.txt").unlink()
     proc = run_cli("plot", str(tmp_path))
     assert proc.returncode == 0 and str(tmp_path / "summary.txt") in proc.stdout
-    assert "never reached a live site" in (tmp_path / "summary.txt").read_text()
+    assert "never reached a live server" in (tmp_path / "summary.txt").read_text()
     (tmp_path / "anycast" / "variant.json").unlink()
     proc = run_cli("analyse", str(tmp_path))
     assert proc.returncode == 1 and proc.stderr.count("\n") == 1

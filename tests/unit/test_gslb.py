@@ -31,7 +31,8 @@ def test_failover_counts_from_the_fault_to_the_first_live_answer():
     attempts += [[3.0 + t / 10, "10.1.0.11", ""] for t in range(25)]
     attempts += [[5.5 + t / 10, "10.2.0.11", "dc2-srv1"] for t in range(10)]
     result = gslb.failover(attempts, 3.0, {"dc1-srv1", "dc1-srv2"})
-    assert result == {"hit": True, "failover_s": 2.5, "failed_attempts": 25}
+    assert result == {"hit": True, "failover_s": 2.5, "failed_attempts": 25,
+                      "latency_ms_before": None, "latency_ms_after": None}   # none timed
     other = gslb.failover([[t / 10, "x", "dc2-srv1"] for t in range(60)], 3.0, {"dc1-srv1"})
     assert other["hit"] is False and other["failed_attempts"] == 0
 
@@ -80,6 +81,62 @@ def test_gslb_metrics_come_from_the_raw_files_alone(tmp_path):
     assert cached["failover_s"] is None
     (tmp_path / "metrics.json").write_text(json.dumps(metrics))
     summary = experiment.summarize(tmp_path)
-    assert summary.problems == ["variant gslb ttl 1 +8s cache: the clients dc1 served never "
-                                "reached a live site"]
+    assert summary.problems == ["variant gslb ttl 1 +8s cache: the clients the fault hit "
+                                "never reached a live server"]
     assert "never" in summary.text and "0.50" in summary.text
+
+
+def test_request_times_before_and_once_served_again_show_the_trombone():
+    # served locally in 1.2 ms; the fault; 3 failures; then across the DCI in 5.3 ms (the
+    # first answer after the failover waited for the check: left out)
+    attempts = [[t / 10, "vip", "dc1-srv1", 1.2] for t in range(30)]
+    attempts += [[3.0 + t / 10, "vip", "", None] for t in range(3)]
+    attempts += [[3.3, "vip", "dc2-srv1", 90.0]]
+    attempts += [[3.4 + t / 10, "vip", "dc2-srv1", 5.3] for t in range(20)]
+    result = gslb.failover(attempts, 3.0, {"dc1-srv1"})
+    assert result["failover_s"] == 0.3 and result["failed_attempts"] == 3
+    assert result["latency_ms_before"] == 1.2 and result["latency_ms_after"] == 5.3
+
+
+def test_dci_rates_before_and_after_the_fault():
+    from experiments import gslb as experiment
+    assert experiment.dci_rates([(0.0, 0), (3.0, 30_000), (13.0, 1_100_000)]) == (80.0, 856.0)
+    assert experiment.dci_rates(None) == (None, None)
+    assert experiment.dci_rates([(0.0, 0), (0.0, 10), (1.0, 20)]) == (None, 0.1)
+
+
+def test_haproxy_prefers_its_sites_servers_and_keeps_the_others_as_backup():
+    from lab.emulation import loadbalancers
+    from lab.model.topology import load_topology
+    text = loadbalancers.haproxy_config(80, [("dc1-srv1", "10.1.0.11")],
+                                        [("dc2-srv1", "10.2.0.11")], "/x/dc1.sock")
+    assert "    bind :80" in text and "    mode http" in text and "http-reuse always" in text
+    assert "    server dc1-srv1 10.1.0.11:8080 check\n" in text
+    assert "    server dc2-srv1 10.2.0.11:8080 check backup\n" in text
+    assert f"inter {loadbalancers.CHECK_INTER_MS}ms fall 2 rise 2" in text
+    plan = loadbalancers.plan(load_topology("two-region"))
+    assert plan == {"dc1": ("dc1-srv2", ["dc1-srv1"]), "dc2": ("dc2-srv2", ["dc2-srv1"])}
+
+
+def test_the_haproxy_variants_fail_the_whole_site_or_only_its_app_servers():
+    from experiments import gslb as experiment
+    from lab.model.topology import load_topology
+    topo = load_topology("two-region")
+    opts = experiment.GslbOptions()
+    labels = [label for label, _, _ in experiment.variants(opts)]
+    assert labels[-2:] == ["haproxy", "haproxy app-down"]
+    assert "haproxy" not in [l for l, _, _ in experiment.variants(
+        experiment.GslbOptions(haproxy="off"))]
+    assert [str(f) for f in experiment.faults_of("haproxy app-down", topo)] == \
+        ["server-down dc1-srv1"]
+    assert [str(f) for f in experiment.faults_of("haproxy", topo)] == ["power-off dc1"]
+    assert experiment.lb_topology(topo).services[0].servers == ("dc1-srv2", "dc2-srv2")
+
+
+def test_the_trombone_should_add_the_remote_rtt_minus_the_local_one():
+    from experiments import gslb as experiment
+    site_of = {"dc1-srv1": "dc1", "dc2-srv1": "dc2", "dc2-srv3": "dc2"}
+    rtts = {"dc1-srv1": 0.8, "dc2-srv1": 4.9, "dc2-srv3": None}
+    assert experiment.trombone_ms(rtts, site_of, {"dc1-srv1"}) == 4.1
+    assert experiment.trombone_ms(rtts, site_of, {"dc1-srv1", "dc2-srv1"}) is None   # none left
+    assert experiment.trombone_ms(None, site_of, set()) is None
