@@ -6,7 +6,7 @@
 #
 #     bash tests/vm/run.sh [debian12|debian13] [--smoke] [-- COMMAND...]
 #
-#   (nothing)   the selection: dual-active --quick and the controller, firewall-remedy,
+#   (nothing)   the selection: dual-active --quick and the controller, firewall-remedy, QoS,
 #               teardown and interrupt tests, on the kernel path and then on the userspace
 #               path in the same boot
 #   --smoke     dual-active --quick on the kernel path, then on the userspace path (CI)

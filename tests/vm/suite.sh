@@ -65,7 +65,8 @@ if [ "${ACTIVELAB_ACCEL:-}" = tcg ]; then
   say "paced for QEMU TCG: kernel path ${PACE[*]}; userspace path ${USER_PACE[*]}"
 fi
 TESTS=(tests/emulation/test_controller.py tests/emulation/test_firewall_remedies.py
-       tests/emulation/test_teardown.py)
+       tests/emulation/test_teardown.py
+       "tests/emulation/test_dci_qos.py::test_hosts_mark_by_port_and_the_dci_classes_what_they_marked")
 PATHS=${ACTIVELAB_VM_PATHS:-kernel user}
 for path in $PATHS; do
   case "$path" in kernel|user) ;; *) echo "error: ACTIVELAB_VM_PATHS: unknown path '$path'; use kernel and/or user" >&2; exit 1 ;; esac
