@@ -245,6 +245,9 @@ def one_phase(lab, ctx, phase, folder):
     write_json(folder / "phase.json", {
         "phase": phase, "t0": t0, "duration": opts.phase_s, "rate": opts.probe_rate,
         "qos": phase != "qos-off", "link": link.name, "bw": lab.bws.get(link.name, link.bw),
+        "guaranteed_mbit": {c.name: round(c.rate_on(lab.bws.get(link.name, link.bw)), 3)
+                            for c in topo.qos.classes}
+        if topo.qos is not None and phase != "qos-off" else {},
         "streams": [{"stream": s.stream, "class": s.name, "dscp": s.dscp}
                     for s in probes.streams],
         "summaries": {str(k): v for k, v in summaries.items()},
@@ -380,12 +383,14 @@ def analyse_phase(folder):
             "sent": st.sent, "received": st.received,
             "throughput_mbit": round(8 * PROBE_FRAME_BYTES * st.received / raw["duration"]
                                      / 1e6, 4),
-            "dci_mbit": rates.get(s["class"]), "dci_drops": drops.get(s["class"])}
+            "dci_mbit": rates.get(s["class"]), "dci_drops": drops.get(s["class"]),
+            "guaranteed_mbit": (raw.get("guaranteed_mbit") or {}).get(s["class"])}
     bulk = bulk_report(folder / "bulk.json")
     classes["bulk"] = {"dscp": None, "p50_ms": None, "p99_ms": None, "loss_pct": None,
                        "throughput_mbit": bulk["mbit"] if bulk else None,
                        "retransmits": bulk["retransmits"] if bulk else None,
-                       "dci_mbit": rates.get("bulk"), "dci_drops": drops.get("bulk")}
+                       "dci_mbit": rates.get("bulk"), "dci_drops": drops.get("bulk"),
+                       "guaranteed_mbit": (raw.get("guaranteed_mbit") or {}).get("bulk")}
     commits = read_commits(folder / "commits.json")
     replicated = sorted(commits.get("replicated", []))
     local = sorted(commits.get("local", []))
@@ -526,10 +531,14 @@ def summarize(run_dir):
             for name, c in v["classes"].items():
                 rows.append((phase, name, _fmt(c["p50_ms"]), _fmt(c["p99_ms"]),
                              _fmt(c["loss_pct"]), _fmt(c["throughput_mbit"]),
-                             _fmt(c.get("dci_mbit"))))
-        text.append("per class (probes dc1 -> dc2 across the DCI; bulk: the backup copy):")
+                             _fmt(c.get("guaranteed_mbit")), _fmt(c.get("dci_mbit")),
+                             _fmt(c.get("dci_drops"))))
+        text.append("per class (probes dc1 -> dc2 across the DCI; bulk: the backup copy; at "
+                    "dc1's DCI egress: the class's guaranteed rate, what it sent, what its "
+                    "queue dropped):")
         text.append(format_table(["phase", "class", "p50 ms", "p99 ms", "loss %",
-                                  "throughput Mbit/s", "DCI class Mbit/s"], rows))
+                                  "throughput Mbit/s", "guaranteed Mbit/s",
+                                  "DCI class Mbit/s", "queue drops"], rows))
         text.append(format_table(
             ["phase", "sync commit p50 ms", "sync commit p99 ms", "BFD flaps",
              "false failovers", "bulk Mbit/s"],

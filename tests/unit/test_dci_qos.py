@@ -35,6 +35,7 @@ def write_phase(folder, phase, delay_ms=5.0, extra_ms=None, lost=0, flaps=(0, 0)
     (folder / "phase.json").write_text(json.dumps({
         "phase": phase, "t0": T0, "duration": duration, "rate": rate, "qos": phase != "qos-off",
         "link": "dci-a", "bw": 50.0, "streams": streams, "summaries": summaries,
+        "guaranteed_mbit": {"control": 2.5, "bulk": 20.0} if phase != "qos-off" else {},
         "flaps_before": {"dc1-eth4": 1, "dc2-eth4": 1},
         "flaps_after": {"dc1-eth4": 1 + flaps[0], "dc2-eth4": 1 + flaps[1]},
         "dci_port_downs": downs,
@@ -63,6 +64,9 @@ def test_a_phase_gives_per_class_latency_loss_and_throughput(tmp_path):
     assert control["dci_mbit"] == pytest.approx(0.1)               # 50 kB in 4 s
     assert got["classes"]["bulk"]["throughput_mbit"] == 45.0
     assert got["classes"]["bulk"]["dci_mbit"] == pytest.approx(40.0)
+    assert got["classes"]["bulk"]["dci_drops"] == 3
+    assert control["guaranteed_mbit"] == 2.5 and got["classes"]["client"]["guaranteed_mbit"] \
+        is None
     assert got["bfd_flaps"] == 3 and got["false_failovers"] == 1
     assert got["commit_ms_p50"] == pytest.approx(10.75, abs=0.01) and got["commits"] == 50
 
@@ -161,6 +165,7 @@ def test_protected_classes_within_a_millisecond_pass_and_more_fails(tmp_path):
     summary = dci_qos.summarize(run)
     assert summary.ok, summary.problems              # client may wait: it is not protected
     assert "qos-off" in summary.text and "BFD flaps" in summary.text
+    assert "guaranteed Mbit/s" in summary.text
     paths = dci_qos.plot(run)
     assert [p.name for p in paths] == ["dci_qos.png"] and paths[0].stat().st_size > 10_000
 
