@@ -12,6 +12,7 @@ from pathlib import Path
 from experiments import designs
 from lab.analysis import plots
 from lab.experiment import Summary
+from lab.model.topology import MAX_SITES
 from lab.cli.options import bounded, name_list
 from lab.analysis.results import write_json
 
@@ -38,8 +39,8 @@ def add_arguments(parser):
                         default=None, metavar="LIST",
                         help=f"designs to run (default {','.join(designs.DESIGNS)})")
     default = CompareOptions.default
-    parser.add_argument("--sites", type=bounded(int, 2, 8), default=None, metavar="N",
-                        help=f"sites of the multi-active design, 2 to 8 (default "
+    parser.add_argument("--sites", type=bounded(int, 2, MAX_SITES), default=None, metavar="N",
+                        help=f"sites of the multi-active design, 2 to {MAX_SITES} (default "
                              f"{default('sites')})")
     parser.add_argument("--layout", choices=("mesh", "ring"), default=None,
                         help=f"the multi-active design's DCI links (default {default('layout')})")

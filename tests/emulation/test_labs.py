@@ -23,8 +23,8 @@ def lab_commands(path):
     return [shlex.split(c.strip()) for c in found]
 
 
-def test_there_are_seven_labs_each_with_goal_setup_steps_observations_and_questions():
-    assert len(LABS) == 7
+def test_there_are_eight_labs_each_with_goal_setup_steps_observations_and_questions():
+    assert len(LABS) == 8
     for lab in LABS:
         text = lab.read_text()
         for part in ("**Goal.**", "**Setup.**", "**Steps", "**What to observe.**", "**Questions.**"):
@@ -67,3 +67,24 @@ def test_lab3_end_to_end_both_modes_compared_and_graded(tmp_path):
         assert (run / "report.html").exists()
     graded = run_lab("check", "lab3", "--results", str(tmp_path))
     assert graded.returncode == 0 and "lab3: done" in graded.stdout
+
+
+def test_lab8_end_to_end_the_student_turns_qos_on_and_check_grades_the_run(tmp_path):
+    start = REPO / "docs" / "labs" / "files" / "lab8-dci.yaml"
+    mine = tmp_path / "my-dci.yaml"
+    mine.write_text(start.read_text())
+    results = tmp_path / "results"
+    check = run_lab("check", "lab8", "--file", str(mine), "--results", str(results))
+    assert check.returncode != 0 and "no QoS enabled" in check.stdout + check.stderr
+    mine.write_text(start.read_text() + "qos:\n"
+                    "  control: {share: 5, priority: 0}\n"
+                    "  replication: {share: 30, priority: 1}\n"
+                    "  client: {share: 25, priority: 2}\n"
+                    "  bulk: {share: 40, priority: 3}\n")
+    check = run_lab("check", "lab8", "--file", str(mine), "--results", str(results))
+    assert check.returncode != 0 and "no finished dci-qos run" in check.stdout + check.stderr
+    run = run_lab("dci-qos", "--topology", str(mine), "--quick", "--parts", "qos",
+                  "--out", str(results), timeout=300)
+    assert run.returncode == 0, run.stdout + run.stderr
+    check = run_lab("check", "lab8", "--file", str(mine), "--results", str(results))
+    assert check.returncode == 0, check.stdout + check.stderr

@@ -109,3 +109,10 @@ def test_backup_coverage_names_the_pairs_without_a_loop_free_alternate():
     assert mesh["covered"] == mesh["pairs"] == 12
     status = build(load_topology("dual-active"), "protection").logic.status()
     assert status["backup_coverage"]["pairs"] == 2
+
+
+def test_more_sites_than_the_generator_builds_is_one_line():
+    from lab.errors import TopologyError
+    from lab.model.topology import MAX_SITES
+    with pytest.raises(TopologyError, match=f"use 2 to {MAX_SITES} sites"):
+        multi_active(MAX_SITES + 1, "ring")
