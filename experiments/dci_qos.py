@@ -24,7 +24,6 @@ primary's WAL per second); the knee is the lowest rate whose commit p99 stays wi
 KNEE_FACTOR of the widest rate's with every write acknowledged at the offered rate.
 """
 
-import dataclasses
 import json
 import re
 import signal
@@ -38,7 +37,6 @@ from lab.analysis import datametrics, plots
 from lab.analysis.metrics import stream_stats
 from lab.analysis.results import format_table, write_json
 from lab.cli.options import bounded, int_list, name_list
-from lab import sh
 from lab.emulation import traffic
 from lab.emulation.controller import GATEWAY_MAC, intent_for
 from lab.emulation.network import go
@@ -154,20 +152,9 @@ def phases(topo):
     return PHASES if topo.qos is not None else PHASES[:2]
 
 
-def dci_intfs(lab):
-    link = dci_link(lab.topo)
-    return {end: lab.topo.port_to(end, link.name).intf for end in link.ends}
-
-
 def bfd_flaps(lab):
-    """OVS's BFD flap_count per DCI interface (both ends), now."""
-    out = {}
-    for end, intf in dci_intfs(lab).items():
-        text = sh.run(["ovs-vsctl", "--timeout=5", "get", "Interface", intf, "bfd_status"],
-                      check=False).stdout
-        match = re.search(r'flap_count="?(\d+)', text)
-        out[intf] = int(match.group(1)) if match else 0
-    return out
+    """OVS's BFD flap_count per interface of the DCI link (both ends), now."""
+    return lab.bfd_flap_counts([dci_link(lab.topo).name])
 
 
 def dci_port_downs(log_text, topo):

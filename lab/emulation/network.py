@@ -15,6 +15,7 @@ run's Ledger before it is created (see lab/emulation/state.py).
 import contextlib
 import dataclasses
 import os
+import re
 import select
 import signal
 import subprocess
@@ -360,6 +361,19 @@ class LabNetwork:
             return
         for host in self.topo.hosts:
             self.node_run(host.name, ["nft", "-f", "-"], stdin=ruleset)
+
+    def bfd_flap_counts(self, links):
+        """OVS's BFD `flap_count` on both switch ports of each link, now: {interface: n}
+        (0 where BFD is off or has not flapped)."""
+        out = {}
+        for name in links:
+            for end in self.topo.link(name).ends:
+                intf = self.topo.port_to(end, name).intf
+                text = sh.run(["ovs-vsctl", "--timeout=5", "get", "Interface", intf,
+                               "bfd_status"], check=False).stdout
+                match = re.search(r'flap_count="?(\d+)', text)
+                out[intf] = int(match.group(1)) if match else 0
+        return out
 
     def qos_stats(self):
         """Bytes and packets sent and dropped per QoS class on every DCI egress, now:
