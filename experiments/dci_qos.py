@@ -332,19 +332,14 @@ def latency_stats(rows):
             round(datametrics.percentile(values, 99), 3))
 
 
-def class_rates(stats, seconds, end, key="bytes"):
-    """{class: Mbit/s} the DCI egress at `end` sent per class between two tc readings
-    (key="drops": the packets each class's queue dropped meanwhile)."""
-    if not stats or not stats.get("before") or not seconds:
+def class_deltas(stats, end, key):
+    """{class: growth of `key` (bytes, drops)} at the DCI egress of switch `end` between the
+    phase's two tc readings ({} without them)."""
+    if not stats or not stats.get("before") or not stats.get("after"):
         return {}
-    link = next(iter(stats["after"]), None)
-    if link is None:
-        return {}
+    link = next(iter(stats["after"]))
     after, before = stats["after"][link].get(end, {}), stats["before"][link].get(end, {})
-    delta = {name: after[name][key] - before.get(name, {}).get(key, 0) for name in after}
-    if key != "bytes":
-        return delta
-    return {name: round(8 * d / seconds / 1e6, 3) for name, d in delta.items()}
+    return {name: after[name][key] - before.get(name, {}).get(key, 0) for name in after}
 
 
 def analyse_phase(folder):
@@ -357,8 +352,10 @@ def analyse_phase(folder):
     stats = raw.get("class_stats") or {}
     if stats.get("after"):
         link_end = next(iter(next(iter(stats["after"].values()))), None)
-    rates = class_rates(stats, stats.get("seconds"), link_end) if link_end else {}
-    drops = class_rates(stats, stats.get("seconds"), link_end, "drops") if link_end else {}
+    seconds = stats.get("seconds")
+    sent = class_deltas(stats, link_end, "bytes") if link_end and seconds else {}
+    rates = {name: round(8 * b / seconds / 1e6, 3) for name, b in sent.items()}
+    drops = class_deltas(stats, link_end, "drops") if link_end else {}
     classes = {}
     for s in raw["streams"]:
         mine = [r for r in rows if r[0] == s["stream"]]

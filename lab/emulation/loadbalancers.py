@@ -95,8 +95,6 @@ class LoadBalancers:
         self.log_dir = Path(run_dir) / "haproxy"
         self.procs = {}           # site -> Popen
         self.apps = {}            # app server -> Popen
-        self.configs = {}         # site -> config path
-        self.sockets = {}         # site -> stats socket path
 
     def start(self, port):
         """The app servers (HTTP, BACKEND_PORT) and an HAProxy per site on `port`; waits
@@ -127,7 +125,6 @@ class LoadBalancers:
             log = self.log_dir / f"{site}.log"
             self.procs[site] = lab.popen(lb, haproxy_argv(config), f"haproxy {site} on {lb}",
                                          stdout=log, stderr=log)
-            self.configs[site], self.sockets[site] = config, sock
         for site, (lb, _) in sites.items():
             try:
                 traffic.wait_listening(lab, lb, port, timeout=10)
