@@ -18,7 +18,7 @@ from os_ken.lib import hub
 from os_ken.ofproto import ofproto_v1_3
 
 from controllers.intent import Intent
-from controllers.logic import ControllerLogic
+from controllers.logic import BATCH_MAX_S, ControllerLogic
 from controllers.ofmsg import CONTROLLER, TABLE, Flow, Group, PacketOut
 
 LOG = logging.getLogger("activelab")
@@ -37,6 +37,7 @@ class ActiveLabController(app_manager.OSKenApp):
         self.logic = ControllerLogic(self.intent)
         self.datapaths = {}
         self.reactions = []
+        self.pending = []          # events whose routes wait for the batch (see settle)
         self.started = time.time()
         self.last_status = None
         LOG.info("intent: mode %s, %d switches, %d links, %d services", self.intent.mode,
@@ -53,16 +54,42 @@ class ActiveLabController(app_manager.OSKenApp):
             dp.send_msg(self.translate(dp, msg))
         return len(msgs)
 
+    def batch(self):
+        """Before a decision: defer route work while more events wait behind this one (see
+        ControllerLogic.sync); a burst is then handled by one computation."""
+        self.logic.batching = not self.events.empty()
+
     def react(self, event, details, msgs, t_event):
-        """Send and, for events that change forwarding, record how long the reaction took."""
+        """Send and, for events that change forwarding, record how long the reaction took
+        (an event whose route changes were deferred is recorded when its batch is sent)."""
+        self.logic.batching = False
         count = self.send(msgs)
-        if count and event:
-            t_done = time.time()
-            reaction = dict(details, event=event, t_event=t_event, t_done=t_done,
-                            ms=round((t_done - t_event) * 1000, 3), messages=count)
-            self.reactions = (self.reactions + [reaction])[-MAX_REACTIONS:]
-            LOG.info("reaction %s %s: %d messages in %.3f ms", event, details, count,
-                     reaction["ms"])
+        if event and self.logic.owed():
+            self.pending.append((event, details, t_event))
+        elif count and event:
+            self.record(event, details, t_event, count)
+        self.settle()
+
+    def settle(self, force=False):
+        """Send the route changes deferred for a burst: when no event waits any more, or when
+        the first deferred one has waited BATCH_MAX_S (a stream of packet-ins cannot hold
+        them back)."""
+        if not self.logic.owed():
+            return
+        if not (force or self.events.empty()
+                or time.time() - self.logic.owed_since >= BATCH_MAX_S):
+            return
+        count = self.send(self.logic.flush())
+        pending, self.pending = self.pending, []
+        for event, details, t_event in pending:
+            self.record(event, details, t_event, count)
+
+    def record(self, event, details, t_event, count):
+        t_done = time.time()
+        reaction = dict(details, event=event, t_event=t_event, t_done=t_done,
+                        ms=round((t_done - t_event) * 1000, 3), messages=count)
+        self.reactions = (self.reactions + [reaction])[-MAX_REACTIONS:]
+        LOG.info("reaction %s %s: %d messages in %.3f ms", event, details, count, reaction["ms"])
 
     def actions(self, dp, actions):
         ofp, parser = dp.ofproto, dp.ofproto_parser
@@ -136,10 +163,12 @@ class ActiveLabController(app_manager.OSKenApp):
             self.datapaths[dp.id] = dp
             ports = {no: self.live(dp, p) for no, p in dp.ports.items() if no <= dp.ofproto.OFPP_MAX}
             LOG.info("switch %016x connected, ports %s", dp.id, sorted(ports))
-            self.send(self.logic.switch_connected(dp.id, ports, now))
+            self.batch()
+            self.react(None, {}, self.logic.switch_connected(dp.id, ports, now), now)
         elif dp.id in self.datapaths:
             LOG.info("switch %016x disconnected", dp.id)
             del self.datapaths[dp.id]
+            self.batch()
             self.react("switch_down", {"dpid": dp.id}, self.logic.switch_disconnected(dp.id, now), now)
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
@@ -152,6 +181,7 @@ class ActiveLabController(app_manager.OSKenApp):
         live = msg.reason != dp.ofproto.OFPPR_DELETE and self.live(dp, port)
         LOG.info("port %016x:%d %s (state %#x)", dp.id, port.port_no, "live" if live else "down",
                  port.state)
+        self.batch()
         self.react(f"port_{'up' if live else 'down'}", {"dpid": dp.id, "port": port.port_no},
                    self.logic.port_changed(dp.id, port.port_no, live, now), now)
 
@@ -161,6 +191,7 @@ class ActiveLabController(app_manager.OSKenApp):
         msg = ev.msg
         in_port = msg.match["in_port"]
         hosts_before = {ip: (h.dpid, h.port) for ip, h in self.logic.hosts.items()}
+        self.batch()
         msgs = self.logic.packet_in(msg.datapath.id, in_port, msg.data, now)
         moved = [ip for ip, h in self.logic.hosts.items()
                  if ip in hosts_before and hosts_before[ip] != (h.dpid, h.port)]
@@ -178,7 +209,8 @@ class ActiveLabController(app_manager.OSKenApp):
         if msg.reason != msg.datapath.ofproto.OFPRR_IDLE_TIMEOUT:
             return
         match = {k: v for k, v in msg.match.items()}
-        self.send(self.logic.flow_removed(msg.datapath.id, match))
+        self.batch()
+        self.react(None, {}, self.logic.flow_removed(msg.datapath.id, match), time.time())
 
     # -------------------------------------------------------------------------- timer
 
@@ -197,6 +229,7 @@ class ActiveLabController(app_manager.OSKenApp):
                 LOG.info("server %s %s", name, "healthy" if up else "failed health checks")
             self.react("server_down" if any(v is False for v in changed.values()) else None,
                        {"servers": sorted(changed)}, msgs, now)
+            self.settle(force=True)
             self.write_status()
             hub.sleep(TICK)
 

@@ -27,6 +27,7 @@ from controllers.ofmsg import CONTROLLER, T_CLASSIFY, T_FORWARD, T_ROUTE, Flow, 
 
 ETH_IP, ETH_ARP, ETH_LLDP = 0x0800, 0x0806, 0x88CC
 GLEAN_INTERVAL = 1.0           # seconds between ARP searches for the same unknown address
+BATCH_MAX_S = 0.02             # the longest a change of the facts waits for the events behind it
 
 P_LLDP, P_ARP, P_ROUTED, P_TRANSIT = 1000, 900, 100, 50
 P_VIP, P_GATEWAY, P_SESSION, P_HOST, P_GLEAN = 2000, 1500, 1200, 1000, 10
@@ -59,6 +60,8 @@ class ControllerLogic:
         self.now = 0.0             # the time of the event being handled
         self.glean_sent = {}       # ip -> time of the last ARP search
         self.last_lldp = None
+        self.batching = False      # set by the adapter while more events are queued (see sync)
+        self.owed_since = None     # when a deferred sync was first asked for (see flush)
         self.checker = HealthChecker(intent)
         self.health = self.checker.servers       # name -> ServerHealth
         self.vips = VipManager(intent, self)
@@ -90,6 +93,7 @@ class ControllerLogic:
         return msgs + self.sync()
 
     def switch_disconnected(self, dpid, now):
+        self.now = now
         self.ports.pop(dpid, None)
         self.peer = {a: b for a, b in self.peer.items() if a[0] != dpid and b[0] != dpid}
         self.installed = {k: f for k, f in self.installed.items() if f.dpid != dpid}
@@ -225,7 +229,28 @@ class ControllerLogic:
         return flows, groups
 
     def sync(self):
-        """Messages that turn what is installed into what is desired (groups before flows)."""
+        """Messages that turn what is installed into what is desired (groups before flows).
+
+        While the adapter says more events are queued (`batching`), the work is deferred, for
+        at most BATCH_MAX_S: a burst of events (a site's ports going down together, LLDP at
+        start) costs one computation and one set of changes, not one per event. The adapter
+        collects what is owed with flush()."""
+        if self.batching and (self.owed_since is None or self.now - self.owed_since < BATCH_MAX_S):
+            if self.owed_since is None:
+                self.owed_since = self.now
+            return []
+        return self.sync_now()
+
+    def owed(self):
+        """Whether a deferred sync is still owed (since `owed_since`)."""
+        return self.owed_since is not None
+
+    def flush(self):
+        """The messages a deferred sync owes (none when nothing is owed)."""
+        return self.sync_now() if self.owed() else []
+
+    def sync_now(self):
+        self.owed_since = None
         flows, groups = self.desired()
         msgs = self.vips.unpin_unreachable()
         for key, buckets in sorted(groups.items()):

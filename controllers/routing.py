@@ -118,30 +118,40 @@ def hot_potato_hop(view, graph, src, dst):
 def routes(view):
     """{(switch, destination switch): (primary port, backup port or None)} for a view.
 
-    The backup is a loop-free alternate: the neighbour it leads to must reach the
-    destination without coming back through this switch. Cached per view."""
+    Per destination, one shortest-path tree serves every source at once (the distances of
+    `distances`, client edges never transit). A switch's primary is the link on a shortest
+    path (ties: the cheaper link, then the neighbour's name, then the port); with hot-potato
+    routing the client-edge/site boundary is crossed first (hot_potato_hop). The backup is a
+    loop-free alternate: a link to a neighbour whose own shortest path to the destination
+    does not come back through this switch (dist(n, d) < dist(n, s) + dist(s, d)), the
+    cheapest such; None when there is none. Cached per view: computed once per change of
+    the live links, whatever number of events or packet-ins read it."""
     graph = view.graph
+    dist = {node: distances(view, node) for node in graph}
+    kinds, names = view.kinds, view.names
     table = {}
     for src in graph:
+        hops = sorted((data["weight"], names.get(n, str(n)), data["ends"][src], n, key)
+                      for n in graph[src] for key, data in graph[src][n].items())
         for dst in graph:
-            if src == dst:
+            if src == dst or dst not in dist[src]:
                 continue
-            sub = view.transit(src, dst)
-            first = hot_potato_hop(view, sub, src, dst) or first_hop(sub, src, dst)
-            if first is None:
+            usable = [h for h in hops if h[3] == dst or kinds.get(h[3]) != "edge"]
+            via = [(cost + dist[dst][n], name, port, n, key)
+                   for cost, name, port, n, key in usable if n in dist[dst]]
+            if not via:
                 continue
-            port, neighbour, key = first
-            reduced = nx.MultiGraph(sub)
-            reduced.remove_edge(src, neighbour, key=key)
-            backup = first_hop(reduced, src, dst)
-            backup_port = None
-            if backup is not None:
-                other = backup[1]
-                dist = nx.single_source_dijkstra_path_length(sub, other, weight="weight")
-                own = nx.dijkstra_path_length(sub, src, dst, weight="weight")
-                if other == dst or dist[dst] < dist[src] + own:
-                    backup_port = backup[0]
-            table[(src, dst)] = (port, backup_port)
+            hot = hot_potato_hop(view, graph, src, dst)
+            if hot is not None:
+                port, neighbour, key = hot
+            else:
+                _, _, port, neighbour, key = min(via, key=lambda v: (round(v[0], 9),) + v[1:3])
+            own = dist[dst][src]
+            alternates = [v for v in via if v[4] != key and (
+                v[3] == dst or dist[dst][v[3]] < dist[src][v[3]] + own - 1e-9)]
+            backup = min(alternates, key=lambda v: (round(v[0], 9),) + v[1:3]) \
+                if alternates else None
+            table[(src, dst)] = (port, backup[2] if backup else None)
     return table
 
 
