@@ -310,19 +310,41 @@ class LabNetwork:
         self.mark_traffic()
 
     def start_delaylines(self):
+        """One delay-line process per link, or shared ones beyond a few links
+        (shaping.delayline_groups): each opens its links' sockets in their own nodes."""
         logs = self.run_dir / "delayline"
-        for n, link in enumerate(self.delay_node_links()):
+        links = self.delay_node_links()
+        seeds = {link.name: self.seed + n for n, link in enumerate(links)}
+        procs = []
+        for group in shaping.delayline_groups(links):
             logs.mkdir(parents=True, exist_ok=True)
-            ia, ib = f"{link.name}-eth0", f"{link.name}-eth1"
-            self.node_run(link.name, ["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"])
-            for intf in (ia, ib):
-                self.node_run(link.name, ["ip", "link", "set", intf, "up"])
-            argv = shaping.delayline_argv(link, ia, ib, self.seed + n, logs / f"{link.name}.json",
-                                          logs / f"{link.name}.control")
-            self.delaylines[link.name] = self.start_agent(
-                link.name, argv, f"delay line {link.name}", log=logs / f"{link.name}.log",
-                wait=False)
-        self.wait_agents(list(self.delaylines.values()))   # 'ready': both sockets are open
+            specs = []
+            for link in group:
+                ia, ib = f"{link.name}-eth0", f"{link.name}-eth1"
+                self.node_run(link.name, ["sh", "-c", "sysctl -q -w net.ipv6.conf.all.disable_ipv6=1"
+                                          f" && ip link set {ia} up && ip link set {ib} up"])
+                netns = None if link is group[0] else f"/proc/{self.node_pid(link.name)}/ns/net"
+                specs.append(shaping.delayline_spec(link, ia, ib, seeds[link.name], netns))
+            name = group[0].name if len(group) == 1 else f"{group[0].name}+{len(group) - 1}"
+            proc = self.start_agent(group[0].name, shaping.delayline_argv(specs, logs),
+                                    f"delay line {name}", log=logs / f"{name}.log",
+                                    stdin=subprocess.PIPE, wait=False)
+            proc.log_name = f"{name}.log"
+            for link in group:
+                self.delaylines[link.name] = proc
+            procs.append(proc)
+        self.wait_agents(procs)                   # 'ready': every socket is open
+
+    def delayline_command(self, name, command):
+        """Tell link `name`'s delay line `command` (see lab/agents/delayline.py) and wait for its
+        answer: the change is in force when this returns."""
+        proc = self.delaylines[name]
+        proc.stdin.write(command + "\n")
+        proc.stdin.flush()
+        line = read_line(proc.stdout, probe.patience(5.0))
+        if line != command:
+            raise LabError(f"delay line of link {name} did not take {command!r} "
+                           f"(it said {line!r}): see {self.run_dir / 'delayline' / proc.log_name}")
 
     def shape_links(self, links=None):
         for link in links or self.topo.links:
@@ -395,14 +417,7 @@ class LabNetwork:
         """Change the one-way delay a link's delay element adds (both directions), at once."""
         link = self.topo.link(name)
         if name in self.delaylines:
-            control = self.run_dir / "delayline" / f"{name}.control"
-            control.write_text(f"{delay_ms:g}\n")
-            proc = self.delaylines[name]
-            proc.send_signal(signal.SIGHUP)
-            line = proc.stdout.readline().strip()
-            if not line.startswith("delay "):
-                raise LabError(f"delay line of link {name} did not take its new delay ({line!r}): "
-                               f"see {self.run_dir / 'delayline' / (name + '.log')}")
+            self.delayline_command(name, f"delay {name} {float(delay_ms):g}")
         elif self.platform.delay_method == "netem" and link.impaired:
             shaped = dataclasses.replace(link, delay_ms=delay_ms)
             for end in link.ends:

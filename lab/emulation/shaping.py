@@ -172,11 +172,28 @@ def offload_cmds(intf):
     return [["ethtool", "-K", intf, "tx", "off"]]
 
 
-def delayline_argv(link, intf_a, intf_b, seed, stats_path, control_path=None, python=None):
-    """The userspace delay line's command line for `link` between two interfaces."""
-    return delayline.line_argv(intf_a, intf_b, link.delay_ms, link.jitter_ms, link.loss,
-                               link.queue + in_flight_packets(link), seed, stats_path,
-                               control_path, python=python)
+LINE_PROCESSES_MAX = 8       # delay-line processes at most: beyond, links share them
+
+
+def delayline_groups(links):
+    """Links (with their delay-line node) divided among delay-line processes: one each while
+    there are at most LINE_PROCESSES_MAX (the links run in parallel, as before), else
+    LINE_PROCESSES_MAX even shares in link order (a 16-site mesh has 152 links; a process each
+    would cost ~3 GB of memory)."""
+    links = list(links)
+    count = min(len(links), LINE_PROCESSES_MAX)
+    return [links[i::count] for i in range(count)] if count else []
+
+
+def delayline_spec(link, intf_a, intf_b, seed, netns=None):
+    """One link's --link value for the userspace delay line."""
+    return delayline.link_spec(link.name, intf_a, intf_b, link.delay_ms, link.jitter_ms,
+                               link.loss, link.queue + in_flight_packets(link), seed, netns)
+
+
+def delayline_argv(specs, stats_dir, python=None):
+    """The command line of one delay-line process serving `specs` (delayline_spec values)."""
+    return delayline.line_argv(specs, stats_dir, python=python)
 
 
 def compensated_delay(delay_ms, compensation_ms):

@@ -1,8 +1,8 @@
 import pytest
 
-from lab.emulation.shaping import (class_stats, classes_on, delayline_argv, egress_cmds,
-                                   element_cmds, in_flight_packets, marking_ruleset, netem_args,
-                                   offload_cmds)
+from lab.emulation.shaping import (class_stats, classes_on, delayline_argv, delayline_groups,
+                                   delayline_spec, egress_cmds, element_cmds, in_flight_packets,
+                                   marking_ruleset, netem_args, offload_cmds)
 from lab.model.topology import Link, parse_topology
 
 
@@ -64,12 +64,22 @@ def test_in_flight_packets_grows_with_rate_and_delay():
 
 
 def test_delayline_argv_carries_the_link_parameters():
-    argv = delayline_argv(link(jitter_ms=0.5, loss=1.0), "a0", "a1", 7, "/tmp/s.json", python="py")
+    spec = delayline_spec(link(jitter_ms=0.5, loss=1.0), "a0", "a1", 7)
+    argv = delayline_argv([spec, delayline_spec(link(), "b0", "b1", 8, "/proc/9/ns/net")],
+                          "/tmp/d", python="py")
     assert argv[:3] == ["py", "-m", "lab.agents.delayline"]
-    opts = dict(zip(argv[3::2], argv[4::2]))
-    assert opts == {"--a": "a0", "--b": "a1", "--delay-ms": "2", "--jitter-ms": "0.5",
-                    "--loss": "1", "--limit": str(100 + 21), "--seed": "7",
-                    "--stats": "/tmp/s.json"}
+    assert argv[3:] == ["--link", f"{link().name}:a0:a1:2:0.5:1:{100 + 21}:7",
+                        "--link", f"{link().name}:b0:b1:2:0:0:{100 + 17}:8:/proc/9/ns/net",
+                        "--stats-dir", "/tmp/d"]
+
+
+@pytest.mark.parametrize("count, sizes", [(0, []), (1, [1]), (4, [1, 1, 1, 1]), (8, [1] * 8),
+                                          (9, [2] + [1] * 7), (152, [19] * 8)])
+def test_links_get_their_own_delay_line_up_to_a_few_then_share_evenly(count, sizes):
+    links = [f"l{i}" for i in range(count)]
+    groups = delayline_groups(links)
+    assert [len(g) for g in groups] == sizes
+    assert sorted(sum(groups, [])) == sorted(links)            # every link once
 
 
 def test_offload_is_turned_off_for_transmit():
