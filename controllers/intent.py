@@ -7,6 +7,7 @@ line (``IntentError``). The controller discovers everything else (links by LLDP,
 ARP, failures by port status and BFD, server health by its own checks).
 """
 
+import functools
 import ipaddress
 import json
 from dataclasses import dataclass, fields
@@ -88,10 +89,11 @@ class Intent:
 
     def link_delay(self, end_a, end_b):
         """The configured delay of the link between two (dpid, port) ends, if declared."""
-        for link in self.links:
-            if {link.a, link.b} == {end_a, end_b}:
-                return link.delay_ms
-        return None
+        return self._delays.get(frozenset((end_a, end_b)))
+
+    @functools.cached_property
+    def _delays(self):
+        return {frozenset((link.a, link.b)): link.delay_ms for link in self.links}
 
     # ------------------------------------------------------------------- the JSON form
 

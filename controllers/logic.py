@@ -189,6 +189,10 @@ class ControllerLogic:
         switch = self.intent.switch_by_dpid(dpid)
         return switch.kind if switch else None
 
+    def reaches(self, a, b):
+        """Whether switch a reaches switch b over live links now (routing.reaches)."""
+        return routing.reaches(self.view(), a, b)
+
     def distances_from(self, dpid):
         """Path cost from a switch to every switch it can reach (edges not transit)."""
         return routing.distances(self.view(), dpid)
@@ -234,12 +238,16 @@ class ControllerLogic:
         While the adapter says more events are queued (`batching`), the work is deferred, for
         at most BATCH_MAX_S: a burst of events (a site's ports going down together, LLDP at
         start) costs one computation and one set of changes, not one per event. The adapter
-        collects what is owed with flush()."""
+        collects what is owed with flush(). Not deferred, ever: VIP flows whose server just
+        went out of reach move at once (a cheap reachability test per event), so a site
+        that loses power hands its clients over on the event that cut it off, not after the
+        batch's route computation."""
+        urgent = self.vips.unpin_unreachable()
         if self.batching and (self.owed_since is None or self.now - self.owed_since < BATCH_MAX_S):
             if self.owed_since is None:
                 self.owed_since = self.now
-            return []
-        return self.sync_now()
+            return urgent
+        return urgent + self.sync_now()
 
     def owed(self):
         """Whether a deferred sync is still owed (since `owed_since`)."""

@@ -129,29 +129,41 @@ def routes(view):
     graph = view.graph
     dist = {node: distances(view, node) for node in graph}
     kinds, names = view.kinds, view.names
+    inf = float("inf")
     table = {}
     for src in graph:
-        hops = sorted((data["weight"], names.get(n, str(n)), data["ends"][src], n, key)
+        # every link out of src as (neighbour's name, port, neighbour, link cost, key), in
+        # tie-break order; client edges are usable only as the destination itself
+        hops = sorted((names.get(n, str(n)), data["ends"][src], n, data["weight"], key)
                       for n in graph[src] for key, data in graph[src][n].items())
+        transit = [h for h in hops if kinds.get(h[2]) != "edge"]
+        dsrc = dist[src]
         for dst in graph:
-            if src == dst or dst not in dist[src]:
+            if src == dst or dst not in dsrc:
                 continue
-            usable = [h for h in hops if h[3] == dst or kinds.get(h[3]) != "edge"]
-            via = [(cost + dist[dst][n], name, port, n, key)
-                   for cost, name, port, n, key in usable if n in dist[dst]]
-            if not via:
+            ddst = dist[dst]
+            usable = transit if kinds.get(dst) != "edge" else transit + [
+                h for h in hops if h[2] == dst]
+            best = best_key = None
+            best_total = inf
+            for hop in usable:
+                d = ddst.get(hop[2])
+                if d is not None and hop[3] + d < best_total - 1e-9:
+                    best_total, best, best_key = hop[3] + d, hop[1], hop[4]
+            if best is None:
                 continue
             hot = hot_potato_hop(view, graph, src, dst)
             if hot is not None:
-                port, neighbour, key = hot
-            else:
-                _, _, port, neighbour, key = min(via, key=lambda v: (round(v[0], 9),) + v[1:3])
-            own = dist[dst][src]
-            alternates = [v for v in via if v[4] != key and (
-                v[3] == dst or dist[dst][v[3]] < dist[src][v[3]] + own - 1e-9)]
-            backup = min(alternates, key=lambda v: (round(v[0], 9),) + v[1:3]) \
-                if alternates else None
-            table[(src, dst)] = (port, backup[2] if backup else None)
+                best, _, best_key = hot
+            own = ddst[src]
+            backup, backup_total = None, inf
+            for _, port, n, cost, key in usable:
+                if key == best_key or n not in ddst:
+                    continue
+                if (n == dst or ddst[n] < dsrc[n] + own - 1e-9) \
+                        and cost + ddst[n] < backup_total - 1e-9:
+                    backup, backup_total = port, cost + ddst[n]
+            table[(src, dst)] = (best, backup)
     return table
 
 
@@ -162,6 +174,46 @@ def distances(view, src):
         return {}
     stubs = frozenset(d for d, kind in view.kinds.items() if kind == "edge")
     return path_costs([(a[0], b[0], cost) for a, b, cost in view.links], src, stubs)
+
+
+@functools.lru_cache(maxsize=128)
+def reach_labels(view):
+    """Who reaches whom, cheaply (one pass over the live links, no path costs): {switch:
+    frozenset of component labels}. Switches that are not client edges are joined by the live
+    links between them; a client edge (never transit) carries the labels of the components it
+    has a live link into. See reaches()."""
+    parent = {dpid: dpid for dpid, _, _ in view.switches}
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    kinds = view.kinds
+    for a, b, _ in view.links:
+        if kinds.get(a[0]) != "edge" and kinds.get(b[0]) != "edge":
+            parent[find(a[0])] = find(b[0])
+    labels = {d: {find(d)} for d in parent if kinds.get(d) != "edge"}
+    for d in parent:
+        if kinds.get(d) == "edge":
+            labels[d] = set()
+    for a, b, _ in view.links:
+        for edge, other in ((a[0], b[0]), (b[0], a[0])):
+            if kinds.get(edge) == "edge" and kinds.get(other) != "edge":
+                labels[edge].add(find(other))
+    return {d: frozenset(ls) for d, ls in labels.items()}
+
+
+def reaches(view, a, b):
+    """Whether switch a reaches switch b over live links (client edges never transit): what
+    distances(view, a) tells by containing b, at the cost of one pass per view."""
+    if a == b:
+        return a in view.kinds
+    labels = reach_labels(view)
+    if labels.get(a, frozenset()) & labels.get(b, frozenset()):
+        return True
+    return any({x[0], y[0]} == {a, b} for x, y, _ in view.links)       # two adjacent edges
 
 
 def backup_coverage(view):

@@ -46,6 +46,9 @@ class VipFacts(Protocol):
     def distances_from(self, dpid):     # {dpid: path cost from dpid}
         ...
 
+    def reaches(self, a, b):            # whether switch a reaches switch b over live links
+        ...
+
 
 class VipManager:
     def __init__(self, intent, facts):
@@ -207,12 +210,10 @@ class VipManager:
     def unpin_unreachable(self):
         """VIP flows whose server the ingress switch can no longer reach (a site lost all its
         links, e.g. powered off) choose again at once, without waiting for health checks."""
-        msgs, reach = [], {}
+        msgs = []
         for (dpid, items), server in self.pinned():
             host = self.facts.hosts.get(str(self.facts.health[server].ip))
-            if dpid not in reach:
-                reach[dpid] = self.facts.distances_from(dpid)
-            if host is None or host.dpid not in reach[dpid]:
+            if host is None or not self.facts.reaches(dpid, host.dpid):
                 msgs += self.repin((dpid, items), server)
         return msgs
 

@@ -5,7 +5,6 @@ drops everything, which process stops.
 """
 
 import dataclasses
-import signal
 import time
 
 from lab import sh
@@ -56,7 +55,7 @@ class FaultInjector:
         lab = self.lab
         link = lab.topo.link(name)
         if name in lab.delaylines:
-            lab.delaylines[name].send_signal(signal.SIGUSR1 if on else signal.SIGUSR2)
+            lab.delayline_command(name, f"gray {name} {'on' if on else 'off'}")
         elif lab.platform.delay_method == "netem":
             shaped = dataclasses.replace(link, loss=100.0) if on else link
             shaped = dataclasses.replace(shaped, delay_ms=lab.delays.get(name, link.delay_ms))
@@ -73,17 +72,26 @@ class FaultInjector:
         self.set_links(isolation_links(self.lab.topo, name), up=not isolated)
 
     def power_site(self, name, on):
-        """Power a site off or on: every port of its switch and every host interface in it."""
+        """Power a site off or on: every port of its switch, the far end of each of its links
+        (a neighbour loses carrier when the site's optics go dark, at once, as on a direct
+        link and as the kernel path's veth pairs show by themselves), and every host
+        interface in it."""
         lab = self.lab
         # one batch, links to other sites first, then to clients, then the hosts: a batch
         # takes ~1-2 ms per port, and what must not slip through in that spread is data
         # leaving for another site after the site is gone (a real power loss is one instant;
         # an acknowledgement racing out to a client a ms later is the smaller error)
-        ports = lab.topo.ports(name)
-        sites = {s.name for s in lab.topo.sites}
-        rank = {p.intf: (0 if p.peer_kind == "link" and set(lab.topo.link(p.peer).ends) <= sites
-                         else 1 if p.peer_kind == "link" else 2) for p in ports}
-        switch_side = (sorted((p.intf for p in ports), key=lambda i: rank[i])
+        topo = lab.topo
+        sites = {s.name for s in topo.sites}
+        ranked = []
+        for port in topo.ports(name):
+            if port.peer_kind != "link":
+                ranked.append((2, [port.intf]))
+                continue
+            link = topo.link(port.peer)
+            far = [topo.port_to(end, link.name).intf for end in link.ends if end != name]
+            ranked.append((0 if set(link.ends) <= sites else 1, [port.intf] + far))
+        switch_side = ([intf for _, intfs in sorted(ranked, key=lambda r: r[0]) for intf in intfs]
                        + [f"{name}-eth{number}" for number in lab.extra_ports.get(name, [])])
         if not on:                 # the power goes: every port of the site at once, first
             t = time.monotonic()

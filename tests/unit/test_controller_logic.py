@@ -452,7 +452,8 @@ def test_when_no_server_passes_its_checks_the_vip_fails_open(net):
 class OnlyVipFacts:
     """The controller logic as the VIP manager may see it: VipFacts and nothing else."""
 
-    ALLOWED = {"health", "hosts", "names", "ports", "peer", "now", "routes", "distances_from"}
+    ALLOWED = {"health", "hosts", "names", "ports", "peer", "now", "routes", "distances_from",
+               "reaches"}
 
     def __init__(self, logic):
         self._logic, self.read = logic, set()

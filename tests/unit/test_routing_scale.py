@@ -194,3 +194,48 @@ def test_a_deferred_change_is_sent_by_flush():
     msgs = net.logic.flush()
     assert msgs and not net.logic.owed()
 
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_reachability_agrees_with_path_costs_as_links_fail(seed):
+    rng = random.Random(seed)
+    view = random_view(seed)
+    links = list(view.links)
+    while links:
+        view = routing.View(view.switches, tuple(links))
+        nodes = [d for d, _, _ in view.switches]
+        for a, b in itertools.product(nodes, nodes):
+            assert routing.reaches(view, a, b) == (b in routing.distances(view, a)), (a, b)
+        links.pop(rng.randrange(len(links)))
+    assert not routing.reaches(view, 1, 2)            # control: nothing left, nothing reached
+
+
+def test_vip_flows_move_on_the_event_that_cuts_their_site_off_not_after_the_batch():
+    topo = multi_active(6, "mesh")
+    net = build(topo, "protection")
+    vip = topo.services[0].vip
+    client = topo.hosts_at("r1")[0].name
+    first = list(net.send_ip(client, vip, proto=17, sport=41000, dport=80))
+    assert first[0].startswith("dc1-")
+    # a power-off as the lab does it: both switch ends of every link of the site, at once
+    # (the neighbours lose carrier); then the controller hears one port event per end
+    ends = [end for link in topo.links if "dc1" in link.ends for end in net.link_ends[link.name]]
+    for dpid, port in ends:
+        net.switches[dpid].live[port] = False
+    net.logic.batching = True                     # more events are always queued: all deferred
+    moved_at = None
+    for i, (dpid, port) in enumerate(ends):
+        msgs = net.logic.port_changed(dpid, port, False, net.now)
+        net.send(msgs)
+        if any(getattr(m, "cookie", 0) and getattr(m, "table", None) == 1 for m in msgs):
+            moved_at = i
+    # the event that took dc1's last link (a link is live only while both ends are)
+    cut_at = max(min(ends.index(end) for end in net.link_ends[link.name])
+                 for link in topo.links if "dc1" in link.ends)
+    assert moved_at == cut_at < len(ends) - 1
+    assert net.logic.owed()                        # the routes are still owed to the batch
+    got = list(net.send_ip(client, vip, proto=17, sport=41000, dport=80))
+    assert got and not got[0].startswith("dc1-"), got   # the switches' backups carry it
+    net.logic.batching = False
+    net.send(net.logic.flush())
+    check_delivery(net, topo, {l.name for l in topo.dci_links if "dc1" in l.ends})
