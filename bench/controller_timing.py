@@ -73,7 +73,7 @@ def main():
                 ports = [topo.port_to(end, l.name).intf for l in topo.links for end in l.ends]
                 for interval in [int(x) for x in args.bfd.split(",")]:
                     for intf in ports:
-                        sh.run(bfd_cmd(intf, interval))
+                        sh.run(bfd_cmd([intf], interval))
                     time.sleep(2)
                     cpu_rows.append((interval, len(ports), f"{cpu_percent(vswitchd, args.cpu_seconds):.1f}",
                                      f"{cpu_percent(lab.emulation.controller.pid, args.cpu_seconds):.1f}"))

@@ -29,6 +29,7 @@ frames received from then on; the lab calibrates the emulation's own path cost o
 import argparse
 import collections
 import ctypes
+import fcntl
 import json
 import os
 import random
@@ -179,17 +180,39 @@ def setns(fd):
         raise OSError(err, os.strerror(err))
 
 
+SIOCGIFFLAGS, SIOCSIFFLAGS, IFF_UP = 0x8913, 0x8914, 0x1
+
+
+def bring_up(intf):
+    """Ready an interface of the link's node (in the namespace we are in now): no IPv6 on it
+    (its kernel side would send solicitations into the lab), then up. /proc/sys/net is the
+    namespace of whoever opens it."""
+    try:
+        with open(f"/proc/sys/net/ipv6/conf/{intf}/disable_ipv6", "w") as fh:
+            fh.write("1\n")
+    except FileNotFoundError:              # a kernel without IPv6: nothing to quiet
+        pass
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        req = struct.pack("16sh", intf.encode()[:15], 0)
+        flags = struct.unpack("16sh", fcntl.ioctl(sock, SIOCGIFFLAGS, req))[1]
+        fcntl.ioctl(sock, SIOCSIFFLAGS, struct.pack("16sh", intf.encode()[:15], flags | IFF_UP))
+
+
 def open_in(netns, intfs):
-    """Packet sockets on `intfs`, opened in network namespace `netns` (a path such as
-    /proc/PID/ns/net; None: our own). A socket stays in the namespace it was made in, so one
-    process serves links of many namespaces."""
+    """Bring `intfs` up and open packet sockets on them, in network namespace `netns` (a path
+    such as /proc/PID/ns/net; None: our own). A socket stays in the namespace it was made in,
+    so one process serves links of many namespaces."""
     if netns is None:
+        for intf in intfs:
+            bring_up(intf)
         return [open_socket(i) for i in intfs]
     home = os.open("/proc/self/ns/net", os.O_RDONLY)
     target = os.open(netns, os.O_RDONLY)
     try:
         setns(target)
         try:
+            for intf in intfs:
+                bring_up(intf)
             return [open_socket(i) for i in intfs]
         finally:
             setns(home)

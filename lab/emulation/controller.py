@@ -135,17 +135,25 @@ def wait_status(path, condition, what, timeout=20.0, proc=None):
                    f"(last status: {json.dumps(status)[:300]}); see {path.parent / 'controller.log'}")
 
 
-def bfd_cmd(intf, interval_ms):
-    """Enable BFD on a switch port: detection after 3 missed intervals (RFC 5880 multiplier)."""
-    return ["ovs-vsctl", "set", "interface", intf, "bfd:enable=true",
-            f"bfd:min_tx={interval_ms}", f"bfd:min_rx={interval_ms}", "bfd:decay_min_rx=0"]
+def bfd_cmd(intfs, interval_ms):
+    """Enable BFD on switch ports (one ovs-vsctl transaction for all): detection after 3
+    missed intervals (RFC 5880 multiplier)."""
+    argv = ["ovs-vsctl"]
+    for intf in intfs:
+        argv += ["--", "set", "interface", intf, "bfd:enable=true", f"bfd:min_tx={interval_ms}",
+                 f"bfd:min_rx={interval_ms}", "bfd:decay_min_rx=0"]
+    return argv
 
 
-def set_controller_cmd(bridge, port):
-    """Point a bridge at the controller on 127.0.0.1 (reconnect within 1 s, not OVS's 8 s)."""
-    return ["ovs-vsctl", "--", "--id=@c", "create", "Controller",
-            f"target=\"tcp:127.0.0.1:{port}\"", "max_backoff=1000",
-            "--", "set", "Bridge", bridge, "controller=@c"]
+def set_controller_cmd(bridges, port):
+    """Point bridges at the controller on 127.0.0.1 (reconnect within 1 s, not OVS's 8 s),
+    one Controller record each, in one ovs-vsctl transaction."""
+    argv = ["ovs-vsctl"]
+    for n, bridge in enumerate(bridges):
+        argv += ["--", f"--id=@c{n}", "create", "Controller",
+                 f"target=\"tcp:127.0.0.1:{port}\"", "max_backoff=1000",
+                 "--", "set", "Bridge", bridge, f"controller=@c{n}"]
+    return argv
 
 
 def all_up(topo, status):

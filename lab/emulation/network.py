@@ -301,12 +301,10 @@ class LabNetwork:
         """Quiet, correct hosts: no IPv6 chatter, checksums done in software for the userspace
         datapath, and on-link routes to the other subnets (one L2 fabric until a gateway exists)."""
         for host in self.topo.hosts:
-            self.node_run(host.name, ["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"])
-            if self.platform.datapath == "user":
-                for argv in shaping.offload_cmds(host.intf):
-                    self.node_run(host.name, argv)
-            for argv in self.host_routes(host.name):
-                self.node_run(host.name, argv)
+            self.node_run_all(host.name, [["sysctl", "-q", "-w", "net.ipv6.conf.all.disable_ipv6=1"]]
+                              + (shaping.offload_cmds(host.intf)
+                                 if self.platform.datapath == "user" else [])
+                              + self.host_routes(host.name))
         self.mark_traffic()
 
     def start_delaylines(self):
@@ -319,10 +317,8 @@ class LabNetwork:
         for group in shaping.delayline_groups(links):
             logs.mkdir(parents=True, exist_ok=True)
             specs = []
-            for link in group:
+            for link in group:                      # the line brings its interfaces up itself
                 ia, ib = f"{link.name}-eth0", f"{link.name}-eth1"
-                self.node_run(link.name, ["sh", "-c", "sysctl -q -w net.ipv6.conf.all.disable_ipv6=1"
-                                          f" && ip link set {ia} up && ip link set {ib} up"])
                 netns = None if link is group[0] else f"/proc/{self.node_pid(link.name)}/ns/net"
                 specs.append(shaping.delayline_spec(link, ia, ib, seeds[link.name], netns))
             name = group[0].name if len(group) == 1 else f"{group[0].name}+{len(group) - 1}"
@@ -347,6 +343,7 @@ class LabNetwork:
                            f"(it said {line!r}): see {self.run_dir / 'delayline' / proc.log_name}")
 
     def shape_links(self, links=None):
+        clear, build = [], []
         for link in links or self.topo.links:
             shaped = dataclasses.replace(link, bw=self.bws.get(link.name, link.bw))
             if self.platform.delay_method == "netem":   # else the delay is not in the qdisc
@@ -356,9 +353,10 @@ class LabNetwork:
                 intf = self.topo.port_to(end, link.name).intf
                 first, *rest = shaping.egress_cmds(intf, shaped, self.platform.delay_method,
                                                    self.qos)
-                sh.run(first, check=False)               # delete whatever qdisc was there
-                for argv in rest:
-                    sh.run(argv)
+                clear.append(first)                      # delete whatever qdisc was there
+                build += rest
+        sh.run_all(clear, check=False)
+        sh.run_all(build)
 
     def set_link_bw(self, name, bw):
         """Change a link's rate (HTB on both ends; QoS classes' shares scale with it) by
@@ -432,8 +430,7 @@ class LabNetwork:
         """Forward over a spanning tree that contains `prefer` (link names) where it can."""
         tree = fabric.spanning_tree(self.topo, prefer)
         for switch, flows in fabric.flows(self.topo, tree).items():
-            sh.run(["ovs-ofctl", "-O", "OpenFlow13", "del-flows", switch])
-            sh.run(["ovs-ofctl", "-O", "OpenFlow13", "add-flows", switch, "-"],
+            sh.run(["ovs-ofctl", "-O", "OpenFlow13", "replace-flows", switch, "-"],
                    stdin="\n".join(flows) + "\n")
             sh.run(["ovs-appctl", "fdb/flush", switch])
         self.tree = tree
@@ -453,11 +450,9 @@ class LabNetwork:
         """
         start = time.monotonic()
         port = self.controller.start(intent)
-        for link in self.topo.links:
-            for end in link.ends:
-                sh.run(controller.bfd_cmd(self.topo.port_to(end, link.name).intf, bfd_ms))
-        for switch in self.topo.switches:
-            sh.run(controller.set_controller_cmd(switch.name, port))
+        sh.run(controller.bfd_cmd([self.topo.port_to(end, link.name).intf
+                                   for link in self.topo.links for end in link.ends], bfd_ms))
+        sh.run(controller.set_controller_cmd([s.name for s in self.topo.switches], port))
         self.route_via_gateway()
         self.start_services(serving)
         self.controller.wait(lambda s: controller.all_up(self.topo, s),
@@ -477,11 +472,11 @@ class LabNetwork:
         self.via_gateway = True
         for host in self.topo.hosts:
             own = self.topo.switch(host.switch)
-            for subnet in (s.subnet for s in self.topo.switches if s.subnet != own.subnet):
-                self.node_run(host.name, ["ip", "route", "del", str(subnet)], check=False)
-            self.node_run(host.name, ["ip", "neigh", "flush", "dev", host.intf])
-            for argv in self.host_routes(host.name):
-                self.node_run(host.name, argv)
+            self.node_run_all(host.name, [["ip", "route", "del", str(s.subnet)]
+                                          for s in self.topo.switches if s.subnet != own.subnet],
+                              check=False)
+            self.node_run_all(host.name, [["ip", "neigh", "flush", "dev", host.intf]]
+                              + self.host_routes(host.name))
 
     def host_routes(self, name):
         """A host's routes beyond its own subnet, as argv (the kernel drops routes through an
@@ -626,6 +621,11 @@ class LabNetwork:
             return self.nodes[name].pid
         except KeyError:
             raise LabError(f"no node named {name} in topology {self.topo.name}") from None
+
+    def node_run_all(self, name, argvs, timeout=60, check=True):
+        """Run many commands inside node `name`'s namespace as one process (sh.run_all)."""
+        pid = self.node_pid(name)
+        return sh.run_all(argvs, timeout=timeout, check=check, wrap=lambda a: in_node(pid, a))
 
     def node_run(self, name, argv, timeout=30, check=True, stdin=None):
         """Run argv inside node `name`'s namespace and wait; returns CompletedProcess."""

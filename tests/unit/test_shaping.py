@@ -217,3 +217,23 @@ def test_class_stats_read_each_class_leaf_queue_and_count_a_missing_one_as_zero(
     assert stats["replication"] == {"bytes": 0, "packets": 0, "drops": 0}
     assert stats["bulk"] == {"bytes": 5, "packets": 1, "drops": 6}
     assert set(stats) == {"control", "replication", "client", "bulk"}
+
+
+def test_many_commands_run_as_one_script_with_ip_and_tc_batched(tmp_path):
+    from lab import sh
+    from lab.errors import LabError
+    text = sh.script([["sysctl", "-q", "-w", "x=1"], ["ip", "route", "replace", "10.1.0.0/24",
+                      "dev", "h1-eth0"], ["ip", "route", "replace", "10.2.0.0/24", "dev", "h1-eth0"],
+                      ["tc", "qdisc", "del", "dev", "x", "root"]])
+    assert text.count("ip -batch -") == 1 and "route replace 10.2.0.0/24 dev h1-eth0" in text
+    assert "tc qdisc del dev x root </dev/null" in text        # a single command: as it is
+    # really run: the first failure stops the script and is named, with its error
+    marker = tmp_path / "ran"
+    with pytest.raises(LabError, match=r"command failed: ip -batch \(2 commands.*Command failed -:2"):
+        sh.run_all([["true"], ["ip", "link", "show", "lo"], ["ip", "link", "show", "nosuch0"],
+                    ["touch", str(marker)]])
+    assert not marker.exists()
+    sh.run_all([["ip", "link", "show", "nosuch0"], ["touch", str(marker)]], check=False)
+    assert marker.exists()                                     # control: without check, all run
+    with pytest.raises(LabError, match="command failed: false"):
+        sh.run_all([["false"]])
