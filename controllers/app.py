@@ -81,7 +81,7 @@ class ActiveLabController(app_manager.OSKenApp):
             return
         count = self.send(self.logic.flush())
         pending, self.pending = self.pending, []
-        for event, details, t_event in pending:
+        for event, details, t_event in pending if count else ():
             self.record(event, details, t_event, count)
 
     def record(self, event, details, t_event, count):

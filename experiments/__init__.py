@@ -9,14 +9,14 @@ import json
 from pathlib import Path
 
 from experiments import (compare_designs, dci_qos, dual_active, firewall, gslb, multi_active,
-                         primary_backup, replication, split_brain, three_site)
+                         primary_backup, replication, scale, split_brain, three_site)
 from lab.errors import LabError
 from lab.experiment import Experiment
 
 EXPERIMENTS = {e.name: e for e in map(Experiment.from_module,
                                       (dual_active, firewall, primary_backup, three_site,
                                        multi_active, gslb, compare_designs, replication,
-                                       split_brain, dci_qos))}
+                                       split_brain, dci_qos, scale))}
 
 
 def of_run(run_dir):

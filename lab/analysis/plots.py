@@ -14,6 +14,8 @@ commit_latency.png  replicated commit latency against the RTT between sites, per
 split_brain.png  writes accepted per site through a partition and its heal, per variant
 rpo_rto.png    acknowledged writes lost (RPO) and time to the first write after (RTO), per
                data tier and fault
+scale.png      time to a verified lab, RTO of a site power-off and CPU against the number of
+               sites, mesh and ring (the scale benchmark)
 """
 
 import csv
@@ -484,6 +486,45 @@ def dci_bandwidth(metrics, out):
                         f"{steps[0]['payload_kb']} KB", fontsize=10)
     ax_lag.set_ylabel("ms (log)")
     ax_lag.set_title("how far the standby is behind", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def scale(cases, out, verified_target_s, rto_target_ms):
+    """The scale benchmark: time to up and verified, the RTO of a site power-off, and CPU
+    and memory, against the number of sites, one line per layout, the targets marked."""
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.8))
+    ax_up, ax_rto, ax_cpu = axes
+    layouts = sorted({c["layout"] for c in cases})
+    styles = {"mesh": "o-", "ring": "s--"}
+    for layout in layouts:
+        rows = sorted((c for c in cases if c["layout"] == layout or c["sites"] == 2),
+                      key=lambda c: c["sites"])
+        sites = [c["sites"] for c in rows]
+        style = styles.get(layout, "^-")
+        ax_up.plot(sites, [c["verified_s"] for c in rows], style, label=f"{layout}: verified")
+        ax_up.plot(sites, [c["up_s"] for c in rows], style, alpha=0.4, label=f"{layout}: built")
+        ax_rto.plot(sites, [c["rto_ms"] if c["rto_ms"] is not None else float("nan")
+                            for c in rows], style, label=layout)
+        ax_cpu.plot(sites, [100 * c["cpu"].get("controller", 0) for c in rows], style,
+                    color="tab:blue", label=f"{layout}: controller")
+        ax_cpu.plot(sites, [100 * c["cpu"].get("ovs-vswitchd", 0) for c in rows], style,
+                    color="tab:orange", label=f"{layout}: ovs-vswitchd")
+    ax_up.axhline(verified_target_s, color="tab:red", linestyle=":", label="target")
+    ax_rto.axhline(rto_target_ms, color="tab:red", linestyle=":", label="target")
+    ax_up.set_ylabel("seconds")
+    ax_up.set_title("time to a verified lab", fontsize=10)
+    ax_rto.set_ylabel("ms")
+    ax_rto.set_title("RTO of a site power-off (dc1)", fontsize=10)
+    ax_cpu.set_ylabel("% of one core")
+    ax_cpu.set_title("CPU during the traffic", fontsize=10)
+    for ax in axes:
+        ax.set_xlabel("active sites")
+        ax.set_xticks(sorted({c["sites"] for c in cases}))
+        ax.set_ylim(bottom=0)
+        ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
     plt.close(fig)

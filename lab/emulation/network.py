@@ -91,6 +91,15 @@ def tail_line(path):
     return next((l for l in reversed(lines) if l), "")
 
 
+def ovs_pids():
+    """{daemon: pid} of Open vSwitch's daemons (ovs-vswitchd, ovsdb-server), from their pid files."""
+    pids = {}
+    for daemon in ("ovs-vswitchd", "ovsdb-server"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            pids[daemon] = int((OVS_RUNDIR / f"{daemon}.pid").read_text().split()[0])
+    return pids
+
+
 def in_node(pid, argv):
     """argv run inside the network namespace of the node whose shell has `pid`."""
     return ["mnexec", "-a", str(pid)] + [str(a) for a in argv]
@@ -575,12 +584,20 @@ class LabNetwork:
         data = [node["proc"].pid for node in self.data.nodes.values() if node.get("proc")]
         data += [p["pid"] for p in map(state.pidfile_process, self.ledger.data.get("pidfiles", []))
                  if p]
-        ovs = []
-        for daemon in ("ovs-vswitchd", "ovsdb-server"):
-            with contextlib.suppress(OSError, ValueError):
-                ovs.append(int((OVS_RUNDIR / f"{daemon}.pid").read_text().split()[0]))
+        ovs = list(ovs_pids().values())
         return state.memory_mb({"data tier": data, "controller": [self.controller.pid],
                                 "open vswitch": ovs, "run, hosts and agents": [os.getpid()]})
+
+    def cpu_seconds(self):
+        """CPU time used so far (user + system, s) by the controller and by ovs-vswitchd:
+        {"controller": s, "ovs-vswitchd": s} (a part whose process is gone is left out)."""
+        pids = {"controller": self.controller.pid, "ovs-vswitchd": ovs_pids().get("ovs-vswitchd")}
+        out = {}
+        for part, pid in pids.items():
+            seconds = state.cpu_seconds(pid) if pid else None
+            if seconds is not None:
+                out[part] = seconds
+        return out
 
     def controller_status(self):
         return self.controller.status()

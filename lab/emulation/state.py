@@ -41,6 +41,18 @@ def proc_start_time(pid):
     return int(stat.rsplit(")", 1)[1].split()[19])
 
 
+def cpu_seconds(pid, stat=None):
+    """CPU time a process has used (user + system, seconds; None when it is gone). stat: the
+    text of /proc/PID/stat (read when not given)."""
+    if stat is None:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def process_table():
     """Every process now: {pid: (ppid, pgid, rss_kb)} from /proc (ones that vanish while
     being read are left out)."""
