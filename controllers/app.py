@@ -143,7 +143,14 @@ class ActiveLabController(app_manager.OSKenApp):
 
     @staticmethod
     def live(dp, port):
+        """What fast-failover watches: carrier, admin state and (where enabled) BFD."""
         return bool(port.state & dp.ofproto.OFPPS_LIVE) and not (
+            port.config & dp.ofproto.OFPPC_PORT_DOWN)
+
+    @staticmethod
+    def carrier(dp, port):
+        """The link itself: carrier and admin state, whatever BFD says."""
+        return not (port.state & dp.ofproto.OFPPS_LINK_DOWN) and not (
             port.config & dp.ofproto.OFPPC_PORT_DOWN)
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
@@ -162,9 +169,11 @@ class ActiveLabController(app_manager.OSKenApp):
         if ev.state == MAIN_DISPATCHER:
             self.datapaths[dp.id] = dp
             ports = {no: self.live(dp, p) for no, p in dp.ports.items() if no <= dp.ofproto.OFPP_MAX}
+            carriers = {no: self.carrier(dp, p) for no, p in dp.ports.items()
+                        if no <= dp.ofproto.OFPP_MAX}
             LOG.info("switch %016x connected, ports %s", dp.id, sorted(ports))
             self.batch()
-            self.react(None, {}, self.logic.switch_connected(dp.id, ports, now), now)
+            self.react(None, {}, self.logic.switch_connected(dp.id, ports, now, carriers), now)
         elif dp.id in self.datapaths:
             LOG.info("switch %016x disconnected", dp.id)
             del self.datapaths[dp.id]
@@ -179,11 +188,13 @@ class ActiveLabController(app_manager.OSKenApp):
         if port.port_no > dp.ofproto.OFPP_MAX:
             return
         live = msg.reason != dp.ofproto.OFPPR_DELETE and self.live(dp, port)
-        LOG.info("port %016x:%d %s (state %#x)", dp.id, port.port_no, "live" if live else "down",
-                 port.state)
+        carrier = msg.reason != dp.ofproto.OFPPR_DELETE and self.carrier(dp, port)
+        LOG.info("port %016x:%d %s (state %#x)", dp.id, port.port_no,
+                 "live" if live else "carrier, not live" if carrier else "down", port.state)
         self.batch()
-        self.react(f"port_{'up' if live else 'down'}", {"dpid": dp.id, "port": port.port_no},
-                   self.logic.port_changed(dp.id, port.port_no, live, now), now)
+        event = "port_up" if live else "port_carrier" if carrier else "port_down"
+        self.react(event, {"dpid": dp.id, "port": port.port_no},
+                   self.logic.port_changed(dp.id, port.port_no, live, now, carrier), now)
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
     def packet_in(self, ev):
@@ -191,12 +202,19 @@ class ActiveLabController(app_manager.OSKenApp):
         msg = ev.msg
         in_port = msg.match["in_port"]
         hosts_before = {ip: (h.dpid, h.port) for ip, h in self.logic.hosts.items()}
+        proven_before = self.logic.proven_now
         self.batch()
         msgs = self.logic.packet_in(msg.datapath.id, in_port, msg.data, now)
         moved = [ip for ip, h in self.logic.hosts.items()
                  if ip in hosts_before and hosts_before[ip] != (h.dpid, h.port)]
-        event = "host_moved" if moved else None
-        self.react(event, {"hosts": moved}, msgs, now)
+        proven = sorted(self.logic.proven_now - proven_before)
+        if moved:
+            self.react("host_moved", {"hosts": moved}, msgs, now)
+        elif proven:               # LLDP proved a link that came back before BFD did
+            self.react("link_proven", {"links": [[list(a), list(b)] for a, b in proven]}, msgs,
+                       now)
+        else:
+            self.react(None, {}, msgs, now)
         for ip in moved:
             h = self.logic.hosts[ip]
             LOG.info("host %s moved to %016x:%d", ip, h.dpid, h.port)

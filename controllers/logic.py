@@ -28,6 +28,7 @@ from controllers.ofmsg import CONTROLLER, T_CLASSIFY, T_FORWARD, T_ROUTE, Flow, 
 ETH_IP, ETH_ARP, ETH_LLDP = 0x0800, 0x0806, 0x88CC
 GLEAN_INTERVAL = 1.0           # seconds between ARP searches for the same unknown address
 BATCH_MAX_S = 0.02             # the longest a change of the facts waits for the events behind it
+PROOF_S = 1.5                  # how long LLDP across a link proves it (see proven)
 
 P_LLDP, P_ARP, P_ROUTED, P_TRANSIT = 1000, 900, 100, 50
 P_VIP, P_GATEWAY, P_SESSION, P_HOST, P_GLEAN = 2000, 1500, 1200, 1000, 10
@@ -60,6 +61,10 @@ class ControllerLogic:
         self.now = 0.0             # the time of the event being handled
         self.glean_sent = {}       # ip -> time of the last ARP search
         self.last_lldp = None
+        self.carrier = {}          # (dpid, port) -> time its carrier came up (absent: no carrier)
+        self.crossed = {}          # (from end, to end) -> when our LLDP sent then crossed the link
+        self.went_down = {}        # (dpid, port) -> when it last stopped being live
+        self.proven_now = frozenset()   # links in use on LLDP's proof alone (see proven)
         self.batching = False      # set by the adapter while more events are queued (see sync)
         self.owed_since = None     # when a deferred sync was first asked for (see flush)
         self.checker = HealthChecker(intent)
@@ -79,9 +84,12 @@ class ControllerLogic:
             logic.peer[(a, pa)], logic.peer[(b, pb)] = (b, pb), (a, pa)
         return logic
 
-    def switch_connected(self, dpid, ports, now):
-        """A switch (re)connected with {port: live}; its tables were just cleared."""
+    def switch_connected(self, dpid, ports, now, carriers=None):
+        """A switch (re)connected with {port: live} (and {port: carrier up}, default: the
+        same); its tables were just cleared."""
         self.ports[dpid] = dict(ports)
+        for port, up in (carriers if carriers is not None else ports).items():
+            self.set_carrier((dpid, port), up, now)
         self.installed = {k: f for k, f in self.installed.items() if f.dpid != dpid}
         self.groups = {k: b for k, b in self.groups.items() if k[0] != dpid}
         self.vips.forget_switch(dpid)
@@ -100,13 +108,52 @@ class ControllerLogic:
         self.groups = {k: b for k, b in self.groups.items() if k[0] != dpid}
         return self.sync()
 
-    def port_changed(self, dpid, port, live, now):
-        """A port's liveness changed (carrier, admin state or BFD)."""
+    def port_changed(self, dpid, port, live, now, carrier=None):
+        """A port's liveness (carrier, admin state and BFD: what fast-failover watches) or its
+        carrier alone changed (carrier None: the same as live).
+
+        A carrier that comes back while BFD is still down (BFD transmits at most once a second
+        while its session is down, RFC 5880 6.8.3, so it needs 1-2 s to come up) is probed at
+        once with LLDP from this end; see proven()."""
         self.now = now
-        if dpid not in self.ports or self.ports[dpid].get(port) == live:
+        if dpid not in self.ports:
             return []
+        carrier = live if carrier is None else carrier
+        came_back = carrier and (dpid, port) not in self.carrier
+        self.set_carrier((dpid, port), carrier, now)
+        if self.ports[dpid].get(port) == live and not came_back:
+            return []
+        if self.ports[dpid].get(port) and not live:
+            self.went_down[(dpid, port)] = now
         self.ports[dpid][port] = live
-        return self.sync()
+        probe = [] if live or not came_back else [
+            PacketOut(dpid, port, packets.lldp_frame(dpid, port, stamp=now))]
+        return probe + self.sync()
+
+    def set_carrier(self, end, up, now):
+        if not up:
+            self.carrier.pop(end, None)
+        elif end not in self.carrier:
+            self.carrier[end] = now
+
+    def proven(self, a, b):
+        """A link whose ends are not both live (BFD not up yet) but which LLDP proves: carrier
+        at both ends, and our LLDP sent after both carriers came up crossed it both ways
+        within PROOF_S. Such a link carries traffic at once (by plain outputs: fast-failover
+        would skip a port BFD calls down) until BFD comes up; a proof that is not renewed
+        (LLDP every lldp_interval) expires, so a link that goes gray meanwhile is dropped.
+        Only LLDP sent after the link last went down counts: a gray link (carrier up, BFD
+        down) is not proven by frames that crossed before it failed."""
+        if a not in self.carrier or b not in self.carrier:
+            return False
+        since = max(self.carrier[a], self.carrier[b], self.went_down.get(a, -1.0),
+                    self.went_down.get(b, -1.0))
+        return all(since <= self.crossed.get(way, -1.0) and self.now - self.crossed[way] <= PROOF_S
+                   for way in ((a, b), (b, a)))
+
+    def link_up(self, a, b):
+        """Whether routes may use the link between ends a and b: both live, or proven."""
+        return (self.live(a) and self.live(b)) or self.proven(a, b)
 
     def base_flows(self, dpid):
         to_ctl = (("output", CONTROLLER),)
@@ -151,8 +198,13 @@ class ControllerLogic:
         self.checker.heard(info.get("stamp"), now)
         if origin is None or origin == (dpid, port) or origin[0] not in self.ports:
             return []
+        sent = info.get("stamp")
+        self.crossed[(origin, (dpid, port))] = now if sent is None else sent
         if self.peer.get((dpid, port)) == origin and self.peer.get(origin) == (dpid, port):
-            return []
+            link = tuple(sorted((origin, (dpid, port))))
+            if self.proven(*link) and link not in self.proven_now:
+                return self.sync()              # a link that came back just proved itself
+            return self.answer_probe(origin, (dpid, port), now)
         for end in ((dpid, port), origin):          # a port has one peer: forget stale links
             old = self.peer.pop(end, None)
             if old is not None:
@@ -163,16 +215,31 @@ class ControllerLogic:
             del self.hosts[str(host.ip)]                # learned on what is really a link
         return self.sync()
 
+    def answer_probe(self, origin, here, now):
+        """LLDP crossed a link that is not live (BFD down) into `here`: when the other way has
+        not been shown since the link went down, send LLDP back at once (the far end may have
+        probed before this end had its carrier: the two ends' events come one by one)."""
+        if self.live(origin) and self.live(here):
+            return []
+        since = max(self.carrier.get(origin, now), self.carrier.get(here, now),
+                    self.went_down.get(origin, -1.0), self.went_down.get(here, -1.0))
+        if self.crossed.get((here, origin), -1.0) >= since:
+            return []
+        return [PacketOut(here[0], here[1], packets.lldp_frame(here[0], here[1], stamp=now))]
+
     def live(self, end):
         return self.ports.get(end[0], {}).get(end[1], False)
 
     def view(self):
         """The facts routes depend on (switches, live links and their cost, the policy), as a
         hashable routing.View: routes are computed once per distinct view (cached)."""
-        links = []
+        links, proven = [], set()
         for a, b in self.peer.items():
-            if a < b and self.live(a) and self.live(b):
+            if a < b and self.link_up(a, b):
                 links.append((a, b, routing.link_cost(self.intent.link_delay(a, b))))
+                if not (self.live(a) and self.live(b)):
+                    proven.add((a, b))
+        self.proven_now = frozenset(proven)
         switches = tuple(sorted((dpid, self.names.get(dpid, str(dpid)), self.kind(dpid))
                                 for dpid in self.ports))
         return routing.View(switches, tuple(sorted(links)),
@@ -208,6 +275,9 @@ class ControllerLogic:
         flows, groups = [], {}
         routes = self.routes()
         protection = self.intent.mode == "protection"
+        # ports of links in use on LLDP's proof alone: fast-failover would skip them (BFD is
+        # still down there), so routes through them are plain outputs until BFD comes up
+        unwatched = {end for link in self.proven_now for end in link}
         for host in self.hosts.values():
             route = {"eth_type": ETH_IP, "ipv4_dst": str(host.ip)}
             rewrite = (("set", "eth_src", self.gw_mac), ("set", "eth_dst", host.mac), ("dec_ttl",))
@@ -221,7 +291,7 @@ class ControllerLogic:
                 if hop is None:
                     continue
                 primary, backup = hop
-                if protection:
+                if protection and (dpid, primary) not in unwatched:
                     gid = self.group_id(host.dpid)
                     buckets = ((primary, (("output", primary),)),)
                     if backup is not None:
@@ -374,6 +444,8 @@ class ControllerLogic:
                 msgs += self.lldp_out(dpid, now)
         if self.checker.due(now, backlog):
             msgs += self.health_check(now)
+        if any(not self.proven(a, b) for a, b in self.proven_now):
+            msgs += self.sync()                 # a proof ran out (BFD did not come up)
         return msgs
 
     def flow_removed(self, dpid, match):

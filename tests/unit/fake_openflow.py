@@ -81,9 +81,15 @@ def matches(match, pkt, in_port):
 class FakeSwitch:
     def __init__(self, dpid, ports):
         self.dpid = dpid
-        self.live = {p: True for p in ports}
+        self.live = {p: True for p in ports}    # what fast-failover watches (carrier and BFD)
+        self.wire = {}           # port -> whether frames pass, where that differs from live
         self.flows = {}          # key -> Flow
         self.groups = {}
+
+    def passes(self, port):
+        """Whether frames cross this port: its wire state when set (a link healed while BFD
+        is down passes frames; a gray one does not), else its liveness."""
+        return self.wire.get(port, self.live.get(port, False))
 
     def apply(self, msg):
         if isinstance(msg, Group):
@@ -186,11 +192,11 @@ class FakeNetwork:
                 self.packet_ins.append((dpid, dict(pkt)))
                 msgs += self.logic.packet_in(dpid, self.in_port_of(pkt), to_bytes(pkt), self.now)
                 continue
-            if not self.switches[dpid].live.get(port, False):
+            if not self.switches[dpid].passes(port):
                 continue
             peer = self.links.get((dpid, port))
             if peer is not None:
-                if not self.switches[peer[0]].live.get(peer[1], False):
+                if not self.switches[peer[0]].passes(peer[1]):
                     continue
                 self.trail.append((dpid, port))
                 nxt = self.switches[peer[0]]
@@ -260,6 +266,33 @@ class FakeNetwork:
         for dpid, port in self.link_ends[name]:
             self.switches[dpid].live[port] = up
             self.send(self.logic.port_changed(dpid, port, up, self.now))
+
+    def heal_before_bfd(self, name):
+        """A cut link comes back: carrier at both ends, frames pass, but BFD is still down
+        (not live) as it is for 1-2 s after a repair; the logic hears carrier without live."""
+        for dpid, port in self.link_ends[name]:
+            self.switches[dpid].wire[port] = True
+        for dpid, port in self.link_ends[name]:
+            self.send(self.logic.port_changed(dpid, port, False, self.now, carrier=True))
+
+    def bfd_up(self, name):
+        """BFD comes up on a link's two ends: live again."""
+        for dpid, port in self.link_ends[name]:
+            self.switches[dpid].wire.pop(port, None)
+            self.switches[dpid].live[port] = True
+            self.send(self.logic.port_changed(dpid, port, True, self.now))
+
+    def gray_wire(self, name, on):
+        """Frames stop crossing a link (on) or cross again (off), its carrier up throughout;
+        BFD (live) is left as it is: bfd_down / bfd_up say when it notices."""
+        for dpid, port in self.link_ends[name]:
+            self.switches[dpid].wire[port] = not on
+
+    def bfd_down(self, name):
+        """BFD declares a link's ends down while their carrier stays up (a gray failure)."""
+        for dpid, port in self.link_ends[name]:
+            self.switches[dpid].live[port] = False
+            self.send(self.logic.port_changed(dpid, port, False, self.now, carrier=True))
 
     def gray(self, name, up):
         """A gray failure seen only by BFD: ports stay up until BFD marks them not live."""

@@ -478,3 +478,67 @@ def test_the_vip_manager_reads_only_the_facts_it_declares(net):
     assert {"health", "hosts", "distances_from", "ports", "now"} <= facts.read   # it did read
     with pytest.raises(AssertionError, match="'intent'"):                       # control
         facts.intent
+
+
+def test_a_healed_link_carries_traffic_before_bfd_comes_up():
+    """After a cut, BFD needs 1-2 s to come up (it sends at most once a second while down);
+    LLDP sent both ways as the carrier returns proves the link in milliseconds, and routes
+    use it by plain outputs (fast-failover would skip a port BFD calls down) until BFD is up."""
+    net = network("protection")
+    dc1, dc2 = net.topo.switch("dc1").dpid, net.topo.switch("dc2").dpid
+    net.set_link("dci-a", up=False)
+    net.send_ip("dc1-srv1", "10.2.0.11")
+    assert net.links_taken() == ["dci-b"]
+    net.now += 0.05
+    net.heal_before_bfd("dci-a")                  # carrier back: the controller probes at once
+    got = net.send_ip("dc1-srv1", "10.2.0.11")
+    assert list(got) == ["dc2-srv1"] and net.links_taken() == ["dci-a"]
+    port = net.logic.routes()[(dc1, dc2)][0]
+    plain = [f for f in net.switches[dc1].flows.values()
+             if f.table == 2 and f.actions == (("output", port),)]
+    assert plain                                   # not the group BFD would have skipped
+    net.now += 0.5
+    net.bfd_up("dci-a")                            # BFD up: fast-failover groups again
+    got = net.send_ip("dc1-srv1", "10.2.0.11")
+    assert list(got) == ["dc2-srv1"] and net.links_taken() == ["dci-a"]
+    assert not [f for f in net.switches[dc1].flows.values()
+                if f.table == 2 and f.actions == (("output", port),)]
+
+
+def test_without_the_lldp_proof_a_healed_link_waits_for_bfd():
+    """Control: LLDP that cannot cross (the link healed its carrier but drops frames) proves
+    nothing; traffic stays on the other link until BFD."""
+    net = network("protection")
+    net.set_link("dci-a", up=False)
+    net.now += 0.05
+    net.gray_wire("dci-a", on=True)               # frames do not cross
+    for dpid, port in net.link_ends["dci-a"]:
+        net.send(net.logic.port_changed(dpid, port, False, net.now, carrier=True))
+    net.tick(1.0)                                  # periodic LLDP: lost too
+    net.send_ip("dc1-srv1", "10.2.0.11")
+    assert net.links_taken() == ["dci-b"]
+
+
+def test_a_gray_link_is_not_proven_by_lldp_from_before_it_failed():
+    net = network("protection")
+    net.tick(1.0)                                  # LLDP has crossed dci-a, both ways
+    net.now += 0.2
+    net.gray_wire("dci-a", on=True)
+    net.now += 0.3
+    net.bfd_down("dci-a")                          # BFD notices; carrier stays up
+    net.send_ip("dc1-srv1", "10.2.0.11")
+    assert net.links_taken() == ["dci-b"]          # the old LLDP proves nothing
+
+
+def test_a_proof_that_is_not_renewed_runs_out():
+    net = network("protection")
+    net.set_link("dci-a", up=False)
+    net.now += 0.05
+    net.heal_before_bfd("dci-a")
+    net.send_ip("dc1-srv1", "10.2.0.11")
+    assert net.links_taken() == ["dci-a"]
+    net.gray_wire("dci-a", on=True)                # it fails again before BFD came up
+    net.tick(1.0)                                  # LLDP lost; the proof is 1 s old
+    net.tick(1.0)                                  # 2 s old: out of date
+    got = net.send_ip("dc1-srv1", "10.2.0.11")
+    assert list(got) == ["dc2-srv1"] and net.links_taken() == ["dci-b"]
