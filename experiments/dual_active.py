@@ -34,11 +34,13 @@ from lab.emulation.streams import IperfTimeline, ProbeSet
 NAME = "dual-active"
 TOPOLOGY = "dual-active"
 DESCRIPTION = "two active sites: fidelity, anycast gateway and VIPs, failover under faults"
-FAULTS = ("3s cut dci-a; 6s heal dci-a; 10s gray dci-a; 13s ungray dci-a; "
-          "17s power-off dc1; 21s power-on dc1")
-DURATION = 26.0
-QUICK_FAULTS = "2s cut dci-a; 4s heal dci-a; 7s gray dci-a; 9s ungray dci-a"
-QUICK_DURATION = 12.0
+# each fault gets 2-2.5 s: its outage, convergence and the link's repair (a healed link is in
+# use within ms, proven by LLDP; BFD is up 1-2 s later) fit with room to spare
+FAULTS = ("2s cut dci-a; 4s heal dci-a; 6.5s gray dci-a; 8.5s ungray dci-a; "
+          "11s power-off dc1; 13.5s power-on dc1")
+DURATION = 16.0
+QUICK_FAULTS = "1.5s cut dci-a; 3s heal dci-a; 5s gray dci-a; 7s ungray dci-a"
+QUICK_DURATION = 9.0
 GUARD_S = 0.02       # probes sent this close to the next fault may be caught by it in flight
 
 

@@ -68,7 +68,7 @@ def endpoints(topo, link):
                        "measure from; give every site servers and every edge clients") from None
 
 
-def measure_link(lab, link, pings=40, interval=0.02, seconds=3.0, run_dir=None):
+def measure_link(lab, link, pings=40, interval=0.005, seconds=3.0, run_dir=None):
     """Measure one link; returns (measurements, rtt samples as (seq, rtt_ms))."""
     topo = lab.topo
     tree = lab.use_links({link.name})

@@ -239,7 +239,7 @@ class LabNetwork:
             if knob.exists():
                 knob.write_text("1\n")
 
-    def calibrate_delays(self, pings=40, interval=0.01):
+    def calibrate_delays(self, pings=40, interval=0.005):
         """Take the emulation's own path cost off every link's delay element.
 
         Once per run: one link's delay element is set to CALIBRATION_MS, the round trip
@@ -589,14 +589,17 @@ class LabNetwork:
                                 "open vswitch": ovs, "run, hosts and agents": [os.getpid()]})
 
     def cpu_seconds(self):
-        """CPU time used so far (user + system, s) by the controller and by ovs-vswitchd:
-        {"controller": s, "ovs-vswitchd": s} (a part whose process is gone is left out)."""
-        pids = {"controller": self.controller.pid, "ovs-vswitchd": ovs_pids().get("ovs-vswitchd")}
+        """CPU time used so far (user + system, s) by the controller, by ovs-vswitchd and by
+        the userspace delay lines (all of them): {"controller": s, "ovs-vswitchd": s,
+        "delay lines": s} (a part whose processes are gone or absent is left out)."""
+        pids = {"controller": [self.controller.pid],
+                "ovs-vswitchd": [ovs_pids().get("ovs-vswitchd")],
+                "delay lines": sorted({p.pid for p in self.delaylines.values()})}
         out = {}
-        for part, pid in pids.items():
-            seconds = state.cpu_seconds(pid) if pid else None
-            if seconds is not None:
-                out[part] = seconds
+        for part, group in pids.items():
+            seconds = [state.cpu_seconds(pid) for pid in group if pid]
+            if seconds and None not in seconds:
+                out[part] = sum(seconds)
         return out
 
     def controller_status(self):
