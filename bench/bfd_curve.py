@@ -23,7 +23,7 @@ sys.path.insert(0, str(REPO))
 
 from lab.venv import ensure_venv  # noqa: E402  (stdlib only)
 
-CYCLE = 3.0           # seconds per gray failure and its repair
+CYCLE = 5.0           # seconds per gray failure (1.5 s) and its repair (BFD up again before the next)
 
 
 def idle_cpu(lab, seconds):
@@ -62,7 +62,7 @@ def one_interval(bfd_ms, args, topo, platform):
         faults = []
         for k in range(args.repeat):
             faults += [Fault(1 + k * CYCLE, "gray", "dci-a"),
-                       Fault(1 + k * CYCLE + CYCLE / 2, "ungray", "dci-a")]
+                       Fault(1 + k * CYCLE + 1.5, "ungray", "dci-a")]
         duration = 1 + args.repeat * CYCLE + 0.5
         probes = ProbeSet(lab, Path(tmp), GATEWAY_MAC, rate=1000)
         a, b = topo.hosts_at("dc1")[0], topo.hosts_at("dc2")[-1]
@@ -91,6 +91,10 @@ def one_interval(bfd_ms, args, topo, platform):
                 worst = max(worst, impact["outage_ms"] if impact["recovered"] else float("inf"))
             else:
                 other_lost += impact["lost"]
+                if impact["lost"] and args.verbose:
+                    print(f"  gray at {t - t0:.2f} s: {s.name} lost {impact['lost']}, outage "
+                          f"{impact['outage_ms']} ms, converged {impact['convergence_ms']} ms",
+                          flush=True)
         outages.append(worst)
     return cpu, baseline, sorted(outages), other_lost
 
@@ -106,6 +110,8 @@ def main():
                         help="BFD intervals, ms, comma-separated")
     parser.add_argument("--repeat", type=int, default=5, help="gray failures per interval")
     parser.add_argument("--idle-s", type=float, default=5.0, help="seconds of CPU sampling")
+    parser.add_argument("--verbose", action="store_true",
+                        help="say which streams off dci-a lost probes, and when")
     parser.add_argument("--no-baseline", dest="baseline", action="store_false",
                         help="skip the BFD-off CPU baseline")
     args = parser.parse_args()
@@ -117,6 +123,8 @@ def main():
     for bfd_ms in [int(x) for x in args.bfd_ms.split(",")]:
         cpu, baseline, outages, other_lost = one_interval(bfd_ms, args, topo, platform)
         p90 = outages[min(len(outages) - 1, int(0.9 * len(outages)))]
+        print(f"BFD {bfd_ms} ms: gray outages {', '.join(f'{o:.0f}' for o in outages)} ms",
+              flush=True)
 
         def pct(part, table):
             return f"{100 * table[part]:.1f}" if table and part in table else "-"

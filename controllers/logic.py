@@ -28,7 +28,8 @@ from controllers.ofmsg import CONTROLLER, T_CLASSIFY, T_FORWARD, T_ROUTE, Flow, 
 ETH_IP, ETH_ARP, ETH_LLDP = 0x0800, 0x0806, 0x88CC
 GLEAN_INTERVAL = 1.0           # seconds between ARP searches for the same unknown address
 BATCH_MAX_S = 0.02             # the longest a change of the facts waits for the events behind it
-PROOF_S = 1.5                  # how long LLDP across a link proves it (see proven)
+PROOF_S = 0.25                 # how long LLDP across a link proves it (see proven)
+PROBE_S = 0.05                 # LLDP on ports with carrier but without BFD, this often
 
 P_LLDP, P_ARP, P_ROUTED, P_TRANSIT = 1000, 900, 100, 50
 P_VIP, P_GATEWAY, P_SESSION, P_HOST, P_GLEAN = 2000, 1500, 1200, 1000, 10
@@ -64,6 +65,7 @@ class ControllerLogic:
         self.carrier = {}          # (dpid, port) -> time its carrier came up (absent: no carrier)
         self.crossed = {}          # (from end, to end) -> when our LLDP sent then crossed the link
         self.went_down = {}        # (dpid, port) -> when it last stopped being live
+        self.last_probe = -1.0     # when ports with carrier but no BFD were last probed
         self.proven_now = frozenset()   # links in use on LLDP's proof alone (see proven)
         self.batching = False      # set by the adapter while more events are queued (see sync)
         self.owed_since = None     # when a deferred sync was first asked for (see flush)
@@ -140,8 +142,10 @@ class ControllerLogic:
         """A link whose ends are not both live (BFD not up yet) but which LLDP proves: carrier
         at both ends, and our LLDP sent after both carriers came up crossed it both ways
         within PROOF_S. Such a link carries traffic at once (by plain outputs: fast-failover
-        would skip a port BFD calls down) until BFD comes up; a proof that is not renewed
-        (LLDP every lldp_interval) expires, so a link that goes gray meanwhile is dropped.
+        would skip a port BFD calls down) until BFD comes up. Ports with carrier but without
+        BFD are probed every PROBE_S (tick), so a proof is renewed while the link works and
+        runs out within PROOF_S when it goes gray before BFD is up: as fast as BFD would
+        have told.
         Only LLDP sent after the link last went down counts: a gray link (carrier up, BFD
         down) is not proven by frames that crossed before it failed."""
         if a not in self.carrier or b not in self.carrier:
@@ -444,8 +448,16 @@ class ControllerLogic:
                 msgs += self.lldp_out(dpid, now)
         if self.checker.due(now, backlog):
             msgs += self.health_check(now)
+        if now - self.last_probe >= PROBE_S:
+            self.last_probe = now
+            # both ends of every link with carrier but not live at both ends (BFD down at
+            # either): each end's LLDP renews one way of the proof
+            msgs += [PacketOut(d, p, packets.lldp_frame(d, p, stamp=now))
+                     for d, p in sorted(self.carrier) if (d, p) in self.peer
+                     and self.peer[(d, p)] in self.carrier
+                     and not (self.live((d, p)) and self.live(self.peer[(d, p)]))]
         if any(not self.proven(a, b) for a, b in self.proven_now):
-            msgs += self.sync()                 # a proof ran out (BFD did not come up)
+            msgs += self.sync()                 # a proof ran out: the link went gray again
         return msgs
 
     def flow_removed(self, dpid, match):

@@ -46,6 +46,7 @@ GUARD_S = 0.02       # probes sent this close to the next fault may be caught by
 
 @dataclass(frozen=True)
 class DualActiveOptions(Options):
+    bfd_ms: int = 30                   # detection in 90 ms at ~9% of a core (bench/bfd_curve.py)
     pings: int = 40                    # pings per link for the RTT check
     iperf_seconds: float = 2.0         # iperf3 seconds per link
     probe_rate: float = 1000.0         # probe packets per second per stream

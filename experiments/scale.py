@@ -52,6 +52,8 @@ RTO_TARGET_MS = 100.0
 
 @dataclass(frozen=True)
 class ScaleOptions(Options):
+    bfd_ms: int = 300                  # a power-off is seen by carrier; BFD (gray failures) at
+    #                                    16 sites is 304 endpoints: 100 ms would be 3000 pps
     sizes: tuple = (2, 4, 8, 16)       # sites per lab
     layouts: str = ",".join(LAYOUTS)
     probe_rate: float = 200.0          # probes per second per client stream

@@ -58,7 +58,7 @@ class OneLineParser(argparse.ArgumentParser):
         sys.exit(EXIT_ERROR)
 
 
-def add_controller_arguments(parser, offered=("mode", "vip_policy", "bfd_ms")):
+def add_controller_arguments(parser, offered=("mode", "vip_policy", "bfd_ms"), opts=Options):
     if "mode" in offered:
         parser.add_argument("--mode", choices=MODES, default=DEFAULT_MODE,
                             help="failover: protection (fast-failover groups, BFD) or "
@@ -69,9 +69,10 @@ def add_controller_arguments(parser, offered=("mode", "vip_policy", "bfd_ms")):
                                  "site until it fails)")
     if "bfd_ms" in offered:
         parser.add_argument("--bfd-ms", type=options.bounded(int, 10, 10000),
-                            default=Options.bfd_ms,
+                            default=None if opts is not Options else Options.bfd_ms,
                             metavar="MS", help="BFD transmit/receive interval on inter-switch "
-                                               "links, ms, 10 to 10000 (detection after 3 missed)")
+                                               "links, ms, 10 to 10000 (detection after 3 "
+                                               f"missed; default {opts.bfd_ms})")
 
 
 def build_parser():
@@ -145,7 +146,7 @@ def build_parser():
                          help="Open vSwitch datapath (auto: kernel when the module exists)")
         exp.add_argument("--delay-method", choices=("auto", "netem", "delayline"), default="auto",
                          help="delay/loss emulation (auto: netem when the kernel has it)")
-        add_controller_arguments(exp, offered)
+        add_controller_arguments(exp, offered, experiment.options or Options)
         experiment.add_arguments(exp)
     return parser
 
@@ -290,9 +291,11 @@ def cmd_experiment(args):
                        f"({exc.strerror}); choose a writable folder") from None
     log = Progress(T0)
     opts = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    parsed = experiment.options.parse(opts)
+    if opts.get("bfd_ms") is None and "bfd_ms" in opts:   # params.json records what ran
+        opts["bfd_ms"] = parsed.bfd_ms
     ctx = RunContext(experiment=experiment.name, topo=topo, platform=platform, run_dir=run_dir,
-                     opts=experiment.options.parse(opts),
-                     options=opts, log=log, seed=args.seed)
+                     opts=parsed, options=opts, log=log, seed=args.seed)
     try:
         write_json(run_dir / "params.json", {"experiment": experiment.name, "options": opts,
                                              "topology": topo.to_dict()})

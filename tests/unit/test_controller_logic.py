@@ -542,3 +542,19 @@ def test_a_proof_that_is_not_renewed_runs_out():
     net.tick(1.0)                                  # 2 s old: out of date
     got = net.send_ip("dc1-srv1", "10.2.0.11")
     assert list(got) == ["dc2-srv1"] and net.links_taken() == ["dci-b"]
+
+
+def test_a_proof_is_renewed_both_ways_while_bfd_is_up_at_one_end_only():
+    """BFD comes up at one end before the other: the link stays in use, proven by LLDP from
+    both ends (the end already live keeps probing too)."""
+    net = network("protection")
+    net.set_link("dci-a", up=False)
+    net.now += 0.05
+    net.heal_before_bfd("dci-a")
+    (dpid, port), _ = net.link_ends["dci-a"]
+    net.switches[dpid].live[port] = True           # BFD up at dc1's end only
+    net.send(net.logic.port_changed(dpid, port, True, net.now))
+    for _ in range(10):                            # 0.5 s of the controller's 50 ms timer
+        net.tick(0.05)
+    net.send_ip("dc1-srv1", "10.2.0.11")
+    assert net.links_taken() == ["dci-a"]
