@@ -221,8 +221,17 @@ def one_remedy(ctx, remedy, n, control=False):
         log(f"[{remedy}]   established {count(asym, lambda s: s['established'])}/"
             f"{count(asym, lambda s: True)}")
 
+        def table(fw, when):
+            """What a firewall's connection tracking holds (TCP) and its counters, into the
+            run folder: the sessions the second firewall knows when it takes over."""
+            listing = lab.node_run(fw, ["conntrack", "-L", "-p", "tcp"], check=False)
+            stats = lab.node_run(fw, ["conntrack", "-S"], check=False)
+            (run_dir / f"conntrack-{fw}-{when}.txt").write_text(
+                listing.stdout + listing.stderr + "\n# conntrack -S\n" + stats.stdout)
+
         def fail_over():
             time.sleep(1.0)
+            table(fw2, "at-cut")
             raw["cut_t"] = time.time()
             lab.faults.set_link(link1.name, up=False)
             log(f"[{remedy}]   cut {link1.name}: sessions must continue through {fw2}")
@@ -231,6 +240,7 @@ def one_remedy(ctx, remedy, n, control=False):
             f"then {link1.name} fails")
         listeners = listen_new(lab, {fw2: run_dir / f"conntrack-events-{fw2}-failover.txt"})
         fail = run_sessions(lab, run_dir, "failover", near.ip.ip, n, 5.0, during=fail_over)
+        table(fw2, "after-failover")
         for proc in listeners:
             lab.stop_process(proc)
         log(f"[{remedy}]   survived {count(fail, lambda s: s['established'] and not s['died'])}/"
