@@ -305,12 +305,10 @@ def record_data(lab, folder, name, t0, t_fault, t_promote, fault_site, log):
         "site_of": {h.name: h.switch for h in topo.hosts}})
 
 
-def analyse_design(run_dir):
-    """One design's metrics from its folder's raw files alone (design.json, probes.csv,
-    streams.json, the senders' summaries and the session reports): pure."""
-    run_dir = Path(run_dir)
-    raw = json.loads((run_dir / "design.json").read_text())
-    topo = raw["topology"]
+def read_yardstick(run_dir, topo):
+    """A yardstick folder's raw probe files (streams.json, probes/tx-N.json, probes.csv) and
+    the shape of its topology (topo: its to_dict()): (shape, streams, summaries, rows), what
+    design_metrics takes."""
     shape = SimpleNamespace(
         hosts=[SimpleNamespace(name=h["name"], switch=h["switch"]) for h in topo["hosts"]],
         sites=[SimpleNamespace(name=s["name"]) for s in topo["switches"] if s["kind"] == "site"])
@@ -320,6 +318,16 @@ def analyse_design(run_dir):
     with open(run_dir / "probes.csv", newline="") as fh:
         rows = [(int(r["stream"]), int(r["seq"]), float(r["sent"]), float(r["received"]),
                  r["host"]) for r in csv.DictReader(fh)]
+    return shape, streams, summaries, rows
+
+
+def analyse_design(run_dir):
+    """One design's metrics from its folder's raw files alone (design.json, probes.csv,
+    streams.json, the senders' summaries and the session reports): pure."""
+    run_dir = Path(run_dir)
+    raw = json.loads((run_dir / "design.json").read_text())
+    topo = raw["topology"]
+    shape, streams, summaries, rows = read_yardstick(run_dir, topo)
     reports = [json.loads((run_dir / name).read_text()) for name in raw["sessions"]]
     result = design_metrics(shape, rows, streams, reports, raw["t0"], raw["t_fault"],
                             raw["t_end"], raw["fault_site"], raw["dci_mbit"], summaries)

@@ -20,15 +20,13 @@ reported beside each row; a row fails the run only when something did not work (
 not verified, or a client stream never recovered).
 """
 
-import csv
 import dataclasses
 import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 
-from experiments.designs import design_metrics
+from experiments.designs import design_metrics, read_yardstick
 from lab.analysis import plots
 from lab.analysis.results import format_table, write_csv, write_json
 from lab.cli.options import bounded, int_list, name_list
@@ -174,16 +172,7 @@ def analyse_case(folder):
     the senders' summaries): pure."""
     folder = Path(folder)
     raw = json.loads((folder / "case.json").read_text())
-    topo = raw["topology"]
-    shape = SimpleNamespace(
-        hosts=[SimpleNamespace(name=h["name"], switch=h["switch"]) for h in topo["hosts"]],
-        sites=[SimpleNamespace(name=s["name"]) for s in topo["switches"] if s["kind"] == "site"])
-    streams = [SimpleNamespace(**s) for s in json.loads((folder / "streams.json").read_text())]
-    summaries = {s.stream: json.loads((folder / "probes" / f"tx-{s.stream}.json").read_text())
-                 for s in streams}
-    with open(folder / "probes.csv", newline="") as fh:
-        rows = [(int(r["stream"]), int(r["seq"]), float(r["sent"]), float(r["received"]),
-                 r["host"]) for r in csv.DictReader(fh)]
+    shape, streams, summaries, rows = read_yardstick(folder, raw["topology"])
     impact = design_metrics(shape, rows, streams, [], raw["t0"], raw["t_fault"], raw["t_end"],
                             raw["fault_site"], 0.0, summaries)
     keep = ("sites", "layout", "switches", "links", "hosts", "up_s", "ready_s", "verified_s",
