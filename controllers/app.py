@@ -192,8 +192,7 @@ class ActiveLabController(app_manager.OSKenApp):
         LOG.info("port %016x:%d %s (state %#x)", dp.id, port.port_no,
                  "live" if live else "carrier, not live" if carrier else "down", port.state)
         self.batch()
-        event = "port_up" if live else "port_carrier" if carrier else "port_down"
-        self.react(event, {"dpid": dp.id, "port": port.port_no},
+        self.react("port_up" if live else "port_down", {"dpid": dp.id, "port": port.port_no},
                    self.logic.port_changed(dp.id, port.port_no, live, now, carrier), now)
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
