@@ -108,8 +108,9 @@ def lab_process():
 def lab_leftovers(topology="dual-active", run_dir=None):
     """Everything of a topology's lab still on the machine: bridges, root-namespace interfaces,
     host and link-node shells, processes naming the run folder or the lab's scratch space
-    (databases, HAProxy: their files live there), and the state file."""
-    topo = load_topology(topology)
+    (databases, HAProxy: their files live there), and the state file. topology: a shipped
+    topology's name, or a Topology (a generated one)."""
+    topo = load_topology(topology) if isinstance(topology, str) else topology
     left = [f"bridge {s.name}" for s in topo.switches if state.bridge_exists(s.name)]
     names = [p.intf for s in topo.switches for p in topo.ports(s.name)]
     names += [s.name for s in topo.switches]
