@@ -82,7 +82,7 @@ def add_arguments(parser):
 
 
 def validate(opts, topo):
-    if opts.fault_at >= opts.duration - 1:
+    if opts.fault_at > opts.duration - 1:
         raise LabError(f"--duration {opts.duration:g}: give the power-off at "
                        f"{opts.fault_at:g} s at least 1 s of traffic after it")
 
