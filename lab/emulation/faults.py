@@ -72,10 +72,11 @@ class FaultInjector:
         self.set_links(isolation_links(self.lab.topo, name), up=not isolated)
 
     def power_site(self, name, on):
-        """Power a site off or on: every port of its switch, the far end of each of its links
-        (a neighbour loses carrier when the site's optics go dark, at once, as on a direct
-        link and as the kernel path's veth pairs show by themselves), and every host
-        interface in it."""
+        """Power a site off or on: every port of its switch, every host interface in it, and
+        the far end of each of its links: a neighbour loses carrier when the light stops
+        arriving, one propagation delay (the link's delay) after the site went dark, so what
+        was already on the wire still arrives (as on a real link; the kernel path's veths
+        would drop the carrier at once)."""
         lab = self.lab
         # one batch, links to other sites first, then to clients, then the hosts: a batch
         # takes ~1-2 ms per port, and what must not slip through in that spread is data
@@ -83,25 +84,30 @@ class FaultInjector:
         # an acknowledgement racing out to a client a ms later is the smaller error)
         topo = lab.topo
         sites = {s.name for s in topo.sites}
-        ranked = []
+        ranked, far = [], {}
         for port in topo.ports(name):
             if port.peer_kind != "link":
-                ranked.append((2, [port.intf]))
+                ranked.append((2, port.intf))
                 continue
             link = topo.link(port.peer)
-            far = [topo.port_to(end, link.name).intf for end in link.ends if end != name]
-            ranked.append((0 if set(link.ends) <= sites else 1, [port.intf] + far))
-        switch_side = ([intf for _, intfs in sorted(ranked, key=lambda r: r[0]) for intf in intfs]
+            ranked.append((0 if set(link.ends) <= sites else 1, port.intf))
+            delay = lab.delays.get(link.name, link.delay_ms) or 0.0
+            far.setdefault(delay, []).extend(topo.port_to(end, link.name).intf
+                                             for end in link.ends if end != name)
+        switch_side = ([intf for _, intf in sorted(ranked, key=lambda r: r[0])]
                        + [f"{name}-eth{number}" for number in lab.extra_ports.get(name, [])])
         if not on:                 # the power goes: every port of the site at once, first
             t = time.monotonic()
             set_down(switch_side, up=False)
             self.spread_ms = round(1000 * (time.monotonic() - t), 2)
+            for delay in sorted(far):          # then each neighbour, as the light stops
+                time.sleep(max(0.0, t + delay / 1000 - time.monotonic()))
+                set_down(far[delay], up=False)
         for host in lab.topo.hosts:
             if lab.current_switch(host.name) == name:
                 self.host_link(host.name, up=on)
         if on:
-            set_down(switch_side, up=True)
+            set_down(switch_side + [i for group in far.values() for i in group], up=True)
 
     def host_link(self, name, up):
         """A server (or client) goes down or comes back: its interface."""

@@ -7,7 +7,7 @@ something and measures; it never tells the controller what it broke.
 |---|---|---|
 | cut / heal | link | both switch ports of the link go down / up (carrier loss, seen at once) |
 | gray / ungray | link | the link stays up but drops everything (only BFD can tell) / works again |
-| power-off / power-on | site | every port of the site's switch, the far end of each of its links (the neighbours lose carrier) and every host interface go down / up, in one instant |
+| power-off / power-on | site | every port of the site's switch and every host interface go down / up in one instant; the far end of each of its links one link delay later (the neighbours lose carrier when the light stops arriving) |
 | isolate / rejoin | site | every link between the site and another site is cut / restored, in one instant (a DCI partition: its clients still reach it) |
 | server-down / server-up | host | the host's interface goes down / up |
 | controller-stop / controller-start | - | the controller process stops / a new one starts |
