@@ -34,7 +34,6 @@ from lab.emulation import traffic
 from lab.emulation.controller import GATEWAY_MAC, intent_for
 from lab.emulation.faults import run_timeline
 from lab.emulation.streams import ProbeSet
-from lab.errors import LabError
 from lab.experiment import Options, Summary
 from lab.model.faults import Fault
 from lab.model.topology import MAX_SITES, multi_active
@@ -79,12 +78,6 @@ def add_arguments(parser):
     parser.add_argument("--duration", type=bounded(float, 3, 60), default=None, metavar="S",
                         help="seconds of traffic per lab, 3 to 60 (default "
                              f"{default('duration'):g}, --quick {default('duration', True):g})")
-
-
-def validate(opts, topo):
-    if opts.fault_at > opts.duration - 1:
-        raise LabError(f"--duration {opts.duration:g}: give the power-off at "
-                       f"{opts.fault_at:g} s at least 1 s of traffic after it")
 
 
 def topology_for(args):
