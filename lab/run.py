@@ -45,6 +45,9 @@ from experiments import EXPERIMENTS                                  # noqa: E40
 
 
 EXIT_OK, EXIT_ERROR, EXIT_VERDICT, EXIT_INTERRUPTED, EXIT_TERMINATED = 0, 1, 3, 130, 143
+LIFECYCLE_EXITS = ("exit codes: 0 done; 1 refused or failed (no lab up, a lab already up, an "
+                   "unknown link, site or host, not root: the line says which); exec exits "
+                   "with its command's status")
 EXIT_CODES = ("exit codes: 0 ran and every verdict passed; 1 could not run (bad input, platform, "
               "crash); 3 ran to the end but a verdict failed (the last line names which); "
               "130 interrupted; 143 terminated")
@@ -75,6 +78,13 @@ def add_controller_arguments(parser, offered=("mode", "vip_policy", "bfd_ms"), o
                                                f"missed; default {opts.bfd_ms})")
 
 
+def add_platform_arguments(parser):
+    parser.add_argument("--datapath", choices=("auto", "kernel", "user"), default="auto",
+                        help="Open vSwitch datapath (auto: kernel when the module exists)")
+    parser.add_argument("--delay-method", choices=("auto", "netem", "delayline"), default="auto",
+                        help="delay/loss emulation (auto: netem when the kernel has it)")
+
+
 def build_parser():
     parser = OneLineParser(prog="lab/run.py", description="ActiveLab: emulate and measure "
                            "distributed active/active data centers.", epilog=EXIT_CODES)
@@ -83,7 +93,18 @@ def build_parser():
     doctor = sub.add_parser("doctor", help="check what this machine can run")
     doctor.set_defaults(handler=cmd_doctor)
     doctor.add_argument("--json", action="store_true", help="print the checks as JSON")
-    sub.add_parser("list", help="list experiments and topologies").set_defaults(handler=cmd_list)
+    listing = sub.add_parser("list", help="list experiments and topologies")
+    listing.set_defaults(handler=cmd_list)
+    listing.add_argument("--json", action="store_true", help="print them as JSON")
+    validate = sub.add_parser("validate", help="check a topology file without building anything "
+                                               "(no root needed)",
+                              epilog="exit codes: 0 the topology is valid; 1 it is not (or the "
+                                     "file cannot be read): the line names the file, the field "
+                                     "and the fix")
+    validate.set_defaults(handler=cmd_validate)
+    validate.add_argument("file", metavar="FILE", help="a topology YAML file (or a shipped name)")
+    validate.add_argument("--json", action="store_true",
+                          help="print the verdict as JSON ({file, valid, error, warnings, topology})")
     sub.add_parser("clean", help="remove what a crashed run left behind (from its state file)"
                    ).set_defaults(handler=cmd_clean)
     plot = sub.add_parser("plot", help="redraw a run folder's figures, summary.txt and "
@@ -109,20 +130,66 @@ def build_parser():
                        help="your topology file (lab1, lab4, lab8)")
     check.add_argument("--results", type=Path, default=None, metavar="DIR",
                        help="results folder (lab3, lab7, lab8; default results/)")
-    draw = sub.add_parser("draw", help="draw a topology (sites, links, bw/delay) to a PNG")
+    draw = sub.add_parser("draw", help="draw a topology (sites, links, bw/delay): a PNG, "
+                                       "Graphviz dot and Mermaid text")
     draw.set_defaults(handler=cmd_draw)
     draw.add_argument("topology", metavar="TOPOLOGY",
                       help=f"topology name or YAML file (shipped: {', '.join(available_topologies())})")
     draw.add_argument("--out", type=Path, default=None, metavar="PNG",
-                      help="where to write it (default: TOPOLOGY.png here)")
-    cli = sub.add_parser("cli", help="the Mininet CLI on a running lab with the controller")
+                      help="where to write the PNG; the .dot and .mmd go beside it (default: "
+                           "named after the file, e.g. my-sites.png, .dot, .mmd here)")
+    up = sub.add_parser("up", help="build a lab and leave it running (then status, fail, "
+                                   "exec, cli ... down)", epilog=LIFECYCLE_EXITS)
+    up.set_defaults(handler=cmd_up)
+    up.add_argument("topology", metavar="TOPOLOGY",
+                    help=f"topology name or YAML file (shipped: {', '.join(available_topologies())})")
+    up.add_argument("--out", type=Path, default=None, metavar="DIR",
+                    help="results root folder: the lab's run folder (controller.log, the "
+                         "supervisor's log) goes in DIR/up/ (default results/)")
+    up.add_argument("--dci-delay", default=None, metavar="TIME",
+                    help="override every DCI link's one-way delay, with a unit (e.g. 10ms)")
+    up.add_argument("--dci-bw", type=options.bounded(float, 0.1, 10000), default=None,
+                    metavar="MBIT", help="override every DCI link's bandwidth, Mbit/s")
+    add_platform_arguments(up)
+    add_controller_arguments(up)
+    status = sub.add_parser("status", help="the running lab: nodes, links (state, shaping), "
+                                           "controller, VIP placement, backup coverage",
+                            epilog=LIFECYCLE_EXITS)
+    status.set_defaults(handler=cmd_status)
+    status.add_argument("--json", action="store_true", help="print it as JSON")
+    sub.add_parser("down", help="tear the running lab down (exactly what it created)",
+                   epilog=LIFECYCLE_EXITS).set_defaults(handler=cmd_down)
+    for verb, what in (("fail", "cut a link of the running lab (carrier loss at both ends)"),
+                       ("heal", "restore a cut link"),
+                       ("gray", "gray-fail a link: it drops every frame, its carrier stays up"),
+                       ("ungray", "end a gray failure")):
+        one = sub.add_parser(verb, help=what, epilog=LIFECYCLE_EXITS)
+        one.set_defaults(handler=cmd_lab_request, request=verb, target="link")
+        one.add_argument("link", metavar="LINK", help="a link name (lab/run.py status lists them)")
+    for verb, what in (("power-off", "power a site of the running lab off (its switch, "
+                                     "hosts and links at once)"),
+                       ("power-on", "power a site back on")):
+        one = sub.add_parser(verb, help=what, epilog=LIFECYCLE_EXITS)
+        one.set_defaults(handler=cmd_lab_request, request=verb, target="site")
+        one.add_argument("site", metavar="SITE", help="a site name")
+    move = sub.add_parser("move", help="move a host of the running lab to another site (it "
+                                       "keeps its IP and MAC: VM mobility)", epilog=LIFECYCLE_EXITS)
+    move.set_defaults(handler=cmd_lab_request, request="move", target="move")
+    move.add_argument("host", metavar="HOST")
+    move.add_argument("site", metavar="SITE")
+    exe = sub.add_parser("exec", help="run a command in a host of the running lab "
+                                      "(exec NODE -- CMD...); exits with the command's status")
+    exe.set_defaults(handler=cmd_exec)
+    exe.add_argument("node", metavar="NODE", help="a host name, e.g. client1")
+    exe.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD",
+                     help="the command and its arguments, after --")
+    cli = sub.add_parser("cli", help="a prompt on the lab: attaches to the running lab (up), "
+                                     "or builds TOPOLOGY for the session")
     cli.set_defaults(handler=cmd_cli)
-    cli.add_argument("topology", nargs="?", default="dual-active", metavar="TOPOLOGY",
-                     help=f"topology name or YAML file (shipped: {', '.join(available_topologies())})")
-    cli.add_argument("--datapath", choices=("auto", "kernel", "user"), default="auto",
-                     help="Open vSwitch datapath (auto: kernel when the module exists)")
-    cli.add_argument("--delay-method", choices=("auto", "netem", "delayline"), default="auto",
-                     help="delay/loss emulation (auto: netem when the kernel has it)")
+    cli.add_argument("topology", nargs="?", default=None, metavar="TOPOLOGY",
+                     help="topology name or YAML file, when no lab is up (default dual-active; "
+                          f"shipped: {', '.join(available_topologies())})")
+    add_platform_arguments(cli)
     add_controller_arguments(cli)
     for name, experiment in EXPERIMENTS.items():
         exp = sub.add_parser(name, help=experiment.description, description=experiment.doc,
@@ -142,10 +209,7 @@ def build_parser():
         exp.add_argument("--dci-bw", type=options.bounded(float, 0.1, 10000), default=None,
                          metavar="MBIT", help="override every DCI link's bandwidth, Mbit/s")
         exp.add_argument("--seed", type=int, default=1, help="random seed (jitter, loss)")
-        exp.add_argument("--datapath", choices=("auto", "kernel", "user"), default="auto",
-                         help="Open vSwitch datapath (auto: kernel when the module exists)")
-        exp.add_argument("--delay-method", choices=("auto", "netem", "delayline"), default="auto",
-                         help="delay/loss emulation (auto: netem when the kernel has it)")
+        add_platform_arguments(exp)
         add_controller_arguments(exp, offered, experiment.options or Options)
         experiment.add_arguments(exp)
     return parser
@@ -166,7 +230,56 @@ def cmd_doctor(args):
     return 1 if any(c.blocks for c in checks) else 0
 
 
+def topology_facts(topo):
+    """A topology's size and names (list --json, validate --json)."""
+    return {"name": topo.name, "description": topo.description,
+            "sites": [s.name for s in topo.sites],
+            "edges": [s.name for s in topo.switches if s.kind == "edge"],
+            "hosts": [h.name for h in topo.hosts], "links": [l.name for l in topo.links],
+            "services": [v.name for v in topo.services],
+            "data": topo.data.engine if topo.data else None}
+
+
+def cmd_validate(args):
+    from lab.errors import TopologyError
+    try:
+        topo = load_topology(args.file)
+    except TopologyError as exc:
+        if args.json:
+            print(json.dumps({"file": str(args.file), "valid": False,
+                              "error": {"message": str(exc), "field": exc.field,
+                                        "problem": exc.problem, "fix": exc.fix},
+                              "warnings": [], "topology": None}, indent=1))
+        else:
+            print(f"error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    facts = topology_facts(topo)
+    if args.json:
+        print(json.dumps({"file": str(args.file), "valid": True, "error": None,
+                          "warnings": list(topo.warnings), "topology": facts}, indent=1))
+        return EXIT_OK
+    for warning in topo.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"{args.file}: valid: {topo.name}: {len(facts['sites'])} sites, "
+          f"{len(facts['edges'])} client edges, {len(facts['hosts'])} hosts, "
+          f"{len(facts['links'])} links, {len(facts['services'])} services"
+          + (f", data tier {facts['data']}" if facts["data"] else ""))
+    return EXIT_OK
+
+
 def cmd_list(args):
+    if args.json:
+        topologies = []
+        for name in available_topologies():
+            try:
+                topologies.append(dict(topology_facts(load_topology(name)), valid=True))
+            except LabError as exc:
+                topologies.append({"name": name, "valid": False, "error": str(exc)})
+        print(json.dumps({"experiments": [{"name": n, "topology": e.topology,
+                                           "description": e.description}
+                                          for n, e in EXPERIMENTS.items()],
+                          "topologies": topologies}, indent=1))
+        return 0
     print(format_table(["experiment", "default topology", "what it does"],
                        [(n, e.topology, e.description) for n, e in EXPERIMENTS.items()]))
     rows = []
@@ -232,9 +345,16 @@ def cmd_check(args):
 
 
 def cmd_draw(args):
-    from lab.analysis.draw import draw
+    from lab.analysis.draw import draw_all
     topo = load_topology(args.topology)
-    print(draw(topo, args.out or Path(f"{topo.name}.png")))
+    if args.out is not None and args.out.suffix not in ("", ".png"):
+        raise LabError(f"--out {args.out}: give a .png path (the .dot and .mmd go beside it)")
+    try:
+        for path in draw_all(topo, args.topology, args.out):
+            print(path)
+    except OSError as exc:
+        raise LabError(f"--out {args.out or '.'}: cannot write the drawing "
+                       f"({exc.strerror or exc}); choose a writable folder") from None
     return 0
 
 
@@ -268,8 +388,88 @@ def prepare(args, experiment=None):
     return topo, probe.choose_platform(args.datapath, args.delay_method)
 
 
+def cmd_up(args):
+    from lab.cli import lifecycle
+    lifecycle.refuse_while_up("a second lab cannot go up")
+    topo, platform = prepare(args)
+    try:
+        run_dir = new_run_dir("up", args.out)
+    except OSError as exc:
+        raise LabError(f"--out {args.out or 'results/'}: cannot create the run folder "
+                       f"({exc.strerror}); choose a writable folder") from None
+    spec = {"topology": str(args.topology), "run_dir": str(run_dir.resolve()),
+            "mode": args.mode, "vip_policy": args.vip_policy, "bfd_ms": args.bfd_ms,
+            "datapath": args.datapath, "delay_method": args.delay_method,
+            "dci_delay": args.dci_delay, "dci_bw": args.dci_bw}
+    log = Progress(T0)
+    log(f"bringing up {topo.name} ({platform.datapath} datapath, delay by "
+        f"{platform.delay_method}); run folder {run_dir}")
+    lifecycle.up(spec, log=print)
+    log("the lab is up: sudo python lab/run.py status | fail/heal/gray/ungray LINK | "
+        "power-off/power-on SITE | move HOST SITE | exec HOST -- CMD | cli | down")
+    return EXIT_OK
+
+
+def cmd_status(args):
+    from lab.cli import lifecycle
+    require_root()
+    answer = lifecycle.request("status")
+    print(json.dumps(answer["data"], indent=1) if args.json else answer["out"])
+    return EXIT_OK
+
+
+def cmd_down(args):
+    from lab.cli import lifecycle
+    require_root()
+    problems = lifecycle.down()
+    if problems:
+        raise LabError("teardown left " + "; ".join(problems)
+                       + ": remove it with: sudo python lab/run.py clean")
+    print("the lab is down, nothing is left")
+    return EXIT_OK
+
+
+def cmd_lab_request(args):
+    from lab.cli import lifecycle
+    require_root()
+    if args.target == "link":
+        fields = {"link": args.link}
+    elif args.target == "site":
+        fields = {"site": args.site}
+    else:
+        fields = {"host": args.host, "site": args.site}
+    print(lifecycle.request(args.request, **fields)["out"])
+    return EXIT_OK
+
+
+def cmd_exec(args):
+    import subprocess
+    from lab.cli import lifecycle
+    require_root()
+    argv = args.argv[1:] if args.argv[:1] == ["--"] else args.argv
+    if not argv:
+        raise LabError(f"exec {args.node}: no command; give it after --, e.g. "
+                       f"sudo python lab/run.py exec {args.node} -- ip addr")
+    try:
+        return subprocess.run(lifecycle.exec_argv(args.node, argv)).returncode
+    except FileNotFoundError:
+        raise LabError("mnexec is not installed (Mininet); run bash install.sh") from None
+
+
 def cmd_cli(args):
+    from lab.cli import lifecycle
     from lab.cli.interactive import run_cli
+    session = lifecycle.running_session()
+    if session is not None:
+        require_root()
+        if args.topology not in (None, session.data.get("topology")):
+            raise LabError(f"a lab is up ({session.describe()}), not {args.topology}: attach "
+                           "to it with lab/run.py cli, or take it down first with: "
+                           "sudo python lab/run.py down")
+        from lab.cli.attached import attach
+        attach()
+        return EXIT_OK
+    args.topology = args.topology or "dual-active"
     topo, platform = prepare(args)
     run_dir = new_run_dir("cli", None)
     ctx = RunContext(experiment="cli", topo=topo, platform=platform, run_dir=run_dir,

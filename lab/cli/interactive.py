@@ -5,8 +5,10 @@
 Hosts, switches and links have the topology's names (`client1 ping 10.200.0.10`,
 `dc1-srv1 ip route`). Extras: `pingall` (between lab hosts, not the delay-line nodes), `vip`
 (which server answers each client), `sites`, `paths SRC DST` (current and backup path, by the
-controller's own decision code), `fail LINK` / `heal LINK`, `flows SWITCH` (a readable flow and
-group dump). Leaving the CLI (exit, Ctrl-D) tears the lab down.
+controller's own decision code), `fail LINK` / `heal LINK`, `gray LINK` / `ungray LINK`,
+`power-off SITE` / `power-on SITE`, `move HOST SITE`, `flows SWITCH` (a readable flow and
+group dump). Leaving the CLI (exit, Ctrl-D) tears the lab down. (With a lab that is up,
+`lab/run.py cli` attaches to it instead: lab/cli/attached.py.)
 """
 
 import re
@@ -55,9 +57,47 @@ class LabCLI(CLI):
 
     prompt = "activelab> "
 
-    def __init__(self, lab, **kwargs):
+    def __init__(self, lab, opts=None, **kwargs):
+        from lab.cli.lifecycle import Supervisor
         self.lab = lab
+        self.faults = Supervisor(lab, opts)      # the same fault verbs as lab/run.py fail ...
         super().__init__(lab.net, **kwargs)
+
+    def precmd(self, line):
+        from lab.cli.attached import translate
+        return translate(super().precmd(line))
+
+    def _verb(self, verb, line, n, usage, keys):
+        args = line.split()
+        if len(args) != n:
+            print(f"usage: {usage}")
+            return
+        try:
+            text, _ = getattr(self.faults, f"do_{verb}")(**dict(zip(keys, args)))
+        except LabError as exc:
+            print(f"error: {exc}")
+            return
+        print(text)
+
+    def do_gray(self, line):
+        """gray LINK: the link drops every frame but keeps its carrier (BFD finds it)."""
+        self._verb("gray", line, 1, "gray LINK", ("link",))
+
+    def do_ungray(self, line):
+        """ungray LINK: end a gray failure."""
+        self._verb("ungray", line, 1, "ungray LINK", ("link",))
+
+    def do_power_off(self, line):
+        """power-off SITE: the site's switch, hosts and links go dark at once."""
+        self._verb("power_off", line, 1, "power-off SITE", ("site",))
+
+    def do_power_on(self, line):
+        """power-on SITE: power a site back on."""
+        self._verb("power_on", line, 1, "power-on SITE", ("site",))
+
+    def do_move(self, line):
+        """move HOST SITE: re-link a host to another site (it keeps its IP and MAC)."""
+        self._verb("move", line, 2, "move HOST SITE", ("host", "site"))
 
     def do_pingall(self, line):
         """Ping between every pair of lab hosts (delay-line nodes are not hosts)."""
@@ -107,10 +147,7 @@ class LabCLI(CLI):
         if line.strip() not in names:
             print(f"usage: {'heal' if up else 'fail'} LINK, one of: {', '.join(names)}")
             return
-        name = line.strip()
-        self.lab.faults.set_link(name, up=up)
-        print(link_report(name, up, wait_link_seen(self.lab, name, up, LINK_DEADLINE_S),
-                          LINK_DEADLINE_S))
+        self._verb("heal" if up else "fail", line, 1, "", ("link",))
 
     def do_flows(self, line):
         """flows SWITCH: the switch's flows and groups, without counters and durations."""
@@ -176,8 +213,9 @@ def banner(topo, opts):
             f"{opts.vip_policy}.\n"
             f"hosts: {', '.join(h.name for h in topo.hosts)}\n"
             f"services: {services}\n"
-            "try: pingall | vip | sites | paths client1 dc2-srv1 | fail dci-a | flows dc1 | "
-            "client1 ping -c3 10.200.0.10 | exit\n")
+            "try: pingall | vip | sites | paths client1 dc2-srv1 | fail dci-a | gray dci-a | "
+            "power-off dc1 | move dc1-srv1 dc2 | flows dc1 | client1 ping -c3 10.200.0.10 | "
+            "exit\n")
 
 
 def run_cli(ctx):
@@ -188,6 +226,6 @@ def run_cli(ctx):
         ctx.log(f"controller ready in {ready:.1f}s")
         print(banner(ctx.topo, ctx.opts), flush=True)
         setLogLevel("output")              # command output and pingall results, not build chatter
-        LabCLI(lab)
+        LabCLI(lab, ctx.opts)
         setLogLevel("warning")
         ctx.log("leaving the CLI: tearing down")

@@ -311,6 +311,10 @@ class RunLock:
             self.fh.close()
             self.fh = None
             ledger = Ledger.load()
+            if ledger is not None and ledger.data.get("experiment") == "up":
+                raise LabError(f"a lab is up ({ledger.data.get('run_dir')}, supervisor pid "
+                               f"{ledger.data.get('pid')}, since {ledger.data.get('started')}): "
+                               "take it down first with: sudo python lab/run.py down") from None
             running = ledger.summary() if ledger else "another ActiveLab run"
             raise LabError(f"another lab is running: {running}; wait for it to finish "
                            "or stop it (Ctrl-C in its terminal)") from None

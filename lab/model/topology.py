@@ -457,6 +457,16 @@ class _Validator:
                 self.fail(f"{field}.{key}" if field else key, "missing", f"add '{key}:'")
         return value
 
+    def keyed(self, value, field):
+        """A section of named entries (sites, edges, links, services): a mapping of name to
+        spec; empty when absent."""
+        if value is None:
+            return {}
+        if isinstance(value, list):
+            self.fail(field, "is a list ('- ' items)",
+                      f"write each entry as 'NAME: {{...}}' under '{field}:', not as '- ' items")
+        return self.mapping(value, field, set(value) if isinstance(value, dict) else set())
+
     def name(self, value, field):
         if not isinstance(value, str) or not NAME_RE.match(value):
             self.fail(field, f"bad name {value!r}",
@@ -472,8 +482,8 @@ class _Validator:
             self.fail("name", f"bad name {name!r}", "give the topology a non-empty name")
         description = str(doc.get("description", "") or "")
 
-        sites = self.mapping(doc["sites"] or {}, "sites", set(doc["sites"] or {}))
-        edges = self.mapping(doc.get("edges") or {}, "edges", set(doc.get("edges") or {}))
+        sites = self.keyed(doc["sites"], "sites")
+        edges = self.keyed(doc.get("edges"), "edges")
         if not sites:
             self.fail("sites", "no sites", "describe at least one site")
 
@@ -498,11 +508,10 @@ class _Validator:
                 hosts.append(self.host(f"client{client_no}", "client", switch, n, field))
 
         kinds = {s.name: s.kind for s in switches}
-        raw_links = self.mapping(doc.get("links") or {}, "links", set(doc.get("links") or {}))
+        raw_links = self.keyed(doc.get("links"), "links")
         links = [self.link(lname, spec, kinds) for lname, spec in raw_links.items()]
 
-        raw_services = self.mapping(doc.get("services") or {}, "services",
-                                    set(doc.get("services") or {}))
+        raw_services = self.keyed(doc.get("services"), "services")
         services = [self.service(vname, spec, switches, hosts, subnets)
                     for vname, spec in raw_services.items()]
 
@@ -627,12 +636,15 @@ class _Validator:
             return None, []
         self.mapping(spec, "data", DATA_KEYS, required=("engine",))
         engine = spec["engine"]
-        if engine not in ENGINES:
+        if not isinstance(engine, str) or engine not in ENGINES:
             self.fail("data.engine", f"unknown engine {engine!r}", "use one of: "
                       + ", ".join(ENGINES))
         servers = {h.name: h for h in hosts if h.role == "server"}
 
         def server(name, field):
+            if not isinstance(name, str):
+                self.fail(field, f"{name!r} is not a host name",
+                          f"name a site's server, e.g. {', '.join(list(servers)[:4])}")
             if name not in servers:
                 known = ", ".join(list(servers)[:4])
                 self.fail(field, f"unknown host {name!r}" if not any(h.name == name for h in hosts)

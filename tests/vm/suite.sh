@@ -56,12 +56,14 @@ part() {   # part NAME PATH COMMAND...: run, log, record
 # ovs-vswitchd): its iperf3 flows alone saturate it and probes are lost before any fault, so
 # there it runs without the fault timeline (build, fidelity reported, controller,
 # reachability, VIP placement, teardown): the kernel path carries the failover verdicts.
+# BFD at 300 ms on both paths: dual-active's default (30 ms) flaps on an emulated CPU (every
+# BFD frame through an emulated ovs-vswitchd), and a slower host never saw every link live.
 PACE=()
 USER_PACE=()
 if [ "${ACTIVELAB_ACCEL:-}" = tcg ]; then
   PACE=(--probe-rate 200 --bfd-ms 300 --duration 28
         --faults "4s cut dci-a; 10s heal dci-a; 16s gray dci-a; 22s ungray dci-a")
-  USER_PACE=(--probe-rate 200 --duration 6 --faults none)
+  USER_PACE=(--probe-rate 200 --bfd-ms 300 --duration 6 --faults none)
   say "paced for QEMU TCG: kernel path ${PACE[*]}; userspace path ${USER_PACE[*]}"
 fi
 TESTS=(tests/emulation/test_controller.py tests/emulation/test_firewall_remedies.py
