@@ -64,6 +64,8 @@ class ActiveLabController(app_manager.OSKenApp):
         (an event whose route changes were deferred is recorded when its batch is sent)."""
         self.logic.batching = False
         count = self.send(msgs)
+        for line in self.logic.take_notes():
+            LOG.info("%s", line)
         if event and self.logic.owed():
             self.pending.append((event, details, t_event))
         elif count and event:
@@ -80,6 +82,8 @@ class ActiveLabController(app_manager.OSKenApp):
                 or time.time() - self.logic.owed_since >= BATCH_MAX_S):
             return
         count = self.send(self.logic.flush())
+        for line in self.logic.take_notes():
+            LOG.info("%s", line)
         pending, self.pending = self.pending, []
         for event, details, t_event in pending if count else ():
             self.record(event, details, t_event, count)
@@ -171,11 +175,12 @@ class ActiveLabController(app_manager.OSKenApp):
             ports = {no: self.live(dp, p) for no, p in dp.ports.items() if no <= dp.ofproto.OFPP_MAX}
             carriers = {no: self.carrier(dp, p) for no, p in dp.ports.items()
                         if no <= dp.ofproto.OFPP_MAX}
-            LOG.info("switch %016x connected, ports %s", dp.id, sorted(ports))
+            LOG.info("switch %s (%016x) connected, ports %s", self.logic.sw(dp.id), dp.id,
+                     sorted(ports))
             self.batch()
             self.react(None, {}, self.logic.switch_connected(dp.id, ports, now, carriers), now)
         elif dp.id in self.datapaths:
-            LOG.info("switch %016x disconnected", dp.id)
+            LOG.info("switch %s (%016x) disconnected", self.logic.sw(dp.id), dp.id)
             del self.datapaths[dp.id]
             self.batch()
             self.react("switch_down", {"dpid": dp.id}, self.logic.switch_disconnected(dp.id, now), now)
@@ -189,7 +194,7 @@ class ActiveLabController(app_manager.OSKenApp):
             return
         live = msg.reason != dp.ofproto.OFPPR_DELETE and self.live(dp, port)
         carrier = msg.reason != dp.ofproto.OFPPR_DELETE and self.carrier(dp, port)
-        LOG.info("port %016x:%d %s (state %#x)", dp.id, port.port_no,
+        LOG.info("port %s %s (state %#x)", self.logic.port_name(dp.id, port.port_no),
                  "live" if live else "carrier, not live" if carrier else "down", port.state)
         self.batch()
         self.react("port_up" if live else "port_down", {"dpid": dp.id, "port": port.port_no},
@@ -216,7 +221,8 @@ class ActiveLabController(app_manager.OSKenApp):
             self.react(None, {}, msgs, now)
         for ip in moved:
             h = self.logic.hosts[ip]
-            LOG.info("host %s moved to %016x:%d", ip, h.dpid, h.port)
+            LOG.info("host %s moved to %s", self.logic.who(ip),
+                     self.logic.port_name(h.dpid, h.port))
 
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
     def flow_removed(self, ev):

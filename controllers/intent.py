@@ -68,6 +68,7 @@ class Intent:
     routing: str = "shortest"            # shortest | hot-potato (enter and leave the sites
     #                                      at the nearest exit: the source of asymmetric paths)
     symmetric: bool = False              # pin each client session's return path to its entry
+    host_names: tuple = ()               # ((ip, name), ...): how the log names hosts
 
     def switch_by_dpid(self, dpid):
         return next((s for s in self.switches if s.dpid == dpid), None)
@@ -100,7 +101,8 @@ class Intent:
     def to_dict(self):
         """The JSON-ready document ``from_dict`` reads back into an equal Intent."""
         doc = {f.name: getattr(self, f.name) for f in fields(self)
-               if f.name not in ("switches", "links", "services")}
+               if f.name not in ("switches", "links", "services", "host_names")}
+        doc["host_names"] = [[str(ip), name] for ip, name in self.host_names]
         doc["switches"] = [{"name": s.name, "dpid": s.dpid, "kind": s.kind,
                             "subnet": str(s.subnet), "gateway": str(s.gateway)}
                            for s in self.switches]
@@ -132,7 +134,8 @@ class Intent:
                          for i, v in enumerate(_list(doc, "services")))
         _unique([v.name for v in services], "services", "name")
         defaults = {f.name: f.default for f in fields(cls) if f.name not in ("switches", "links",
-                                                                            "services", "mode")}
+                                                                            "services", "mode",
+                                                                            "host_names")}
         mode = _choice(doc, "mode", MODES, "intent", DEFAULT_MODE)
         options = {
             "gateway_mac": _mac(doc.get("gateway_mac", defaults["gateway_mac"]), "intent.gateway_mac"),
@@ -143,6 +146,7 @@ class Intent:
             "flow_idle_timeout": _number(doc, "flow_idle_timeout", "intent", defaults, int, 1),
             "routing": _choice(doc, "routing", ROUTINGS, "intent", defaults["routing"]),
             "symmetric": _bool(doc, "symmetric", "intent", defaults["symmetric"]),
+            "host_names": _host_names(_list(doc, "host_names")),
         }
         return cls(mode=mode, switches=switches, links=links, services=services, **options)
 
@@ -167,6 +171,20 @@ class Intent:
 
 
 # ------------------------------------------------------------------------ field readers
+
+def _host_names(pairs):
+    out = []
+    for i, pair in enumerate(pairs):
+        if (not isinstance(pair, list) or len(pair) != 2
+                or not all(isinstance(x, str) and x for x in pair)):
+            raise IntentError(f"intent.host_names[{i}]: must be [ip, name] (two strings)")
+        try:
+            ipaddress.IPv4Address(pair[0])
+        except ValueError:
+            raise IntentError(f"intent.host_names[{i}]: {pair[0]!r} is not an IPv4 address") from None
+        out.append((pair[0], pair[1]))
+    return tuple(out)
+
 
 def _list(doc, key, required=False):
     if key not in doc:

@@ -69,9 +69,57 @@ class ControllerLogic:
         self.proven_now = frozenset()   # links in use on LLDP's proof alone (see proven)
         self.batching = False      # set by the adapter while more events are queued (see sync)
         self.owed_since = None     # when a deferred sync was first asked for (see flush)
+        self.notes = []            # decisions in words, for the log (take_notes)
+        self.host_name = dict(intent.host_names)
+        self.port_link = {}
+        for link in intent.links:
+            self.port_link[tuple(link.a)] = self.port_link[tuple(link.b)] = link.name
+        self.last_routes = {}
         self.checker = HealthChecker(intent)
         self.health = self.checker.servers       # name -> ServerHealth
         self.vips = VipManager(intent, self)
+
+    # --------------------------------------------------------------- decisions, in words
+
+    def note(self, text):
+        self.notes.append(text)
+
+    def take_notes(self):
+        """The decisions taken since the last call, as log lines (names, not datapath ids)."""
+        notes, self.notes = self.notes, []
+        return notes
+
+    def sw(self, dpid):
+        return self.names.get(dpid, f"{dpid:016x}" if isinstance(dpid, int) else str(dpid))
+
+    def who(self, ip):
+        name = self.host_name.get(str(ip))
+        return f"{name} ({ip})" if name else str(ip)
+
+    def port_name(self, dpid, port):
+        link = self.port_link.get((dpid, port))
+        return f"{self.sw(dpid)}:{port}" + (f" ({link})" if link else "")
+
+    def path_notes(self, routes):
+        """Lines for the site-to-site paths that changed since the last computation."""
+        sites = {d for d in self.ports if self.kind(d) == "site"}
+        changed = []
+        for key in sorted(set(routes) | set(self.last_routes)):
+            a, b = key
+            if a not in sites or b not in sites or routes.get(key) == self.last_routes.get(key):
+                continue
+            hop = routes.get(key)
+            if hop is None:
+                changed.append(f"{self.sw(a)}->{self.sw(b)} unreachable")
+                continue
+            primary, backup = hop
+            via = self.port_link.get((a, primary), f"port {primary}")
+            alt = self.port_link.get((a, backup), f"port {backup}") if backup is not None else "none"
+            changed.append(f"{self.sw(a)}->{self.sw(b)} via {via} (backup {alt})")
+        self.last_routes = dict(routes)
+        if changed:
+            more = f" and {len(changed) - 8} more" if len(changed) > 8 else ""
+            self.note("paths: " + ", ".join(changed[:8]) + more)
 
     # ------------------------------------------------------------------------- switches
 
@@ -278,6 +326,7 @@ class ControllerLogic:
         """The host routes, forwarding flows and groups the current facts call for."""
         flows, groups = [], {}
         routes = self.routes()
+        self.path_notes(routes)
         protection = self.intent.mode == "protection"
         # ports of links in use on LLDP's proof alone: fast-failover would skip them (BFD is
         # still down there), so routes through them are plain outputs until BFD comes up
@@ -390,12 +439,19 @@ class ControllerLogic:
         if info["op"] == 1 and src != dst and (self.in_lab(dst) or dst in self.intent.gateways):
             msgs.append(PacketOut(dpid, port, packets.arp_reply(self.gw_mac, dst,
                                                                 info["src_mac"], src)))
+            self.note(f"ARP: {self.who(src)} at {self.sw(dpid)} asked who has {self.who(dst)}: "
+                      "answered with the gateway MAC")
         return msgs
 
     def learn(self, ip, mac, dpid, port, now):
         old = self.hosts.get(str(ip))
         if old and (old.mac, old.dpid, old.port) == (mac, dpid, port):
             return []
+        if old is None:
+            self.note(f"host {self.who(ip)} located at {self.port_name(dpid, port)}")
+        else:
+            self.note(f"host {self.who(ip)} moved from {self.port_name(old.dpid, old.port)} to "
+                      f"{self.port_name(dpid, port)}")
         self.hosts[str(ip)] = HostEntry(ip, mac, dpid, port, now)
         return self.sync()
 

@@ -49,6 +49,12 @@ class VipFacts(Protocol):
     def reaches(self, a, b):            # whether switch a reaches switch b over live links
         ...
 
+    def note(self, text):               # a decision, in words, for the controller's log
+        ...
+
+    def who(self, ip):                  # 'client1 (10.100.0.11)': a host as the log names it
+        ...
+
 
 class VipManager:
     def __init__(self, intent, facts):
@@ -134,11 +140,27 @@ class VipManager:
                     goto=T_FORWARD, cookie=VIP_COOKIE + self.facts.health[server].index,
                     idle_timeout=self.intent.flow_idle_timeout)
         key = (dpid, tuple(sorted(match.items())))
+        old = self.pins.get(key)
+        if old is None or old.server != server:
+            flow_text = self.describe(dpid, match)
+            site = self.facts.names.get(host.dpid, host.dpid)
+            self.facts.note(f"VIP {flow_text} -> {server} at {site}" if old is None else
+                 f"VIP {flow_text} moved from {old.server} to {server} at {site}")
         self.pins[key] = Pin(server, now)
         msgs = [flow]
         if self.intent.symmetric:
             msgs += self.return_pin(dpid, match, host)
         return msgs
+
+    def describe(self, dpid, match):
+        """'web 10.200.0.10:80 from client1 (10.100.0.11) udp 5000 at edge' for the log."""
+        who = self.facts.who
+        service = next((v for v in self.intent.services if str(v.vip) == match.get("ipv4_dst")),
+                       None)
+        proto = next((p for p in ("tcp", "udp") if f"{p}_src" in match), None)
+        what = f"{proto} {match[f'{proto}_src']}" if proto else f"proto {match.get('ip_proto')}"
+        return (f"{service.name if service else match.get('ipv4_dst')} from "
+                f"{who(match.get('ipv4_src'))} {what} at {self.facts.names.get(dpid, dpid)}")
 
     def repin(self, key, server):
         """A pinned flow's server failed or went out of reach: choose again now and move the
@@ -156,6 +178,8 @@ class VipManager:
         if choice is not None:
             return self.pin(dpid, match, choice, self.facts.now)
         self.pins.pop(key, None)
+        self.facts.note(f"VIP {self.describe(dpid, match)}: no server left for it (was {server}); "
+                 "its flow is removed")
         return [Flow(dpid, T_ROUTE, P_VIP_FLOW, match, delete=True,
                      cookie=VIP_COOKIE + self.facts.health[server].index)]
 

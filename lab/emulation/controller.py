@@ -40,7 +40,8 @@ def intent_for(topo, mode=DEFAULT_MODE, policy=DEFAULT_POLICY, health_interval=0
         services=tuple(ServiceIntent(v.name, v.vip, v.port,
                                      tuple((n, topo.host(n).ip.ip) for n in v.servers),
                                      v.primary, policy) for v in topo.services),
-        health_interval=health_interval, routing=routing, symmetric=symmetric)
+        health_interval=health_interval, routing=routing, symmetric=symmetric,
+        host_names=tuple((str(h.ip.ip), h.name) for h in topo.hosts))
     # the controller's own check of its document, before any process starts
     return Intent.from_dict(intent.to_dict())
 

@@ -453,7 +453,7 @@ class OnlyVipFacts:
     """The controller logic as the VIP manager may see it: VipFacts and nothing else."""
 
     ALLOWED = {"health", "hosts", "names", "ports", "peer", "now", "routes", "distances_from",
-               "reaches"}
+               "reaches", "note", "who"}
 
     def __init__(self, logic):
         self._logic, self.read = logic, set()
@@ -558,3 +558,20 @@ def test_a_proof_is_renewed_both_ways_while_bfd_is_up_at_one_end_only():
         net.tick(0.05)
     net.send_ip("dc1-srv1", "10.2.0.11")
     assert net.links_taken() == ["dci-a"]
+
+
+def test_the_log_names_switches_hosts_and_links_not_datapath_ids():
+    """Lab 2's "look in the log": ARP answers, hosts located, paths and VIP choices in names."""
+    net = network()
+    notes = "\n".join(net.logic.take_notes())
+    assert "ARP: client1 (10.100.0.11) at edge asked who has 10.100.0.1: answered" in notes
+    assert "host dc1-srv1 (10.1.0.11) located at dc1:1" in notes
+    assert "paths: dc1->dc2 via dci-a (backup dci-b)" in notes
+    assert list(net.send_ip("client1", "10.200.0.10", proto=17, sport=5000, dport=80))
+    assert any(n.startswith("VIP web from client1 (10.100.0.11) udp 5000 at edge -> dc1-srv")
+               for n in net.logic.take_notes())
+    net.set_link("dci-a", up=False)
+    notes = "\n".join(net.logic.take_notes())
+    assert "dc1->dc2 via dci-b (backup none)" in notes and "0000000000000001" not in notes
+    # positive control: nothing new happened, nothing new is said
+    assert net.logic.take_notes() == []
