@@ -29,6 +29,19 @@ DB_SERVICES=(mariadb-server:mariadb postgresql:postgresql
              galera-arbitrator-4:garb patroni:patroni etcd-server:etcd
              haproxy:haproxy)     # package:service
 
+# Ubuntu ships sch_netem (and some other modules the lab uses) in linux-modules-extra, not in
+# the base kernel package: without it `auto` falls back to the userspace delay line. Added when
+# the running kernel lacks netem and the package for it exists.
+if [ -r /etc/os-release ] && . /etc/os-release && [ "${ID:-}" = ubuntu ] \
+    && ! modinfo sch_netem >/dev/null 2>&1; then
+  extra="linux-modules-extra-$(uname -r)"
+  if apt-cache show "$extra" >/dev/null 2>&1 || { apt-get update -q >/dev/null && apt-cache show "$extra" >/dev/null 2>&1; }; then
+    APT_PACKAGES+=("$extra")
+  else
+    echo "== warning: $extra is not available for this kernel: the delay line stands in for netem"
+  fi
+fi
+
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
@@ -86,6 +99,6 @@ if ! .venv/bin/python -c "import mininet.net" >/dev/null 2>&1; then
   /usr/bin/python3 -m venv --system-site-packages .venv
 fi
 echo "== installing ActiveLab and its pinned Python packages into .venv"
-.venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
+.venv/bin/python -m pip install -q --disable-pip-version-check -c constraints.txt -e '.[test]'
 
 .venv/bin/python lab/run.py doctor
