@@ -130,6 +130,11 @@ def build_parser():
                        help="your topology file (lab1, lab4, lab8)")
     check.add_argument("--results", type=Path, default=None, metavar="DIR",
                        help="results folder (lab3, lab7, lab8; default results/)")
+    student = sub.add_parser("export-student", help="write the students' copy of the project "
+                                                    "to DIR: everything but the labs' answer "
+                                                    "keys (docs/labs/instructor)")
+    student.set_defaults(handler=cmd_export_student)
+    student.add_argument("dir", type=Path, metavar="DIR", help="a new (or empty) folder")
     draw = sub.add_parser("draw", help="draw a topology (sites, links, bw/delay): a PNG, "
                                        "Graphviz dot and Mermaid text")
     draw.set_defaults(handler=cmd_draw)
@@ -342,6 +347,14 @@ def cmd_check(args):
         print(f"{args.lab}: missing: {problem}")
     print(f"{args.lab}: {'done' if not problems else 'not done yet'}")
     return 1 if problems else 0
+
+
+def cmd_export_student(args):
+    from lab.cli.grading import export_student
+    count = export_student(REPO, args.dir)
+    print(f"the students' copy is in {args.dir} ({count} files); the answer keys "
+          "(docs/labs/instructor) are not in it")
+    return EXIT_OK
 
 
 def cmd_draw(args):

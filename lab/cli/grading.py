@@ -225,3 +225,60 @@ def check(lab, path=None, results=None):
     if lab not in CHECKS:
         raise LabError(f"check: no grading for {lab!r}; labs with a check: {', '.join(CHECKS)}")
     return CHECKS[lab](path, results)
+
+
+# ------------------------------------------------------------------ the students' copy
+
+INSTRUCTOR_ONLY = ("docs/labs/instructor",)      # also export-ignore in .gitattributes
+NEVER_COPIED = (".git", ".venv", "results", "tests/vm/out", "activelab.egg-info")
+
+
+def student_files(repo):
+    """The project's files a student gets (relative paths): what git tracks (or, outside a
+    git checkout, every file) minus the answer keys and anything built or measured."""
+    import subprocess
+    repo = Path(repo)
+    try:
+        proc = subprocess.run(["git", "-C", str(repo), "ls-files", "-z"], capture_output=True,
+                              timeout=30)
+        tracked = [p for p in proc.stdout.decode().split("\0") if p] if proc.returncode == 0 else None
+    except (OSError, subprocess.TimeoutExpired):
+        tracked = None
+    if not tracked:
+        tracked = [str(p.relative_to(repo)) for p in repo.rglob("*") if p.is_file()]
+    skip = INSTRUCTOR_ONLY + NEVER_COPIED
+    return sorted(p for p in tracked
+                  if not any(p == s or p.startswith(s + "/") for s in skip)
+                  and "__pycache__" not in p.split("/") and (repo / p).is_file())
+
+
+def export_student(repo, dest):
+    """Copy the students' files into `dest` (new or empty); returns how many. Nothing is left
+    half-written: the copy is made beside `dest` and renamed into place."""
+    import shutil
+    import tempfile
+    dest = Path(dest)
+    if dest.exists() and (not dest.is_dir() or any(dest.iterdir())):
+        raise LabError(f"{dest}: exists and is not an empty folder; give a new folder")
+    if dest.resolve() == Path(repo).resolve() or Path(repo).resolve() in dest.resolve().parents:
+        raise LabError(f"{dest}: inside the project itself; give a folder outside it")
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}-", dir=dest.parent))
+    except OSError as exc:
+        raise LabError(f"{dest}: cannot write there ({exc.strerror}); choose a writable "
+                       "folder") from None
+    try:
+        files = student_files(repo)
+        for rel in files:
+            target = tmp / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(Path(repo) / rel, target)
+        if dest.exists():
+            dest.rmdir()
+        tmp.rename(dest)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise LabError(f"{dest}: the copy failed ({exc.strerror or exc}); nothing was "
+                       "left") from None
+    return len(files)
