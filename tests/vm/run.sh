@@ -107,16 +107,16 @@ echo "== guest: could not mount the shares"; echo o > /proc/sysrq-trigger; sleep
 lab_packages=$(sed -n '/^APT_PACKAGES=(/,/^)/p' install.sh | sed '1d;$d;s/#.*//' | tr -s ' \n' ',' \
                | sed 's/^,//;s/,$//')
 packages="linux-image-amd64,initramfs-tools,kmod,udev,ca-certificates,$lab_packages"
-KEY=$( { echo "$SUITE $packages"; echo "$STUB"; cat setup.py pyproject.toml; } | sha256sum | cut -c1-16)
+KEY=$( { echo "$SUITE $packages"; echo "$STUB"; cat setup.py pyproject.toml constraints.txt; } | sha256sum | cut -c1-16)
 
 build_image() {
   local tmp="$CACHE.building"
   rm -rf "$tmp" && mkdir -p "$tmp"
   echo "== building the $DIST image in $CACHE (mmdebstrap $SUITE, once; a few minutes)"
   # the wheelhouse is made inside the image by its own Python, as install.sh's venv would
-  # resolve the pinned packages there (the host's Python may be another version); pip trusts
-  # the certificates the host trusts (a proxy's CA) for that one download
-  mkdir -p "$tmp/src" && cp setup.py pyproject.toml "$tmp/src/" && mkdir -p "$tmp/src/lab"
+  # resolve the pinned packages there (the host's Python may be another version), against
+  # constraints.txt as install.sh installs them; pip trusts the certificates the host trusts (a proxy's CA) for that one download
+  mkdir -p "$tmp/src" && cp setup.py pyproject.toml constraints.txt "$tmp/src/" && mkdir -p "$tmp/src/lab"
   touch "$tmp/src/lab/__init__.py"
   printf '%s\n' "$STUB" > "$tmp/init"
   mmdebstrap --variant=minbase --include="$packages" \
@@ -124,7 +124,7 @@ build_image() {
     --customize-hook="cp -r '$tmp/src' \"\$1/tmp/activelab-src\"" \
     --customize-hook="cp /etc/resolv.conf \"\$1/etc/resolv.conf\" 2>/dev/null || true" \
     --customize-hook="cp /etc/ssl/certs/ca-certificates.crt \"\$1/tmp/host-ca.crt\"" \
-    --customize-hook="chroot \"\$1\" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root PIP_CERT=/tmp/host-ca.crt \${https_proxy:+https_proxy=\$https_proxy} \${http_proxy:+http_proxy=\$http_proxy} sh -c 'python3 -m venv --system-site-packages /tmp/wh-venv && /tmp/wh-venv/bin/python -m pip download -q -d /var/cache/activelab-wheels \"/tmp/activelab-src[test]\" setuptools wheel'" \
+    --customize-hook="chroot \"\$1\" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root PIP_CERT=/tmp/host-ca.crt \${https_proxy:+https_proxy=\$https_proxy} \${http_proxy:+http_proxy=\$http_proxy} sh -c 'python3 -m venv --system-site-packages /tmp/wh-venv && /tmp/wh-venv/bin/python -m pip download -q -d /var/cache/activelab-wheels -c /tmp/activelab-src/constraints.txt \"/tmp/activelab-src[test]\" setuptools wheel'" \
     --customize-hook="rm -rf \"\$1/tmp/activelab-src\" \"\$1/tmp/wh-venv\" \"\$1/tmp/host-ca.crt\"" \
     "$SUITE" "$tmp/rootfs.tar" > "$tmp/mmdebstrap.log" 2>&1 \
     || { mkdir -p "$OUT" && cp "$tmp/mmdebstrap.log" "$OUT/mmdebstrap.log";
