@@ -124,12 +124,12 @@ def build_parser():
                          help="where to write the figure (default: compare.png in the first run)")
     check = sub.add_parser("check", help="grade a guided lab (docs/labs/): exit 0 when done")
     check.set_defaults(handler=cmd_check)
-    check.add_argument("lab", choices=("lab1", "lab3", "lab4", "lab7", "lab8"),
-                       help="the lab to check")
+    check.add_argument("lab", choices=("lab1", "lab2", "lab3", "lab4", "lab5", "lab6", "lab7",
+                                       "lab8"), help="the lab to check")
     check.add_argument("--file", type=Path, default=None, metavar="YAML",
-                       help="your topology file (lab1, lab4, lab8)")
+                       help="your topology file (lab1, lab4, lab8) or answers file (lab5, lab6)")
     check.add_argument("--results", type=Path, default=None, metavar="DIR",
-                       help="results folder (lab3, lab7, lab8; default results/)")
+                       help="results folder (lab2-lab8; default results/)")
     student = sub.add_parser("export-student", help="write the students' copy of the project "
                                                     "to DIR: everything but the labs' answer "
                                                     "keys (docs/labs/instructor)")

@@ -3,8 +3,11 @@
 Each check returns the list of what is missing or wrong (empty: the lab is done):
 
     python lab/run.py check lab1 --file my-sites.yaml
+    python lab/run.py check lab2 [--results results]       (on a lab brought up with `up`)
     python lab/run.py check lab3 [--results results]
-    python lab/run.py check lab4 --file my-fw.yaml
+    python lab/run.py check lab4 --file my-fw.yaml [--results results]
+    python lab/run.py check lab5 --file lab5.yaml [--results results]
+    python lab/run.py check lab6 --file lab6.yaml [--results results]
     python lab/run.py check lab7 [--results results]
     python lab/run.py check lab8 --file my-dci.yaml [--results results]
 """
@@ -217,8 +220,158 @@ def check_lab8(path=None, results=None):
     return []
 
 
-CHECKS = {"lab1": check_lab1, "lab3": check_lab3, "lab4": check_lab4, "lab7": check_lab7,
-          "lab8": check_lab8}
+# ------------------------------------------------------------- lab 2: a lab that stays up
+
+def check_lab2(path=None, results=None):
+    """Lab 2 done on a lab brought up with `lab/run.py up dual-active`: a server moved to the
+    other site (by `move`), the controller learned the move from its gratuitous ARP (its log
+    says so, with names), the moved server answered a client again after the move, and ARP
+    was answered at both sites with the gateway MAC."""
+    root = Path(results or REPO / "results") / "up"
+    runs = sorted((r for r in root.glob("*") if (r / "controller.log").is_file()), reverse=True) \
+        if root.is_dir() else []
+    if not runs:
+        return [f"no lab brought up under {root}: start with sudo python lab/run.py up dual-active"]
+    run = runs[0]
+    supervisor = _read(run / "supervisor.log")
+    controller = _read(run / "controller.log")
+    moves = [l for l in supervisor.splitlines() if l.startswith("[supervisor] move ")]
+    if not moves:
+        return [f"{run}: no host was moved: sudo python lab/run.py move dc1-srv2 dc2"]
+    problems = []
+    done = None
+    for line in moves:
+        try:
+            args = json.loads(line[len("[supervisor] move "):line.index("}") + 1])
+        except ValueError:
+            continue
+        if "reaches it again" in line:
+            done = args
+    if done is None:
+        return [f"{run}: no move was followed by a client reaching the moved host again "
+                "(see the move's output)"]
+    host = done["host"]
+    if not any(f"host {host} (" in l and " moved from " in l and f" to {done['site']}:" in l
+               for l in controller.splitlines()):
+        problems.append(f"{run}/controller.log: the controller never logged {host} moving to "
+                        f"{done['site']} (its gratuitous ARP)")
+    topo = load_topology("dual-active")
+    sites = [s.name for s in topo.sites]
+    for site in sites:
+        if not any(f" at {site} asked who has " in l and "gateway MAC" in l
+                   for l in controller.splitlines()):
+            problems.append(f"{run}/controller.log: no ARP answered at {site}: ping the "
+                            f"gateway from a server there (exec {site}-srv1 -- ping -c1 "
+                            f"{topo.switch(site).gateway})")
+    return problems
+
+
+def _read(path):
+    try:
+        return Path(path).read_text(errors="replace")
+    except OSError:
+        return ""
+
+
+# ----------------------------------------------- labs 5 and 6: your numbers from your run
+
+def _answers(path, lab):
+    import yaml
+    if path is None:
+        return None, [f"give your answers file: --file {lab}.yaml (start from "
+                      f"docs/labs/files/{lab}-answers.yaml)"]
+    try:
+        doc = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        return None, [f"{path}: cannot be read ({exc.strerror})"]
+    except yaml.YAMLError as exc:
+        return None, [f"{path}: not YAML ({str(exc).splitlines()[0]})"]
+    if not isinstance(doc, dict):
+        return None, [f"{path}: write the answers as 'key: value' lines"]
+    return doc, []
+
+
+def _close(answer, measured, rel=0.1, absolute=0.0):
+    try:
+        value = float(answer)
+    except (TypeError, ValueError):
+        return False
+    return abs(value - measured) <= max(rel * abs(measured), absolute)
+
+
+def check_lab5(path=None, results=None):
+    """Your answers (lab5.yaml) against your own compare-designs run: which design recovers
+    fastest from dc1's power-off, each design's RTO (within 10 %) and share of sessions lost."""
+    doc, problems = _answers(path, "lab5")
+    if doc is None:
+        return problems
+    root = Path(results or REPO / "results") / "compare-designs"
+    runs = [(run, m) for run, _, m in _finished_runs(root)
+            if {"dual-active", "primary-backup"} <= {d.get("design") for d in m.get("designs", [])}]
+    if not runs:
+        return [f"no finished compare-designs run with dual-active and primary-backup under "
+                f"{root}: sudo python lab/run.py compare-designs --quick"]
+    run, metrics = runs[0]
+    designs = {d["design"]: d for d in metrics["designs"] if d.get("rto_ms") is not None}
+    fastest = min(designs, key=lambda n: designs[n]["rto_ms"])
+    if doc.get("fastest_design") != fastest:
+        problems.append(f"fastest_design: {doc.get('fastest_design')!r} is not what your run "
+                        f"({run.name}) measured; read its RTO column")
+    rto = doc.get("rto_ms") or {}
+    lost = doc.get("sessions_lost_pct") or {}
+    for name in ("dual-active", "primary-backup"):
+        d = designs.get(name)
+        if d is None:
+            continue
+        if not _close(rto.get(name) if isinstance(rto, dict) else None, d["rto_ms"], 0.1, 5.0):
+            problems.append(f"rto_ms.{name}: {rto.get(name) if isinstance(rto, dict) else None} "
+                            f"is not your run's RTO (within 10 %)")
+        pct = 100.0 * d["sessions_lost"] / d["sessions"] if d.get("sessions") else 0.0
+        if not _close(lost.get(name) if isinstance(lost, dict) else None, pct, 0.0, 1.0):
+            problems.append(f"sessions_lost_pct.{name}: "
+                            f"{lost.get(name) if isinstance(lost, dict) else None} is not the "
+                            "share of sessions your run lost (within 1 point)")
+    return problems
+
+
+def check_lab6(path=None, results=None):
+    """Your answers (lab6.yaml) against your own gslb run: anycast's failover and the GSLB's
+    with the shortest TTL you ran (within 10 %), and how many more connection attempts the
+    GSLB failed."""
+    doc, problems = _answers(path, "lab6")
+    if doc is None:
+        return problems
+    root = Path(results or REPO / "results") / "gslb"
+    runs = []
+    for run, _, metrics in _finished_runs(root):
+        variants = metrics.get("variants") or []
+        anycast = next((v for v in variants if v.get("variant") == "anycast"), None)
+        gslb = sorted((v for v in variants if str(v.get("variant", "")).startswith("gslb")
+                       and not v.get("cache_extra")), key=lambda v: v.get("ttl") or 0)
+        if anycast and gslb and anycast.get("failover_s") is not None \
+                and gslb[0].get("failover_s") is not None:
+            runs.append((run, anycast, gslb[0]))
+    if not runs:
+        return [f"no finished gslb run with anycast and a GSLB variant under {root}: "
+                "sudo python lab/run.py gslb --quick"]
+    run, anycast, gslb = runs[0]
+    if not _close(doc.get("anycast_failover_s"), anycast["failover_s"], 0.1, 0.01):
+        problems.append(f"anycast_failover_s: {doc.get('anycast_failover_s')} is not your run's "
+                        f"({run.name}) anycast failover (within 10 %)")
+    if not _close(doc.get("gslb_ttl"), gslb["ttl"], 0.0, 0.0):
+        problems.append(f"gslb_ttl: {doc.get('gslb_ttl')} is not the shortest TTL your run used")
+    if not _close(doc.get("gslb_failover_s"), gslb["failover_s"], 0.1, 0.01):
+        problems.append(f"gslb_failover_s: {doc.get('gslb_failover_s')} is not your run's GSLB "
+                        "failover at that TTL (within 10 %)")
+    extra = (gslb.get("failed_attempts") or 0) - (anycast.get("failed_attempts") or 0)
+    if not _close(doc.get("extra_failed_attempts"), extra, 0.0, 0.0):
+        problems.append(f"extra_failed_attempts: {doc.get('extra_failed_attempts')} is not how "
+                        "many more attempts failed with the GSLB than with anycast in your run")
+    return problems
+
+
+CHECKS = {"lab1": check_lab1, "lab2": check_lab2, "lab3": check_lab3, "lab4": check_lab4,
+          "lab5": check_lab5, "lab6": check_lab6, "lab7": check_lab7, "lab8": check_lab8}
 
 
 def check(lab, path=None, results=None):

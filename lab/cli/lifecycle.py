@@ -36,6 +36,7 @@ REQUEST_TIMEOUT_S = 120.0  # a request's answer (a power-off waits for the contr
 UP_TIMEOUT_S = 300.0       # build + controller ready (a 16-site lab under load: minutes)
 DOWN_TIMEOUT_S = 120.0     # teardown of a big lab
 LINK_DEADLINE_S = 5.0      # how long fail/heal wait for the controller to see the change
+MOVE_REACH_S = 10.0        # how long a move waits for a client to reach the moved host
 
 
 def session_path():
@@ -467,9 +468,32 @@ class Supervisor:
             raise LabError(f"{host} is already at {site}")
         if self.sites.get(site) == "off":
             raise LabError(f"{site} is powered off; power it on first")
+        self.moved_from = self.lab.current_switch(host)
         moved = self.lab.faults.move_host(host, site)
+        client, back_ms = self.reached_again(host, moved["t_unlinked"])
+        after = (f"; {client} reaches it again: its ping answered {back_ms:.0f} ms after "
+                 f"{host} left {self.moved_from} (the ping's own start included)"
+                 if back_ms is not None else
+                 f"; {client} could NOT reach it within {MOVE_REACH_S:g} s (see controller.log)"
+                 if client else "")
         return (f"{host} moved to {site} (port {moved['port']}); it announced itself with a "
-                "gratuitous ARP", {"host": host, "site": site, "port": moved["port"]})
+                f"gratuitous ARP{after}", {"host": host, "site": site, "port": moved["port"],
+                                           "client": client, "reached_again_ms": back_ms})
+
+    def reached_again(self, host, t_unlinked):
+        """(client, ms from unlinking until a client's ping was answered) after a move; the
+        ms is None when no client reached it within MOVE_REACH_S (client None: no client)."""
+        clients = [h.name for h in self.lab.topo.clients
+                   if self.sites.get(self.lab.current_switch(h.name)) != "off"]
+        if not clients:
+            return None, None
+        ip = str(self.lab.topo.host(host).ip.ip)
+        deadline = time.monotonic() + MOVE_REACH_S
+        while time.monotonic() < deadline:
+            if self.lab.node_run(clients[0], ["ping", "-c1", "-W1", ip],
+                                 check=False).returncode == 0:
+                return clients[0], 1000 * (time.monotonic() - t_unlinked)
+        return clients[0], None
 
     def do_paths(self, src, dst):
         from lab.cli.interactive import describe_paths

@@ -200,3 +200,111 @@ def test_lab8_not_done(tmp_path):
     assert grading.check_lab8(path, results)
     lab8_run(results, path, {"control": 0.1, "replication": 0.4}, name="e")
     assert grading.check_lab8(path, results) == []
+
+
+# ------------------------------------------------------------------ labs 2, 5 and 6
+
+def lab2_run(tmp_path, move=True, reached=True, logged=True, arp_sites=("dc1", "dc2")):
+    run = tmp_path / "up" / "20261129-090000"
+    run.mkdir(parents=True)
+    sup = ["[   3.1s] the lab is up (dual-active)"]
+    if move:
+        sup.append('[supervisor] move {"host": "dc1-srv2", "site": "dc2"}: dc1-srv2 moved to dc2 '
+                   "(port 6); it announced itself with a gratuitous ARP"
+                   + ("; client1 reaches it again: its ping answered 85 ms after dc1-srv2 left dc1"
+                      if reached else "; client1 could NOT reach it within 10 s"))
+    (run / "supervisor.log").write_text("\n".join(sup) + "\n")
+    ctl = [f"09:00:01.000 activelab INFO ARP: dc1-srv1 (10.1.0.11) at {s} asked who has "
+           f"10.1.0.1: answered with the gateway MAC" for s in arp_sites]
+    if logged:
+        ctl.append("09:00:05.000 activelab INFO host dc1-srv2 (10.1.0.12) moved from dc1:2 to "
+                   "dc2:6")
+    (run / "controller.log").write_text("\n".join(ctl) + "\n")
+    return tmp_path
+
+
+def test_lab2_done_from_the_running_labs_logs(tmp_path):
+    assert grading.check_lab2(results=lab2_run(tmp_path)) == []
+
+
+@pytest.mark.parametrize("kw, text", [
+    ({"move": False}, "no host was moved"),
+    ({"reached": False}, "reaching the moved host"),
+    ({"logged": False}, "never logged dc1-srv2 moving"),
+    ({"arp_sites": ("dc1",)}, "no ARP answered at dc2"),
+])
+def test_lab2_not_done(tmp_path, kw, text):
+    problems = grading.check_lab2(results=lab2_run(tmp_path, **kw))
+    assert problems and text in problems[0], problems
+
+
+def test_lab2_without_a_lab(tmp_path):
+    assert "no lab brought up" in grading.check_lab2(results=tmp_path)[0]
+
+
+def designs_run(tmp_path, rto=(48.0, 2100.0), lost=(6, 12)):
+    run = tmp_path / "compare-designs" / "20261129-090000"
+    run.mkdir(parents=True)
+    (run / "params.json").write_text('{"experiment": "compare-designs"}')
+    (run / "metrics.json").write_text(json.dumps({"designs": [
+        {"design": "dual-active", "rto_ms": rto[0], "sessions": 12, "sessions_lost": lost[0]},
+        {"design": "primary-backup", "rto_ms": rto[1], "sessions": 12, "sessions_lost": lost[1]},
+    ]}))
+    return tmp_path
+
+
+def answers(tmp_path, name, doc):
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(json.dumps(doc))       # JSON is YAML
+    return path
+
+
+def test_lab5_answers_match_the_students_run(tmp_path):
+    root = designs_run(tmp_path)
+    good = {"fastest_design": "dual-active", "rto_ms": {"dual-active": 50, "primary-backup": 2000},
+            "sessions_lost_pct": {"dual-active": 50, "primary-backup": 100}}
+    assert grading.check_lab5(answers(tmp_path, "good", good), root) == []
+    bad = dict(good, fastest_design="primary-backup",
+               rto_ms={"dual-active": 500, "primary-backup": 2000})
+    problems = grading.check_lab5(answers(tmp_path, "bad", bad), root)
+    assert any("fastest_design" in p for p in problems)
+    assert any("rto_ms.dual-active" in p for p in problems)
+    assert not any("primary-backup" in p and "rto_ms" in p for p in problems)
+    # the same answers against another run's numbers are wrong: it is the student's run
+    other = designs_run(tmp_path / "other", rto=(300.0, 900.0))
+    assert grading.check_lab5(answers(tmp_path, "good", good), other)
+    assert "--file lab5.yaml" in grading.check_lab5(None, root)[0]
+    assert "no finished compare-designs run" in grading.check_lab5(
+        answers(tmp_path, "good", good), tmp_path / "empty")[0]
+
+
+def gslb_run(tmp_path, anycast=0.31, gslb=3.42, failed=(1, 22)):
+    run = tmp_path / "gslb" / "20261129-090000"
+    run.mkdir(parents=True)
+    (run / "params.json").write_text('{"experiment": "gslb"}')
+    (run / "metrics.json").write_text(json.dumps({"variants": [
+        {"variant": "anycast", "ttl": None, "cache_extra": 0.0, "failover_s": anycast,
+         "failed_attempts": failed[0]},
+        {"variant": "gslb ttl 10", "ttl": 10, "cache_extra": 0.0, "failover_s": 9.0,
+         "failed_attempts": 50},
+        {"variant": "gslb ttl 1", "ttl": 1, "cache_extra": 0.0, "failover_s": gslb,
+         "failed_attempts": failed[1]},
+        {"variant": "gslb ttl 1 +8s cache", "ttl": 1, "cache_extra": 8.0, "failover_s": 6.1,
+         "failed_attempts": 40},
+    ]}))
+    return tmp_path
+
+
+def test_lab6_answers_match_the_students_run(tmp_path):
+    root = gslb_run(tmp_path)
+    good = {"anycast_failover_s": 0.3, "gslb_ttl": 1, "gslb_failover_s": 3.5,
+            "extra_failed_attempts": 21}
+    assert grading.check_lab6(answers(tmp_path, "good", good), root) == []
+    problems = grading.check_lab6(answers(tmp_path, "bad", dict(
+        good, gslb_ttl=10, gslb_failover_s=9.0, extra_failed_attempts="many")), root)
+    assert len(problems) == 3 and all(("gslb_ttl" in p or "gslb_failover_s" in p
+                                       or "extra_failed" in p) for p in problems)
+    assert len(grading.check_lab6(answers(tmp_path, "empty", {}), root)) == 4
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("anycast_failover_s: [\n")
+    assert "not YAML" in grading.check_lab6(broken, root)[0]
