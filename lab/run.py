@@ -78,6 +78,34 @@ def add_controller_arguments(parser, offered=("mode", "vip_policy", "bfd_ms"), o
                                                f"missed; default {opts.bfd_ms})")
 
 
+def add_topology_argument(parser, default=None, what="topology name or YAML file"):
+    """TOPOLOGY, given either way on every command that takes one: positionally or with
+    --topology (merged by merge_topology after parsing)."""
+    shipped = ", ".join(available_topologies())
+    parser.add_argument("topology_pos", nargs="?", default=None, metavar="TOPOLOGY",
+                        help=f"{what} (shipped: {shipped})"
+                             + (f"; default {default}" if default else ""))
+    parser.add_argument("--topology", default=None, metavar="NAME|FILE",
+                        help="the same, as an option")
+    parser.set_defaults(topology_default=default)
+
+
+def merge_topology(args):
+    """args.topology from TOPOLOGY or --topology (one of them, or the command's default)."""
+    if not hasattr(args, "topology_pos"):
+        return args
+    pos, opt = args.topology_pos, args.topology
+    if pos is not None and opt is not None and pos != opt:
+        raise LabError(f"{args.command}: the topology is given twice ({pos} and --topology "
+                       f"{opt}); give it once")
+    args.topology = pos or opt or args.topology_default
+    del args.topology_pos, args.topology_default
+    if args.topology is None and args.command != "cli":      # cli: attach, or dual-active
+        raise LabError(f"{args.command}: which topology? give TOPOLOGY (a name or a YAML "
+                       f"file; shipped: {', '.join(available_topologies())})")
+    return args
+
+
 def add_platform_arguments(parser):
     parser.add_argument("--datapath", choices=("auto", "kernel", "user"), default="auto",
                         help="Open vSwitch datapath (auto: kernel when the module exists)")
@@ -102,7 +130,7 @@ def build_parser():
                                      "file cannot be read): the line names the file, the field "
                                      "and the fix")
     validate.set_defaults(handler=cmd_validate)
-    validate.add_argument("file", metavar="FILE", help="a topology YAML file (or a shipped name)")
+    add_topology_argument(validate, what="a topology YAML file or a shipped topology's name")
     validate.add_argument("--json", action="store_true",
                           help="print the verdict as JSON ({file, valid, error, warnings, topology})")
     sub.add_parser("clean", help="remove what a crashed run left behind (from its state file)"
@@ -120,8 +148,9 @@ def build_parser():
     compare = sub.add_parser("compare", help="draw runs side by side (outage per fault)")
     compare.set_defaults(handler=cmd_compare)
     compare.add_argument("run_dirs", type=Path, nargs="+", metavar="RUN_DIR")
-    compare.add_argument("--out", type=Path, default=None, metavar="PNG",
-                         help="where to write the figure (default: compare.png in the first run)")
+    compare.add_argument("--out", type=Path, default=None, metavar="DIR",
+                         help="the folder to write compare.png into (default: the first run's "
+                              "folder; a path ending in .png names the file itself)")
     check = sub.add_parser("check", help="grade a guided lab (docs/labs/): exit 0 when done")
     check.set_defaults(handler=cmd_check)
     check.add_argument("lab", choices=("lab1", "lab2", "lab3", "lab4", "lab5", "lab6", "lab7",
@@ -138,16 +167,15 @@ def build_parser():
     draw = sub.add_parser("draw", help="draw a topology (sites, links, bw/delay): a PNG, "
                                        "Graphviz dot and Mermaid text")
     draw.set_defaults(handler=cmd_draw)
-    draw.add_argument("topology", metavar="TOPOLOGY",
-                      help=f"topology name or YAML file (shipped: {', '.join(available_topologies())})")
-    draw.add_argument("--out", type=Path, default=None, metavar="PNG",
-                      help="where to write the PNG; the .dot and .mmd go beside it (default: "
-                           "named after the file, e.g. my-sites.png, .dot, .mmd here)")
+    add_topology_argument(draw)
+    draw.add_argument("--out", type=Path, default=None, metavar="DIR",
+                      help="the folder to write into (default here); the files are named after "
+                           "the topology's file: my-sites.png, .dot, .mmd (a path ending in .png "
+                           "names them itself)")
     up = sub.add_parser("up", help="build a lab and leave it running (then status, fail, "
                                    "exec, cli ... down)", epilog=LIFECYCLE_EXITS)
     up.set_defaults(handler=cmd_up)
-    up.add_argument("topology", metavar="TOPOLOGY",
-                    help=f"topology name or YAML file (shipped: {', '.join(available_topologies())})")
+    add_topology_argument(up)
     up.add_argument("--out", type=Path, default=None, metavar="DIR",
                     help="results root folder: the lab's run folder (controller.log, the "
                          "supervisor's log) goes in DIR/up/ (default results/)")
@@ -191,9 +219,8 @@ def build_parser():
     cli = sub.add_parser("cli", help="a prompt on the lab: attaches to the running lab (up), "
                                      "or builds TOPOLOGY for the session")
     cli.set_defaults(handler=cmd_cli)
-    cli.add_argument("topology", nargs="?", default=None, metavar="TOPOLOGY",
-                     help="topology name or YAML file, when no lab is up (default dual-active; "
-                          f"shipped: {', '.join(available_topologies())})")
+    add_topology_argument(cli, what="topology name or YAML file, when no lab is up (default "
+                                    "dual-active)")
     add_platform_arguments(cli)
     add_controller_arguments(cli)
     for name, experiment in EXPERIMENTS.items():
@@ -203,9 +230,7 @@ def build_parser():
         exp.set_defaults(handler=cmd_experiment)
         offered = experiment.common_options
         if "topology" in offered:
-            exp.add_argument("--topology", default=experiment.topology, metavar="NAME|FILE",
-                             help=f"topology name or YAML file (default {experiment.topology}; "
-                                  f"shipped: {', '.join(available_topologies())})")
+            add_topology_argument(exp, default=experiment.topology)
         exp.add_argument("--out", type=Path, default=None, metavar="DIR",
                          help="results root folder (default results/)")
         exp.add_argument("--quick", action="store_true", help="short variant (what CI runs)")
@@ -248,10 +273,10 @@ def topology_facts(topo):
 def cmd_validate(args):
     from lab.errors import TopologyError
     try:
-        topo = load_topology(args.file)
+        topo = load_topology(args.topology)
     except TopologyError as exc:
         if args.json:
-            print(json.dumps({"file": str(args.file), "valid": False,
+            print(json.dumps({"file": str(args.topology), "valid": False,
                               "error": {"message": str(exc), "field": exc.field,
                                         "problem": exc.problem, "fix": exc.fix},
                               "warnings": [], "topology": None}, indent=1))
@@ -260,12 +285,12 @@ def cmd_validate(args):
         return EXIT_ERROR
     facts = topology_facts(topo)
     if args.json:
-        print(json.dumps({"file": str(args.file), "valid": True, "error": None,
+        print(json.dumps({"file": str(args.topology), "valid": True, "error": None,
                           "warnings": list(topo.warnings), "topology": facts}, indent=1))
         return EXIT_OK
     for warning in topo.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    print(f"{args.file}: valid: {topo.name}: {len(facts['sites'])} sites, "
+    print(f"{args.topology}: valid: {topo.name}: {len(facts['sites'])} sites, "
           f"{len(facts['edges'])} client edges, {len(facts['hosts'])} hosts, "
           f"{len(facts['links'])} links, {len(facts['services'])} services"
           + (f", data tier {facts['data']}" if facts["data"] else ""))
@@ -373,7 +398,10 @@ def cmd_draw(args):
 
 def cmd_compare(args):
     from lab.analysis import plots
-    out = args.out or args.run_dirs[0] / "compare.png"
+    out = args.out or args.run_dirs[0]
+    if out.suffix != ".png":
+        out.mkdir(parents=True, exist_ok=True)
+        out = out / "compare.png"
     print(plots.compare(args.run_dirs, out))
     return 0
 
@@ -624,7 +652,7 @@ def main(argv=None):
     signal.signal(signal.SIGHUP, on_terminate)
     try:
         args = build_parser().parse_args(argv)
-        return args.handler(args)
+        return args.handler(merge_topology(args))
     except (KeyboardInterrupt, Terminated) as exc:
         how = "interrupted" if isinstance(exc, KeyboardInterrupt) else "terminated"
         left = left_behind()

@@ -24,8 +24,14 @@ LINK_STYLE = {"dci": ("tab:blue", 3.0), "edge": ("tab:gray", 1.5)}
 
 def outputs(source, out=None):
     """{png, dot, mmd} paths for a topology given as `source` (name or file): named after the
-    file's stem, in `out`'s folder (and after `out`'s stem) when given."""
-    base = Path(out).with_suffix("") if out else Path(Path(str(source)).stem)
+    file's stem, here or in the folder `out`; `out` a .png path names them itself."""
+    stem = Path(Path(str(source)).stem)
+    if out is None:
+        base = stem
+    elif Path(out).suffix == "" or Path(out).is_dir():       # a folder: named after the file
+        base = Path(out) / stem
+    else:
+        base = Path(out).with_suffix("")
     return {"png": base.with_suffix(".png"), "dot": base.with_suffix(".dot"),
             "mmd": base.with_suffix(".mmd")}
 

@@ -161,3 +161,25 @@ def test_the_overlap_check_can_fail():
         assert label_overlaps(fig, labels) != []
     finally:
         plt.close(fig)
+
+
+def test_the_readme_example_topology_validates(tmp_path):
+    text = (REPO / "README.md").read_text()
+    blocks = text.split("```yaml\n")[1:]
+    assert blocks, "the README has no yaml example"
+    for i, block in enumerate(blocks):
+        path = tmp_path / f"readme-{i}.yaml"
+        path.write_text(block.split("```")[0])
+        proc = run("validate", str(path))
+        assert proc.returncode == 0, proc.stderr
+
+
+def test_every_command_the_parser_offers_is_in_the_readme():
+    import argparse
+    sys.path.insert(0, str(REPO))
+    from lab.run import build_parser
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    readme = (REPO / "README.md").read_text()
+    missing = [name for name in sub.choices if f"lab/run.py {name}" not in readme
+               and f"`{name}`" not in readme]
+    assert missing == [], missing
