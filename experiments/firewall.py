@@ -17,7 +17,9 @@ sessions must continue through dc2-fw. Per remedy: sessions established, survivi
 firewall drops, and (sync) how far behind the second firewall learns a session.
 The probe suite (lab/agents/fwprobes.py: denied ports, out-of-state ACK/RST/FIN, XMAS, NULL, spoofed
 site source, ICMP variants, out-of-window injection) runs before phase 1 and after the
-failover; every probe that reaches the server is a leak, named in the results.
+failover; every probe that reaches the server is a leak, named in the results. The policy
+check (first remedy) tries every port the policy opens or the shipped policy opened, and SSH:
+the table says which the firewall let through, against the policy (lab 4 grades it).
 """
 
 import dataclasses
@@ -178,6 +180,32 @@ def probe_control(lab, run_dir, client, server, spoof, fw):
     return [name for name, _ in fwprobes.PROBES if name not in arrived]
 
 
+def policy_ports(topo):
+    """The ports the policy check tries: every port this policy or the shipped one opens, and
+    SSH: what a changed policy opens is tried, and what it closed."""
+    from lab.model.topology import load_topology
+    shipped = load_topology(TOPOLOGY).firewall
+    tcp = sorted(set(topo.firewall.tcp) | set(shipped.tcp) | {22})
+    udp = sorted(set(topo.firewall.udp) | set(shipped.udp))
+    return tcp, udp
+
+
+def probe_policy(lab, run_dir, tag, client, server, fw):
+    """A SYN to every TCP port and a datagram to every UDP port of policy_ports, from client to
+    server through firewall `fw`; returns the 'tcp/N' / 'udp/N' the firewall let through."""
+    out = run_dir / f"policy-{tag}.json"
+    link = dict(lab.topo.firewalls)[fw]
+    tcp, udp = policy_ports(lab.topo)
+    watcher = lab.start_agent(fw, fwprobes.watch_argv(firewall.inside_intf(fw, link), out),
+                              f"policy watcher {tag}", log=out.with_suffix(".log"))
+    lab.node_run(client.name, fwprobes.policy_argv(client.intf, client.mac, client.ip.ip,
+                                                   GATEWAY_MAC, server.ip.ip, tcp, udp),
+                 timeout=60)
+    time.sleep(0.3)
+    lab.stop_process(watcher)
+    return json.loads(out.read_text())
+
+
 def one_remedy(ctx, remedy, n, control=False):
     """Run one remedy into RUN_DIR/REMEDY/: the session reports, the probe suites' leak files,
     the firewalls' conntrack events, and remedy.json (the cut's time, the counters and the
@@ -211,6 +239,18 @@ def one_remedy(ctx, remedy, n, control=False):
             missing = probe_control(lab, run_dir, client, near, spoof, fw1)
             log(f"[{remedy}] probe suite positive control (accept-all firewalls): "
                 + (f"{', '.join(missing)} did not arrive" if missing else "every probe arrived"))
+            # the policy as enforced: each port tried through accept-all firewalls (every
+            # one must arrive, or the check could not tell), then through the policy
+            lab.firewalls.start(accept_all=True)
+            try:
+                probe_policy(lab, run_dir, "control", client, near, fw1)
+            finally:
+                lab.firewalls.start(midstream=remedy == "loose")
+            through = probe_policy(lab, run_dir, "enforced", client, near, fw1)
+            tcp, udp = policy_ports(topo)
+            raw["policy"] = {"tcp": tcp, "udp": udp, "open_tcp": list(topo.firewall.tcp),
+                             "open_udp": list(topo.firewall.udp), "firewall": fw1}
+            log(f"[{remedy}] policy through {fw1}: {', '.join(through) or 'nothing'} let through")
         leaks = probe_suite(lab, run_dir, "before", client, near, spoof, fw1)
         log(f"[{remedy}] probe suite through {fw1}: {', '.join(leaks) or 'no leaks'}")
         log(f"[{remedy}] phase 1: {n} sessions per client to {far.name} (in by {fw1}, "
@@ -303,6 +343,17 @@ def analyse_remedy(run_dir):
         "counters": raw["counters"],
         "settings": raw.get("settings", {}),
     }
+    if raw.get("policy") and (run_dir / "policy-enforced.json").exists():
+        spec = raw["policy"]
+        through = set(json.loads((run_dir / "policy-enforced.json").read_text()))
+        control = set(json.loads((run_dir / "policy-control.json").read_text()))
+        rows = []
+        for proto in ("tcp", "udp"):
+            for port in spec[proto]:
+                name = f"{proto}/{port}"
+                rows.append({"proto": proto, "port": port, "open": port in spec[f"open_{proto}"],
+                             "reached": name in through, "control_reached": name in control})
+        result["policy"] = {"firewall": spec["firewall"], "ports": rows}
     if raw["control"]:
         arrived = json.loads((run_dir / "leaks-control.json").read_text())
         result["probe_control_missing"] = [name for name, _ in fwprobes.PROBES
@@ -319,6 +370,7 @@ def analyse(run_dir):
     return {"topology": params["topology"]["name"], "sessions_per_client": opts.sessions,
             "probe_control": {"probes": len(fwprobes.PROBES),
                               "missing": results[0].get("probe_control_missing", [])},
+            "policy": results[0].pop("policy", None),
             "remedies": results}
 
 
@@ -366,6 +418,17 @@ def summarize(run_dir):
         for name, what in fwprobes.PROBES]
     weakened = {r["remedy"]: sorted(set(r["leaks"]["before"]) | set(r["leaks"]["after_failover"]))
                 for r in results}
+    policy = metrics.get("policy")
+    policy_lines = []
+    if policy:
+        policy_lines = ["", f"the policy as {policy['firewall']} enforced it (a SYN or datagram "
+                            "to each port; through accept-all firewalls first, as a control):",
+                        format_table(["port", "policy", "let through", "control", "verdict"], [
+                            (f"{r['proto']}/{r['port']}", "open" if r["open"] else "closed",
+                             "yes" if r["reached"] else "no",
+                             "arrived" if r["control_reached"] else "LOST",
+                             "ok" if r["reached"] == r["open"] and r["control_reached"]
+                             else "OFF") for r in policy["ports"]])]
     text = "\n".join([
         "routing hot-potato: sessions to dc2 enter by dc1-fw and their replies leave by dc2-fw",
         f"probe suite positive control: {len(fwprobes.PROBES) - len(missing)}/"
@@ -376,7 +439,7 @@ def summarize(run_dir):
         "",
         "probe suite (before / after the failover), per remedy:",
         format_table(["probe", "what"] + [r["remedy"] for r in results], probe_rows),
-    ] + [f"remedy {remedy} weakens the firewall: lets through {', '.join(leaks)}"
+    ] + policy_lines + [f"remedy {remedy} weakens the firewall: lets through {', '.join(leaks)}"
          for remedy, leaks in weakened.items() if leaks] + [
         f"plot: {run_dir / 'firewall.png'}",
     ])
@@ -400,6 +463,15 @@ def summarize(run_dir):
                  and r["failover"]["survived"] < r["failover"]["established"]]
     problems += [f"probe suite positive control: {name} did not arrive through accept-all "
                  "firewalls, so the suite cannot tell whether it leaks" for name in missing]
+    for r in (policy or {}).get("ports", []):
+        name = f"{r['proto']}/{r['port']}"
+        if not r["control_reached"]:
+            problems.append(f"policy check: {name} did not arrive through accept-all firewalls, "
+                            "so the check cannot tell whether the policy lets it through")
+        elif r["reached"] != r["open"]:
+            problems.append(f"policy check: {name} is {'open' if r['open'] else 'closed'} in the "
+                            f"policy but {policy['firewall']} "
+                            f"{'blocked' if r['open'] else 'let it through'}")
     timing = [f"remedy {r['remedy']}: {r['failover']['undecided']} failover sessions neither "
               "died nor had an echo after the cut before their window ended (an agent that "
               "started late): they count as not surviving" for r in results

@@ -6,6 +6,7 @@ that arrives (each carries its own IP ID), so a leak is a probe the server saw.
     python -m lab.agents.fwprobes watch --intf dc1-srv1-eth0 --out leaks.json     # in the server
     python -m lab.agents.fwprobes send --intf client1-eth0 --src-mac .. --src-ip .. --gw-mac .. \\
         --dst-ip 10.1.0.11 --open-port 443 --spoof-ip 10.2.0.99             # in the client
+    python -m lab.agents.fwprobes policy ... --tcp 80,443,8443 --udp 7000   # the policy's ports
 """
 
 import argparse
@@ -71,12 +72,22 @@ def watch(args):
     return 0
 
 
+POLICY_MARKER = 0xF200      # the policy probes' IPv4 ident: one SYN or datagram per port
+
+
 def probe_of(frame):
-    """The probe an Ethernet frame carries (its IPv4 ident is the probe's marker), or None."""
+    """The probe an Ethernet frame carries (its IPv4 ident is the probe's marker), or None.
+    A policy probe is named by what it tried: 'tcp/8443', 'udp/7000'."""
     if len(frame) >= 34 and frame[12:14] == b"\x08\x00":
         ident = struct.unpack("!H", frame[18:20])[0]
         if MARKER <= ident < MARKER + len(PROBES):
             return PROBES[ident - MARKER][0]
+        if ident == POLICY_MARKER:
+            proto = {6: "tcp", 17: "udp"}.get(frame[23])
+            ihl = (frame[14] & 0x0F) * 4
+            if proto and len(frame) >= 14 + ihl + 4:
+                dport = struct.unpack("!H", frame[14 + ihl + 2:14 + ihl + 4])[0]
+                return f"{proto}/{dport}"
     return None
 
 
@@ -159,6 +170,27 @@ def send(args):
     return 0
 
 
+def send_policy(args):
+    """One SYN per TCP port and one datagram per UDP port (each twice), marked POLICY_MARKER:
+    the watcher behind the firewall names the ports its policy let through."""
+    from scapy.layers.inet import IP, TCP, UDP
+    from scapy.layers.l2 import Ether
+    from scapy.sendrecv import sendp
+
+    def ip():
+        return Ether(src=args.src_mac, dst=args.gw_mac) / IP(src=args.src_ip, dst=args.dst_ip,
+                                                               id=POLICY_MARKER)
+    tcp = [int(p) for p in args.tcp.split(",") if p]
+    udp = [int(p) for p in args.udp.split(",") if p]
+    packets = ([ip() / TCP(sport=62000 + i, dport=port, flags="S") for i, port in enumerate(tcp)]
+               + [ip() / UDP(sport=62500 + i, dport=port) / b"policy" for i, port in enumerate(udp)])
+    for _ in range(2):
+        sendp(packets, iface=args.intf, verbose=False)
+        time.sleep(0.2)
+    print(json.dumps([f"tcp/{p}" for p in tcp] + [f"udp/{p}" for p in udp]), flush=True)
+    return 0
+
+
 def parser():
     """The command line (the argv builders below write it)."""
     parser = argparse.ArgumentParser(prog="python -m lab.agents.fwprobes")
@@ -171,6 +203,11 @@ def parser():
         s.add_argument(f"--{name}", required=True)
     s.add_argument("--open-port", type=int, default=443)
     s.add_argument("--closed-port", type=int, default=22)
+    p = sub.add_parser("policy")
+    for name in ("intf", "src-mac", "src-ip", "gw-mac", "dst-ip"):
+        p.add_argument(f"--{name}", required=True)
+    p.add_argument("--tcp", default="", help="TCP ports, comma-separated")
+    p.add_argument("--udp", default="", help="UDP ports, comma-separated")
     return parser
 
 
@@ -183,9 +220,15 @@ def send_argv(intf, src_mac, src_ip, gw_mac, dst_ip, spoof_ip, open_port):
                          gw_mac=gw_mac, dst_ip=dst_ip, spoof_ip=spoof_ip, open_port=open_port)
 
 
+def policy_argv(intf, src_mac, src_ip, gw_mac, dst_ip, tcp, udp):
+    return python_module(__name__, "policy", intf=intf, src_mac=src_mac, src_ip=src_ip,
+                         gw_mac=gw_mac, dst_ip=dst_ip, tcp=",".join(map(str, tcp)),
+                         udp=",".join(map(str, udp)))
+
+
 def main(argv=None):
     args = parser().parse_args(argv)
-    return watch(args) if args.command == "watch" else send(args)
+    return {"watch": watch, "send": send, "policy": send_policy}[args.command](args)
 
 
 if __name__ == "__main__":

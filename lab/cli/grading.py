@@ -106,7 +106,8 @@ def check_lab3(path=None, results=None):
 
 
 def check_lab4(path=None, results=None):
-    """The firewall policy opens TCP 8443 (and still 80 and 443) and no longer UDP 7000."""
+    """The firewall policy opens TCP 8443 (and still 80 and 443) and no longer UDP 7000, and a
+    firewall run on it shows the firewall doing exactly that."""
     topo, problems = _topology(path)
     if topo is None:
         return problems
@@ -117,6 +118,37 @@ def check_lab4(path=None, results=None):
             problems.append(f"the policy does not open TCP {port}: firewall.tcp")
     if 7000 in topo.firewall.udp:
         problems.append("the policy still opens UDP 7000: remove it from firewall.udp")
+    if problems:
+        return problems
+    return lab4_run_problems(topo, path, Path(results or REPO / "results") / "firewall")
+
+
+def lab4_run_problems(topo, path, root):
+    """The policy's effect, from a firewall run on the student's topology: its policy check
+    let TCP 80, 443 and 8443 through and stopped UDP 7000 (each also arrived through the
+    accept-all control, so the check could see it)."""
+    runs = [(run, m) for run, params, m in _finished_runs(root)
+            if (params.get("topology") or {}).get("firewall")
+            and sorted(params["topology"]["firewall"].get("tcp", [])) == sorted(topo.firewall.tcp)
+            and sorted(params["topology"]["firewall"].get("udp", [])) == sorted(topo.firewall.udp)]
+    if not runs:
+        return [f"no firewall run on your policy under {root}: sudo python lab/run.py firewall "
+                f"--quick --remedies none --topology {path}"]
+    run, metrics = runs[0]
+    policy = metrics.get("policy")
+    if not policy:
+        return [f"{run}: the run has no policy check (made by an older version): run it again"]
+    rows = {f"{r['proto']}/{r['port']}": r for r in policy["ports"]}
+    problems = []
+    for name, want in (("tcp/80", True), ("tcp/443", True), ("tcp/8443", True),
+                       ("udp/7000", False)):
+        r = rows.get(name)
+        if r is None or not r["control_reached"]:
+            problems.append(f"{run.name}: {name} was not tried (or lost in the control): run "
+                            "the firewall experiment again")
+        elif r["reached"] != want:
+            problems.append(f"{run.name}: {policy['firewall']} "
+                            f"{'blocked' if want else 'let through'} {name}")
     return problems
 
 

@@ -64,3 +64,14 @@ def test_the_probe_suite_positive_control_sees_every_probe(remedies):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["probe_control"]["probes"] >= 15
     assert metrics["probe_control"]["missing"] == []
+
+
+def test_the_policy_check_sees_what_the_policy_opens(remedies):
+    import json
+    _, run_dir = remedies
+    policy = json.loads((run_dir / "metrics.json").read_text())["policy"]
+    rows = {f"{r['proto']}/{r['port']}": r for r in policy["ports"]}
+    assert set(rows) == {"tcp/22", "tcp/80", "tcp/443", "udp/7000"}
+    assert all(r["control_reached"] for r in rows.values()), rows   # the control saw them all
+    assert {n for n, r in rows.items() if r["reached"]} == {"tcp/80", "tcp/443", "udp/7000"}
+    assert not rows["tcp/22"]["reached"] and not rows["tcp/22"]["open"]

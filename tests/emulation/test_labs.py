@@ -88,3 +88,17 @@ def test_lab8_end_to_end_the_student_turns_qos_on_and_check_grades_the_run(tmp_p
     assert run.returncode == 0, run.stdout + run.stderr
     check = run_lab("check", "lab8", "--file", str(mine), "--results", str(results))
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_lab4_graded_from_a_run_on_the_students_policy(tmp_path):
+    text = (REPO / "topologies" / "dual-active-fw.yaml").read_text()
+    mine = tmp_path / "my-fw.yaml"
+    mine.write_text(text.replace("tcp: [80, 443]", "tcp: [80, 443, 8443]").replace(
+        "udp: [7000]", "udp: []"))
+    graded = run_lab("check", "lab4", "--file", str(mine), "--results", str(tmp_path))
+    assert graded.returncode == 1 and "no firewall run on your policy" in graded.stdout
+    proc = run_lab("firewall", "--quick", "--remedies", "none", "--topology", str(mine),
+                   "--out", str(tmp_path))
+    assert "policy through dc1-fw" in proc.stdout, proc.stdout + proc.stderr
+    graded = run_lab("check", "lab4", "--file", str(mine), "--results", str(tmp_path))
+    assert graded.returncode == 0 and "lab4: done" in graded.stdout, graded.stdout

@@ -89,9 +89,14 @@ def test_up_status_faults_exec_down(lab_up):
     assert proc.returncode == 0 and "10.100.0.11" in proc.stdout
     assert run("exec", "client1", "--", "false").returncode == 1
 
-    # a move: the host answers from its new site
+    # a move: the host answers from its new site; lab 2's check grades it from the logs
+    graded = run("check", "lab2", "--results", str(lab_up))
+    assert graded.returncode == 1 and "no host was moved" in graded.stdout, graded.stdout
     proc = run("move", "dc1-srv2", "dc2")
     assert proc.returncode == 0, proc.stderr
+    assert "client1 reaches it again" in proc.stdout, proc.stdout
+    graded = run("check", "lab2", "--results", str(lab_up))
+    assert graded.returncode == 0 and "lab2: done" in graded.stdout, graded.stdout
     moved = status()
     assert next(h for h in moved["hosts"] if h["name"] == "dc1-srv2")["site"] == "dc2"
     assert wait(lambda: run("exec", "client1", "--", "ping", "-c1", "-W1", "10.1.0.12"

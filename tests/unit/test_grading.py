@@ -90,12 +90,42 @@ def test_lab3_accepts_the_full_default_timeline_too(tmp_path):
     assert grading.check_lab3(results=tmp_path) == []
 
 
+def firewall_run(root, tcp, udp, through=("tcp/80", "tcp/443", "tcp/8443"), name="r1"):
+    run = root / "firewall" / name
+    run.mkdir(parents=True)
+    (run / "params.json").write_text(json.dumps({"experiment": "firewall", "topology": {
+        "firewall": {"tcp": tcp, "udp": udp}}}))
+    ports = [("tcp", p) for p in (22, 80, 443, 8443)] + [("udp", 7000)]
+    (run / "metrics.json").write_text(json.dumps({"policy": {"firewall": "dc1-fw", "ports": [
+        {"proto": proto, "port": port, "open": port in (tcp if proto == "tcp" else udp),
+         "reached": f"{proto}/{port}" in through, "control_reached": True}
+        for proto, port in ports]}}))
+    return run
+
+
+def test_lab4_the_policys_effect_from_the_run(tmp_path):
+    text = (REPO / "topologies" / "dual-active-fw.yaml").read_text()
+    good = tmp_path / "good.yaml"
+    good.write_text(text.replace("tcp: [80, 443]", "tcp: [80, 443, 8443]").replace(
+        "udp: [7000]", "udp: []"))
+    # a run on the file whose firewall did not do what the file says (8443 blocked, 7000 let
+    # through), and a run on another policy that would pass: neither counts
+    firewall_run(tmp_path, tcp=[80, 443, 8443], udp=[], name="r1",
+                 through=("tcp/80", "tcp/443", "udp/7000"))
+    firewall_run(tmp_path, tcp=[80, 443], udp=[7000], name="r0")
+    problems = grading.check_lab4(good, tmp_path)
+    assert any("blocked tcp/8443" in p for p in problems)
+    assert any("let through udp/7000" in p for p in problems)
+
+
 def test_lab4_policy(tmp_path):
     text = (REPO / "topologies" / "dual-active-fw.yaml").read_text()
     good = tmp_path / "good.yaml"
     good.write_text(text.replace("tcp: [80, 443]", "tcp: [80, 443, 8443]").replace(
         "udp: [7000]", "udp: []"))
-    assert grading.check_lab4(good) == []
+    assert "no firewall run on your policy" in grading.check_lab4(good, tmp_path)[0]
+    firewall_run(tmp_path, tcp=[80, 443, 8443], udp=[])
+    assert grading.check_lab4(good, tmp_path) == []
     assert grading.check_lab4(REPO / "topologies" / "dual-active-fw.yaml") == [
         "the policy does not open TCP 8443: firewall.tcp",
         "the policy still opens UDP 7000: remove it from firewall.udp"]
