@@ -31,7 +31,8 @@ def _topology(path):
 
 
 def check_lab1(path=None, results=None):
-    """A third site dc3, linked to dc1 by a 10 ms, 20 Mbit/s link."""
+    """A third site dc3, linked to dc1 by a 10 ms, 20 Mbit/s link, and a dual-active run on it
+    that measured the link as configured (results False: the file alone)."""
     topo, problems = _topology(path)
     if topo is None:
         return problems
@@ -45,7 +46,29 @@ def check_lab1(path=None, results=None):
         problems.append(f"link {link.name} has delay {link.delay_ms:g} ms; the lab asks for 10ms")
     if link.bw != 20:
         problems.append(f"link {link.name} has bw {link.bw}; the lab asks for 20 (Mbit/s)")
-    return problems
+    if problems or results is False:
+        return problems
+    return lab1_run_problems(link.name, path, Path(results or REPO / "results") / "dual-active")
+
+
+def lab1_run_problems(link, path, root):
+    """A dual-active run on the student's topology measured the new link: its RTT (about
+    20 ms) and TCP throughput (about 19 Mbit/s) within the fidelity tolerances."""
+    for run, params, metrics in _finished_runs(root):
+        links = {l.get("name"): l for l in (params.get("topology") or {}).get("links", [])}
+        mine = links.get(link)
+        if mine is None or set(mine.get("between", [])) != {"dc1", "dc3"} \
+                or mine.get("delay_ms") != 10.0:
+            continue
+        rows = [f for f in metrics.get("fidelity") or [] if f.get("link") == link]
+        if {f.get("metric") for f in rows} < {"rtt_ms", "throughput_mbit"}:
+            return [f"{run.name}: the run did not measure {link}'s RTT and throughput"]
+        off = [f"{f['metric']} {f['measured']:.1f} vs {f['expected']:.1f}" for f in rows
+               if not f.get("ok")]
+        return [f"{run.name}: {link} measured off its configuration: {'; '.join(off)}"] if off \
+            else []
+    return [f"no dual-active run on your topology under {root}: sudo python lab/run.py "
+            f"dual-active --quick --topology {path}"]
 
 
 def lab3_run_problem(run):

@@ -22,8 +22,31 @@ def with_dc3(tmp_path, delay="10ms", bw=20):
     return path
 
 
+def dual_active_run(root, ok=True, delay=10.0, name="r1"):
+    run = root / "dual-active" / name
+    run.mkdir(parents=True)
+    (run / "params.json").write_text(json.dumps({"experiment": "dual-active", "topology": {
+        "links": [{"name": "dci-c", "between": ["dc1", "dc3"], "delay_ms": delay}]}}))
+    (run / "metrics.json").write_text(json.dumps({"fidelity": [
+        {"link": "dci-c", "metric": "rtt_ms", "measured": 20.1 if ok else 31.0, "expected": 20.0,
+         "ok": ok},
+        {"link": "dci-c", "metric": "throughput_mbit", "measured": 18.9, "expected": 19.1,
+         "ok": True}]}))
+
+
 def test_lab1_done(tmp_path):
-    assert grading.check_lab1(with_dc3(tmp_path)) == []
+    assert grading.check_lab1(with_dc3(tmp_path), results=False) == []
+    problems = grading.check_lab1(with_dc3(tmp_path), tmp_path)
+    assert "no dual-active run on your topology" in problems[0]
+    dual_active_run(tmp_path, delay=5.0, name="r0")          # another topology: not counted
+    assert "no dual-active run" in grading.check_lab1(with_dc3(tmp_path), tmp_path)[0]
+    dual_active_run(tmp_path, ok=False)
+    assert "rtt_ms 31.0 vs 20.0" in grading.check_lab1(with_dc3(tmp_path), tmp_path)[0]
+
+
+def test_lab1_done_with_a_run_that_measured_the_link(tmp_path):
+    dual_active_run(tmp_path)
+    assert grading.check_lab1(with_dc3(tmp_path), tmp_path) == []
 
 
 def test_lab1_wrong_or_missing(tmp_path):
@@ -134,7 +157,9 @@ def test_lab4_policy(tmp_path):
 
 def test_check_command_exits_0_when_done_and_1_with_what_is_missing(tmp_path):
     run = [sys.executable, str(REPO / "lab" / "run.py"), "check", "lab1", "--file"]
-    ok = subprocess.run(run + [str(with_dc3(tmp_path))], capture_output=True, text=True)
+    dual_active_run(tmp_path)
+    ok = subprocess.run(run + [str(with_dc3(tmp_path)), "--results", str(tmp_path)],
+                        capture_output=True, text=True)
     assert ok.returncode == 0 and "lab1: done" in ok.stdout
     bad = subprocess.run(run + [str(REPO / "topologies" / "dual-active.yaml")],
                          capture_output=True, text=True)
