@@ -247,7 +247,7 @@ class ControllerLogic:
 
     def lldp_in(self, dpid, port, info, now):
         origin = packets.lldp_origin(info)
-        self.checker.heard(info.get("stamp"), now)
+        self.checker.heard(info.get("stamp"), now, dpid)
         if origin is None or origin == (dpid, port) or origin[0] not in self.ports:
             return []
         sent = info.get("stamp")
@@ -460,7 +460,11 @@ class ControllerLogic:
         if info["kind"] == "icmp" and info["icmp_type"] == 8:
             return [PacketOut(dpid, port, packets.icmp_echo_reply(data, self.gw_mac))]
         if info["kind"] == "tcp":
-            msgs, down = self.checker.reply(info, now, self.locate, self.gw_mac)
+            before = {n: h.up for n, h in self.health.items()}
+            msgs, down = self.checker.reply(info, now, self.locate, self.gw_mac, dpid)
+            for name, h in self.health.items():
+                if h.up and before[name] is False:
+                    self.note(f"server {name} passes its health checks again")
             return msgs + self.vips.withdraw(down)
         return []
 

@@ -575,3 +575,67 @@ def test_the_log_names_switches_hosts_and_links_not_datapath_ids():
     assert "dc1->dc2 via dci-b (backup none)" in notes and "0000000000000001" not in notes
     # positive control: nothing new happened, nothing new is said
     assert net.logic.take_notes() == []
+
+
+def checks_to(net, server):
+    """The health-check SYNs the server has received so far."""
+    return [p for p in net.received.get(server, []) if p.get("tcp_flags") == 0x02
+            and p["ipv4_dst"] == "10.200.0.10"]
+
+
+def test_a_late_answer_is_reset_and_checks_rotate_their_source_ports():
+    """A SYN-ACK for a check already judged gets a RST (else the server keeps a half-open
+    connection and answers the next checks on those ports with ACKs: down for a minute), and
+    successive checks come from different source ports."""
+    net = network("protection")
+    for host in net.received:
+        net.received[host] = []
+    ports = []
+    for _ in range(4):
+        net.tick(0.5)
+        ports.append(checks_to(net, "dc1-srv1")[-1]["tcp_src"])
+    assert len(set(ports)) == 4, ports
+    old = checks_to(net, "dc1-srv1")[0]
+    checker = net.logic.checker
+    checker.servers["dc1-srv1"].outstanding.clear()        # as if judged already
+    net.received["dc1-srv1"] = []
+    late = {"eth_src": net.topo.host("dc1-srv1").mac, "eth_dst": GW, "eth_type": 0x0800,
+            "ipv4_src": "10.200.0.10", "ipv4_dst": old["ipv4_src"], "ip_proto": 6, "ttl": 64,
+            "tcp_src": old["tcp_dst"], "tcp_dst": old["tcp_src"], "tcp_flags": 0x12,
+            "tcp_seq": 77, "tcp_ack": old["tcp_seq"] + 1}
+    net.host_sends("dc1-srv1", late)
+    rst = [p for p in net.received["dc1-srv1"] if p.get("tcp_flags") == 0x04]
+    assert rst and rst[0]["tcp_dst"] == old["tcp_dst"] and rst[0]["tcp_src"] == old["tcp_src"]
+    assert rst[0]["tcp_seq"] == old["tcp_seq"] + 1
+    # positive control: a RST from the server is not answered with a RST
+    net.received["dc1-srv1"] = []
+    net.host_sends("dc1-srv1", dict(late, tcp_flags=0x14))
+    assert not [p for p in net.received["dc1-srv1"] if p.get("tcp_flags") == 0x04]
+
+
+def test_only_proof_through_the_servers_own_switch_judges_its_checks():
+    """A site whose switch's answers lag behind the other switches' LLDP is not declared dead:
+    the proof must come back through the server's own switch."""
+    from controllers.health import HealthChecker
+    net = network("protection")
+    checker = HealthChecker(net.logic.intent)
+    hosts = net.logic.hosts
+
+    def locate(ip):
+        return hosts.get(str(ip))
+    msgs, down = checker.round(0.0, locate, GW, lambda ip: [])
+    assert len(msgs) == 4 and down == []
+    dc1 = hosts["10.1.0.11"].dpid
+    dc2 = hosts["10.2.0.11"].dpid
+    # frames sent later came back through dc2 only: dc1's servers' checks are not judged
+    for t in (0.5, 1.0, 1.5, 2.0):
+        checker.heard(t, t + 0.01, dpid=dc2)
+        msgs, down = checker.round(t + 0.5, locate, GW, lambda ip: [])
+    assert checker.servers["dc1-srv1"].up is not False
+    assert checker.servers["dc1-srv1"].misses == 0
+    assert checker.servers["dc2-srv1"].misses >= 3          # positive control: dc2 was judged
+    # proof through dc1 judges dc1's silent servers too
+    for t in (2.5, 3.0, 3.5):
+        checker.heard(t, t + 0.01, dpid=dc1)
+        checker.round(t + 0.5, locate, GW, lambda ip: [])
+    assert checker.servers["dc1-srv1"].misses >= 3
