@@ -398,11 +398,13 @@ def cmd_draw(args):
 
 def cmd_compare(args):
     from lab.analysis import plots
+    from lab.analysis.report import write_compare_report
     out = args.out or args.run_dirs[0]
     if out.suffix != ".png":
         out.mkdir(parents=True, exist_ok=True)
         out = out / "compare.png"
     print(plots.compare(args.run_dirs, out))
+    print(write_compare_report(out, args.run_dirs))
     return 0
 
 
@@ -564,7 +566,17 @@ def write_summary(run_dir, experiment, summary, judged, why_not):
     """summary.txt and report.html of a run folder from its Summary; returns the text."""
     text = "\n".join([summary.text] + warnings(summary, judged, why_not))
     params = json.loads((Path(run_dir) / "params.json").read_text())
-    write_report(run_dir, f"ActiveLab {experiment.name} on {params['topology']['name']}", text)
+    topology = params["topology"]["name"]
+    try:
+        from lab.analysis.draw import draw_params_topology
+        draw_params_topology(params, Path(run_dir) / "topology.png")
+    except (ValueError, KeyError, TypeError, OSError):
+        pass                               # a run folder without a drawable topology
+    title = (f"ActiveLab {experiment.name}" if topology == experiment.name
+             else f"ActiveLab {experiment.name} on {topology}")
+    write_report(run_dir, title, text, problems=summary.problems, timing=summary.timing,
+                 judged=judged, subtitle=f"run {Path(run_dir).name}, topology {topology}"
+                 + ("" if judged else f"; timing not judged on {why_not}"))
     (Path(run_dir) / "summary.txt").write_text(text + "\n")
     return text
 

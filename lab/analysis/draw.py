@@ -247,3 +247,78 @@ def separate(fig, ax, labels, obstacles=(), rounds=200):
                 moved = True
         if not moved:
             return
+
+
+# ------------------------------------------------------- a run's topology (from params.json)
+
+def topology_from_params(params):
+    """A drawable topology from a run's params.json (its `topology`, as Topology.to_dict
+    wrote it): the names, kinds, subnets, hosts and links draw() needs."""
+    import ipaddress
+    from types import SimpleNamespace as NS
+    doc = params["topology"]
+    switches = tuple(NS(name=s["name"], kind=s["kind"], subnet=s["subnet"],
+                        location=s.get("location")) for s in doc["switches"])
+    hosts = tuple(NS(name=h["name"], role=h["role"], switch=h["switch"],
+                     ip=ipaddress.ip_interface(h["ip"])) for h in doc["hosts"])
+    links = tuple(NS(name=l["name"], a=l["between"][0], b=l["between"][1], kind=l["kind"],
+                     bw=l.get("bw_mbit"), delay_ms=l.get("delay_ms") or 0.0, firewall=None,
+                     firewall_node=None) for l in doc["links"])
+    services = tuple(NS(name=v["name"], vip=v["vip"], port=v["port"])
+                     for v in doc.get("services") or [])
+    topo = NS(name=doc["name"], description=doc.get("description", ""), switches=switches,
+              hosts=hosts, links=links, services=services)
+    topo.hosts_at = lambda name: tuple(h for h in hosts if h.switch == name)
+    return topo
+
+
+def draw_params_topology(params, out):
+    """topology.png of a run folder, from its params.json."""
+    return draw(topology_from_params(params), out)
+
+
+def fault_panels(params, faults, out):
+    """topology-faults.png: the topology once per fault, the link or site it hit marked (cut
+    red dashed, gray grey dotted, a powered-off or isolated site dark with its links dashed;
+    undoing faults in green). faults: [(label, action, target)]. Returns out, or None when
+    there is no fault to show."""
+    if not faults:
+        return None
+    topo = topology_from_params(params)
+    pos = layout(topo)
+    cols = min(3, len(faults))
+    rows = (len(faults) + cols - 1) // cols
+    fig, axes = plt.subplots(rows, cols, figsize=(3.6 * cols, 3.0 * rows), squeeze=False)
+    for ax, (label, action, target) in zip(axes.flat, faults):
+        undo = action in ("heal", "ungray", "power-on", "rejoin", "server-up",
+                          "controller-start")
+        site_hit = target if action in ("power-off", "power-on", "isolate", "rejoin") else None
+        for link in topo.links:
+            (xa, ya), (xb, yb) = pos[link.a], pos[link.b]
+            hit = link.name == target or (site_hit and site_hit in (link.a, link.b)
+                                          and not (action in ("isolate", "rejoin")
+                                                   and link.kind != "dci"))
+            colour, style, width = "lightgray", "-", 1.5
+            if hit:
+                colour = "tab:green" if undo else {"gray": "dimgray"}.get(action, "tab:red")
+                style = ":" if action in ("gray", "ungray") else "--" if not undo else "-"
+                width = 3
+            ax.plot([xa, xb], [ya, yb], color=colour, linestyle=style, linewidth=width)
+        for switch in topo.switches:
+            x, y = pos[switch.name]
+            dark = site_hit == switch.name and action == "power-off"
+            ax.scatter([x], [y], s=260, marker="s" if switch.kind == "site" else "D",
+                       color="black" if dark else "tab:blue" if switch.kind == "site"
+                       else "tab:purple", zorder=3)
+            ax.text(x, y - 0.22, switch.name, ha="center", va="top", fontsize=7)
+        ax.set_title(label, fontsize=8)
+        ax.axis("off")
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.margins(0.25)
+    for ax in list(axes.flat)[len(faults):]:
+        ax.axis("off")
+    fig.suptitle(f"{topo.name}: what each fault hit", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return out

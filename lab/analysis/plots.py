@@ -53,7 +53,20 @@ def load_run(run_dir):
         "throughput": _read_csv(run_dir / "throughput.csv") if (run_dir / "throughput.csv").exists() else [],
         "metrics": json.loads((run_dir / "metrics.json").read_text()),
         "params": json.loads((run_dir / "params.json").read_text()) if (run_dir / "params.json").exists() else {},
+        "summaries": _sender_summaries(run_dir),
     }
+
+
+def _sender_summaries(run_dir):
+    """{stream number: the probe sender's summary} (probes/tx-*.json: start, sent, rate)."""
+    out = {}
+    for path in sorted((Path(run_dir) / "probes").glob("tx-*.json")):
+        try:
+            summary = json.loads(path.read_text())
+            out[int(summary["stream"])] = summary
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return out
 
 
 def _mark_faults(ax, faults, t0, label=True):
@@ -65,11 +78,49 @@ def _mark_faults(ax, faults, t0, label=True):
                         rotation=90, va="top", ha="right", fontsize=7, color="tab:red")
 
 
+UNDO = {"cut": "heal", "gray": "ungray", "power-off": "power-on", "isolate": "rejoin",
+        "server-down": "server-up", "controller-stop": "controller-start"}
+FAULT_COLOURS = {"cut": "tab:red", "gray": "tab:gray", "power-off": "black", "isolate": "tab:orange",
+                 "server-down": "tab:purple", "controller-stop": "tab:brown"}
+
+
+def fault_spans(faults, t0, end):
+    """[(start s, end s, label, colour)]: each fault from its instant to its undoing (or the
+    end of the run), for the timeline strip."""
+    spans = []
+    for i, fault in enumerate(faults):
+        action, _, target = fault["fault"].partition(" ")
+        if action not in UNDO:
+            continue
+        start = float(fault["t"]) - t0
+        stop = next((float(f["t"]) - t0 for f in faults[i + 1:]
+                     if f["fault"] == f"{UNDO[action]} {target}"), end)
+        spans.append((start, stop, fault["fault"], FAULT_COLOURS[action]))
+    return spans
+
+
+def _strip(ax, faults, t0, end):
+    spans = fault_spans(faults, t0, end)
+    for row, (start, stop, label, colour) in enumerate(spans):
+        ax.barh(row, stop - start, left=start, color=colour, alpha=0.6, height=0.8)
+        ax.text(start, row, f" {label}", va="center", ha="left", fontsize=7)
+    ax.set_ylim(-0.6, max(len(spans), 1) - 0.4)
+    ax.set_yticks([])
+    ax.invert_yaxis()
+    ax.set_title("faults in force", fontsize=8, loc="left")
+
+
 def delivery(run, out):
     streams, t0 = run["streams"], run["metrics"]["timeline"]["t0"]
-    fig, axes = plt.subplots(len(streams), 1, figsize=(10, 1.6 * len(streams) + 1),
-                             sharex=True, squeeze=False)
     end = run["metrics"]["timeline"]["duration_s"]
+    spans = fault_spans(run["faults"], t0, end)
+    fig, axes = plt.subplots(len(streams) + 1, 1, figsize=(10, 1.6 * len(streams) + 1.6
+                                                           + 0.2 * len(spans)),
+                             sharex=True, squeeze=False,
+                             gridspec_kw={"height_ratios": [0.4 + 0.25 * len(spans)]
+                                          + [1.6] * len(streams)})
+    _strip(axes[0, 0], run["faults"], t0, end)
+    axes = axes[1:]
     bins = int(end / BIN) + 1
     for ax, stream in zip(axes[:, 0], streams):
         counts = [0] * bins
@@ -152,6 +203,17 @@ def timeline(run_dir):
     delivery(run, paths[0])
     throughput(run, paths[1])
     site_share(run, paths[2])
+    for old in run["dir"].glob("closeup-*.png"):          # a redraw leaves no stale close-up
+        old.unlink()
+    paths = closeups(run, run["dir"]) + paths
+    if run["params"].get("topology"):
+        from lab.analysis.draw import fault_panels
+        faults = [(f"{float(f['t']) - run['metrics']['timeline']['t0']:.1f} s {f['fault']}",)
+                  + tuple(f["fault"].split(" ", 1)) for f in run["faults"]
+                  if " " in f["fault"]]
+        panel = fault_panels(run["params"], faults, run["dir"] / "topology-faults.png")
+        if panel:
+            paths.append(panel)
     return paths
 
 
@@ -529,3 +591,156 @@ def scale(cases, out, verified_target_s, rto_target_ms):
     fig.savefig(out, dpi=110)
     plt.close(fig)
     return out
+
+
+# ------------------------------------------------------------------ per-fault close-ups
+
+CLOSE_BEFORE_S, CLOSE_AFTER_S = 0.1, 0.5      # a close-up's window around its fault
+CLOSE_BIN_S = 0.001                            # 1 ms
+
+
+def controller_reactions(run_dir):
+    """The controller's recorded reactions [(event, t_event, t_done)] (controller-status.json)."""
+    path = Path(run_dir) / "controller-status.json"
+    try:
+        status = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return []
+    return [(r.get("event"), r.get("t_event"), r.get("t_done")) for r in status.get("reactions", [])
+            if r.get("t_event") is not None]
+
+
+def closeup_data(run, fault_index):
+    """What a fault's close-up shows, from the raw files: per affected stream (every stream
+    when none was affected) the probes around the fault, by send time relative to it (ms),
+    delivered or lost; the fault instant (0), the controller's detection and reaction (its
+    first reaction recorded from the fault on) and the first delivered probe after the last
+    lost one of the longest gap (the outage), and where the fault's convergence ends (the
+    table's figures). Pure: the tests feed it synthetic runs."""
+    metrics = run["metrics"]
+    impact = metrics["faults"][fault_index]
+    t_fault = float(impact["t"])
+    lo, hi = t_fault - CLOSE_BEFORE_S, t_fault + CLOSE_AFTER_S
+    names = impact["affected"] or [s["name"] for s in run["streams"]]
+    by_name = {s["name"]: s for s in run["streams"]}
+    summaries = run.get("summaries", {})
+    rows = []
+    for name in names:
+        stream = by_name[name]
+        got = {}
+        for r in run["probes"]:
+            if int(r["stream"]) == stream["stream"]:
+                got[int(r["seq"])] = float(r["sent"])
+        summary = summaries.get(stream["stream"], {})
+        rate = float(summary.get("target_rate") or stream.get("rate") or 1000.0)
+        start = float(summary.get("start") or (min(got.values()) if got else t_fault))
+        sent_total = int(summary.get("sent") or (max(got) + 1 if got else 0))
+        delivered, lost = [], []
+        for seq in range(sent_total):
+            t = got.get(seq, start + seq / rate)
+            if lo <= t <= hi:
+                (delivered if seq in got else lost).append(round(1000 * (t - t_fault), 3))
+        gap, first_back = longest_gap(delivered, lost)
+        rows.append({"stream": name, "delivered": delivered, "lost": lost, "gap": gap,
+                     "first_back_ms": first_back})
+    reactions = [(e, te, td) for e, te, td in controller_reactions(run["dir"])
+                 if t_fault - 0.01 <= te <= hi]
+    detect = min(reactions, key=lambda r: r[1]) if reactions else None
+    worst = max((r for r in rows if r["gap"]), key=lambda r: r["gap"], default=None)
+    return {"fault": impact["fault"], "at_s": impact["at_s"], "rows": rows,
+            "outage_ms": impact.get("outage_ms"), "recovered": impact.get("recovered"),
+            "converged_ms": impact.get("convergence_ms"),
+            "detected_ms": round(1000 * (detect[1] - t_fault), 3) if detect else None,
+            "detected_by": detect[0] if detect else None,
+            "reacted_ms": round(1000 * (detect[2] - t_fault), 3) if detect and detect[2] else None,
+            "first_back_ms": worst["first_back_ms"] if worst else None}
+
+
+def first_after_longest_gap(delivered, lost):
+    """The first delivered probe (ms) after the longest run of lost ones (the outage; stray
+    single losses elsewhere do not move it), or None when nothing was lost or nothing came
+    back in the window."""
+    return longest_gap(delivered, lost)[1]
+
+
+def longest_gap(delivered, lost):
+    """(how many probes the longest run of lost ones holds, the first delivered after it)."""
+    events = sorted([(t, True) for t in delivered] + [(t, False) for t in lost])
+    best, run_len, run_end = 0, 0, None
+    for i, (t, ok) in enumerate(events):
+        if not ok:
+            run_len += 1
+            if run_len > best:
+                best, run_end = run_len, i
+        else:
+            run_len = 0
+    if run_end is None:
+        return 0, None
+    return best, next((t for t, ok in events[run_end + 1:] if ok), None)
+
+
+def _closeup_axes(ax, data, small=False):
+    rows = data["rows"]
+    for y, row in enumerate(rows):
+        ax.scatter(row["delivered"], [y] * len(row["delivered"]), marker="|", s=60 if not small
+                   else 25, color="tab:blue", linewidths=0.8)
+        ax.scatter(row["lost"], [y] * len(row["lost"]), marker="|", s=60 if not small else 25,
+                   color="tab:red", linewidths=1.2)
+    marks = [(0.0, "tab:red", "-", "fault"),
+             (data["detected_ms"], "tab:orange", "--", f"detected ({data['detected_by']})"),
+             (data["reacted_ms"], "tab:purple", "-.", "controller reacted"),
+             (data["first_back_ms"], "tab:green", ":", "first delivered after the outage"),
+             (data["converged_ms"], "tab:olive", (0, (1, 3)), "converged (last loss over)")]
+    for x, color, style, label in marks:
+        if x is not None and -1000 * CLOSE_BEFORE_S <= x <= 1000 * CLOSE_AFTER_S:
+            ax.axvline(x, color=color, linestyle=style, linewidth=1.2, label=label)
+    ax.set_xlim(-1000 * CLOSE_BEFORE_S, 1000 * CLOSE_AFTER_S)
+    ax.set_ylim(-0.7, len(rows) - 0.3)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([r["stream"] for r in rows], fontsize=7 if small else 8)
+    outage = data["outage_ms"]
+    verdict = ("" if outage is None else f": outage {'' if data['recovered'] else '>'}"
+               f"{outage:.1f} ms")
+    ax.set_title(f"{data['at_s']:g} s {data['fault']}{verdict}", fontsize=8 if small else 10,
+                 loc="left")
+    ax.grid(axis="x", alpha=0.3)
+
+
+def closeups(run, out_dir):
+    """One figure per fault (closeup-N.png) and one small-multiples figure of them all
+    (closeups.png): every affected stream's probes from -100 to +500 ms around the fault, each
+    probe a tick at its send time (blue delivered, red lost), 1 ms resolution, with the fault,
+    the controller's detection and reaction, and the first delivered probe marked."""
+    out_dir = Path(out_dir)
+    faults = run["metrics"].get("faults") or []
+    datas = [closeup_data(run, i) for i in range(len(faults))]
+    paths = []
+    for i, data in enumerate(datas, start=1):
+        fig, ax = plt.subplots(figsize=(10, 1.2 + 0.45 * len(data["rows"])))
+        _closeup_axes(ax, data)
+        ax.set_xlabel("ms from the fault (probes by send time; blue delivered, red lost)")
+        ax.legend(fontsize=7, loc="upper right", framealpha=0.9)
+        fig.tight_layout()
+        path = out_dir / f"closeup-{i}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.append(path)
+    if datas:
+        cols = 2 if len(datas) > 1 else 1
+        nrows = (len(datas) + cols - 1) // cols
+        height = sum(max(1.1, 0.35 * len(d["rows"]) + 0.6) for d in datas[::cols]) + 0.8
+        fig, axes = plt.subplots(nrows, cols, figsize=(11, height), squeeze=False)
+        for ax, data in zip(axes.flat, datas):
+            _closeup_axes(ax, data, small=True)
+        for ax in list(axes.flat)[len(datas):]:
+            ax.axis("off")
+        handles, labels = axes.flat[0].get_legend_handles_labels()
+        if handles:
+            fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=4)
+        fig.suptitle(f"Every fault up close (-100 ... +500 ms) — {_title(run)}", fontsize=10)
+        fig.tight_layout(rect=(0, 0.05, 1, 0.96))
+        path = out_dir / "closeups.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        paths.insert(0, path)
+    return paths
