@@ -176,7 +176,14 @@ def test_plots_are_drawn_and_can_be_redrawn_from_the_raw_files(quick_run):
     import sys
     from tests.emulation.conftest import REPO
     _, run_dir, _ = quick_run
-    pngs = [run_dir / n for n in ("delivery.png", "throughput.png", "site_share.png")]
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    closeups = [f"closeup-{i}.png" for i in range(1, len(metrics["faults"]) + 1)]
+    pngs = [run_dir / n for n in ["delivery.png", "throughput.png", "site_share.png",
+                                  "closeups.png", "topology.png", "topology-faults.png"]
+            + closeups]
+    report = (run_dir / "report.html").read_text()
+    assert report.count("<table>") >= 3                  # fidelity, VIPs, faults: real tables
+    assert all(f"src='{p.name}'" in report for p in pngs)
     for png in pngs:
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10000
         png.unlink()
