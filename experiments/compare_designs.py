@@ -54,8 +54,12 @@ def topology_for(args):
 def plot(run_dir):
     """RTO, utilization and sessions lost of every design, side by side."""
     out = run_dir / "designs.png"
-    plots.designs(plots.read_metrics(run_dir)["designs"], out)
-    return [out]
+    results = plots.read_metrics(run_dir)["designs"]
+    plots.designs(results, out)
+    paths = [out]
+    for result in results:                  # each design's power-off up close, in its folder
+        paths += plots.design_closeups(run_dir / result["design"], result)
+    return paths
 
 
 def run(ctx):

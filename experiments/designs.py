@@ -394,8 +394,9 @@ def summarize_one(run_dir):
 def plot_one(run_dir):
     """An experiment that is one design: its RTO, utilization and sessions lost."""
     out = run_dir / "designs.png"
-    plots.designs([plots.read_metrics(run_dir)], out)
-    return [out]
+    result = plots.read_metrics(run_dir)
+    plots.designs([result], out)
+    return [out] + plots.design_closeups(run_dir, result)
 
 
 def problems(results):

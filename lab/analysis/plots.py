@@ -744,3 +744,41 @@ def closeups(run, out_dir):
         plt.close(fig)
         paths.insert(0, path)
     return paths
+
+
+def design_closeups(design_dir, result):
+    """The power-off of one design run up close (closeups.png, closeup-1.png) and the topology
+    with the site it hit (topology-faults.png), in the design's folder; from design.json,
+    probes.csv, streams.json and the senders' summaries, and the design's metrics (`result`:
+    the clients it hit and its RTO). Returns the paths ([] when the folder lacks them)."""
+    design_dir = Path(design_dir)
+    try:
+        raw = json.loads((design_dir / "design.json").read_text())
+        streams = json.loads((design_dir / "streams.json").read_text())
+        probes = _read_csv(design_dir / "probes.csv")
+    except (OSError, ValueError):
+        return []
+    names = {s["name"] for s in streams}
+    hit = [f"{c}>" for c in result.get("clients_hit") or []]
+    affected = [n for n in sorted(names) if any(n.startswith(h) or n == h.rstrip(">")
+                                                 for h in hit)]
+    fault = f"power-off {raw['fault_site']}"
+    run = {"dir": design_dir, "streams": streams, "probes": probes,
+           "summaries": _sender_summaries(design_dir), "params": {"options": {}},
+           "metrics": {"topology": raw.get("design", ""), "timeline": {"t0": raw["t0"]},
+                       "faults": [{"fault": fault, "at_s": round(raw["t_fault"] - raw["t0"], 2),
+                                   "t": raw["t_fault"], "affected": affected,
+                                   "outage_ms": result.get("rto_ms"),
+                                   "recovered": result.get("rto_ms") is not None,
+                                   "convergence_ms": None}]}}
+    for old in design_dir.glob("closeup-*.png"):
+        old.unlink()
+    paths = closeups(run, design_dir)
+    if isinstance(raw.get("topology"), dict):
+        from lab.analysis.draw import fault_panels
+        panel = fault_panels({"topology": raw["topology"]},
+                             [(f"{fault} ({raw.get('design', '')})", "power-off",
+                               raw["fault_site"])], design_dir / "topology-faults.png")
+        if panel:
+            paths.append(panel)
+    return paths

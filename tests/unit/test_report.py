@@ -181,3 +181,23 @@ def test_compare_writes_a_report_of_its_own(tmp_path):
     for ref in check_page_refs.refs:
         assert (page.parent / ref).exists(), ref
     assert "12.0" in page.read_text() and "250.0" in page.read_text()
+
+
+def test_a_design_runs_power_off_up_close(tmp_path):
+    """compare-designs and the one-design experiments: the power-off of each design drawn
+    from its folder (design.json, probes, streams), the site it hit on the topology."""
+    from lab.model.topology import load_topology
+    run = synthetic_run(tmp_path, lose=set(range(1000, 1048)))["dir"]
+    (run / "streams.json").write_text(json.dumps([{"stream": 1, "name": "client1>web",
+                                                   "rate": 1000.0}]))
+    (run / "design.json").write_text(json.dumps({
+        "design": "dual-active", "t0": 1000.0, "t_fault": 1001.0, "fault_site": "dc1",
+        "topology": load_topology("two-region").to_dict()}))
+    paths = plots.design_closeups(run, {"clients_hit": ["client1"], "rto_ms": 48.0})
+    assert [p.name for p in paths] == ["closeups.png", "closeup-1.png", "topology-faults.png"]
+    data = plots.closeup_data(plots.load_run(run) | {"metrics": {
+        "faults": [{"fault": "power-off dc1", "at_s": 1.0, "t": 1001.0,
+                    "affected": ["client1>web"], "outage_ms": 48.0, "recovered": True}],
+        "timeline": {"t0": 1000.0}}}, 0)
+    assert data["first_back_ms"] == 48.0
+    assert plots.design_closeups(tmp_path / "nothing", {}) == []
