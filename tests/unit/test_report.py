@@ -3,7 +3,6 @@ on synthetic runs (nothing received, loss to the end, reordering), a page that o
 files it has and fits 1280 px."""
 
 import json
-import re
 from html.parser import HTMLParser
 from pathlib import Path
 
