@@ -129,8 +129,9 @@ def test_interactive_cli_runs_commands_and_cleans_up(lab_process, tmp_path):
     proc = subprocess.run([sys.executable, str(REPO / "lab" / "run.py"), "cli", "dual-active"],
                           input="pingall\nvip\nclient2 ping -c1 10.2.0.12\nsites\n"
                                 "paths dc1 dc2\nfail dci-a\npaths dc1 dc2\nheal dci-a\n"
-                                "flows dc1\n", capture_output=True,
-                          text=True, timeout=120)
+                                "flows dc1\ngray dci-b\nungray dci-b\npower-off dc2\n"
+                                "power-on dc2\nmove dc1-srv2 dc2\nmove nobody dc2\n",
+                          capture_output=True, text=True, timeout=180)
     out = proc.stdout + proc.stderr                  # Mininet prints command output on stderr
     assert proc.returncode == 0, out
     assert "0% dropped (30/30 received)" in out
@@ -141,6 +142,11 @@ def test_interactive_cli_runs_commands_and_cleans_up(lab_process, tmp_path):
     assert "dci-a cut; the controller sees it down" in out
     assert "dc1 -> dc2: dci-b" in out                                    # after it
     assert "group_id=" in out and "type=ff" in out and "table=2, priority=1000" in out
+    # the fault verbs of lab/run.py, at the prompt
+    assert "dci-b drops every frame" in out and "dci-b forwards again" in out
+    assert "dc2 powered off" in out and "dc2 powered on" in out
+    assert "dc1-srv2 moved to dc2" in out and "client1 reaches it again" in out
+    assert "error: unknown host 'nobody'" in out
     assert lab_leftovers() == []
 
 
