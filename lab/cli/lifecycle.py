@@ -409,9 +409,10 @@ class Supervisor:
         return format_status(data), data
 
     def do_node(self, name):
-        names = [h.name for h in self.lab.topo.hosts]
+        names = [h.name for h in self.lab.topo.hosts] + [s.name for s in self.lab.topo.switches]
         if name not in names:
-            raise LabError(f"unknown node {name!r}; exec runs in a host: {', '.join(names)}")
+            raise LabError(f"unknown node {name!r}; exec runs in a host or switch: "
+                           f"{', '.join(names)}")
         return f"{name} is pid {self.lab.node_pid(name)}", {"pid": self.lab.node_pid(name)}
 
     def do_fail(self, link):
@@ -552,6 +553,9 @@ def status_of(lab, links, sites):
         "switches": [{"name": s.name, "kind": s.kind, "dpid": s.dpid,
                       "connected": s.dpid in ctl.get("switches", [])} for s in topo.switches],
         "hosts": hosts,
+        "nodes": [{"name": h["name"], "kind": "host", "role": h["role"], "site": h["site"]}
+                  for h in hosts] + [{"name": s.name, "kind": "switch", "role": s.kind,
+                                      "site": s.name} for s in topo.switches],
         "links": link_rows,
         "controller": {"running": lab.controller.running, "pid": lab.controller.pid,
                        "mode": ctl.get("mode"),

@@ -68,6 +68,8 @@ def test_up_status_faults_exec_down(lab_up):
                                                                         "client2": "dc1"}
     assert first["backup_coverage"]["covered"] == 2
     assert first["controller"]["running"] and first["controller"]["switches_connected"] == 3
+    assert {n["name"] for n in first["nodes"]} == {"dc1", "dc2", "edge", "client1", "client2",
+                                                   "dc1-srv1", "dc1-srv2", "dc2-srv1", "dc2-srv2"}
 
     # a fault between commands, seen by the controller, undone
     proc = run("fail", "dci-a")
@@ -88,6 +90,8 @@ def test_up_status_faults_exec_down(lab_up):
     proc = run("exec", "client1", "--", "ip", "-4", "-o", "addr", "show")
     assert proc.returncode == 0 and "10.100.0.11" in proc.stdout
     assert run("exec", "client1", "--", "false").returncode == 1
+    proc = run("exec", "dc1", "--", "ovs-ofctl", "-O", "OpenFlow13", "dump-groups", "dc1")
+    assert proc.returncode == 0 and "type=ff" in proc.stdout, proc.stdout + proc.stderr
 
     # a move: the host answers from its new site; lab 2's check grades it from the logs
     graded = run("check", "lab2", "--results", str(lab_up))
