@@ -30,6 +30,7 @@ mkdir -p "$OUT/runs"
 : > "$OUT/summary.txt"
 PY=.venv/bin/python
 status=0
+retried=0
 
 say() {   # progress on the suite's log, the summary and, in a VM, the console the host follows
   echo "== $*" | tee -a "$OUT/summary.txt"
@@ -80,6 +81,20 @@ for path in $PATHS; do
     pace=("${PACE[@]}")
   fi
   part dual-active "$path" $PY lab/run.py dual-active --quick "${pace[@]}" --out "$OUT/runs/$path"
+  # Under QEMU TCG about one kernel-path run in seven still loses the controller's path to the
+  # switches for the rest of the run (no packet-in, no port status, every VIP server "failed"
+  # at once; README "Tested platforms", issue 11). Until that is found, the CI smoke runs a
+  # failed dual-active once more and says so: a deterministic failure fails twice, the first
+  # attempt's folder and verdict stay in the output, and the summary names the retry.
+  if [ "$SMOKE" -eq 1 ] && [ "${ACTIVELAB_ACCEL:-}" = tcg ] && [ "$status" -ne 0 ] \
+     && [ "$retried" -eq 0 ]; then
+    retried=1
+    say "dual-active on the $path path failed (exit $status); retrying once (the known TCG flake: see above)"
+    status=0
+    part dual-active-retry "$path" $PY lab/run.py dual-active --quick "${pace[@]}" \
+      --out "$OUT/runs/$path-retry"
+    [ "$status" -eq 0 ] && say "RETRIED: dual-active on the $path path passed on its second attempt; the first attempt's folder is runs/$path"
+  fi
   if [ "$SMOKE" -eq 0 ]; then
     part tests "$path" $PY -m pytest -p no:cacheprovider "${TESTS[@]}" \
       --junitxml="$OUT/report-$path.xml"
