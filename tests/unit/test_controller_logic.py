@@ -639,3 +639,28 @@ def test_only_proof_through_the_servers_own_switch_judges_its_checks():
         checker.heard(t, t + 0.01, dpid=dc1)
         checker.round(t + 0.5, locate, GW, lambda ip: [])
     assert checker.servers["dc1-srv1"].misses >= 3
+
+
+def test_a_cut_off_site_whose_servers_are_not_judged_yet_does_not_leave_clients_unserved():
+    """dc1 powers off (its servers' checks cannot be judged yet: nothing comes back through
+    dc1) while dc2's servers fail theirs (a data tier without quorum closes the app): the
+    clients fail open to dc2's servers, not to "no server left"."""
+    topo = load_topology("two-region")
+    net = FakeNetwork(topo, intent_for(topo))
+    net.start()
+    for host in topo.hosts:
+        net.arp(host.name, topo.switch(host.switch).gateway)
+    run_health(net, 2)
+    assert list(net.send_ip("client1", "10.200.0.10", proto=17, sport=40001, dport=7000)) \
+        == ["dc1-srv1"]
+    for link in topo.links:
+        if "dc1" in (link.a, link.b):
+            net.set_link(link.name, False)
+    net.silent = {"dc1-srv1", "dc1-srv2"}
+    for server in ("dc2-srv1", "dc2-srv2"):
+        health_answers(net, server, False)
+    run_health(net, 8)
+    assert net.logic.health["dc2-srv1"].up is False and net.logic.health["dc2-srv2"].up is False
+    got = list(net.send_ip("client1", "10.200.0.10", proto=17, sport=40001, dport=7000))
+    assert got and got[0].startswith("dc2-"), got
+    assert list(net.send_ip("client1", "10.200.0.10", proto=17, sport=40009, dport=7000))
