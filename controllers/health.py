@@ -99,11 +99,14 @@ class HealthChecker:
                              and now - self.last_round >= HEALTH_MAX_DEFER * interval)
         return due and (not backlog or deferred_too_long)
 
-    def round(self, now, locate, gw_mac, glean):
+    def round(self, now, locate, gw_mac, glean, connected=lambda dpid: True):
         """Judge what is overdue, then send one check per located server.
 
         locate(ip) -> the server's host entry (mac, dpid, port) or None; glean(ip) -> messages
-        that look for an unknown address. Returns (messages, names declared down)."""
+        that look for an unknown address; connected(dpid) -> whether that switch has a live
+        link (a switch cut off, e.g. a site powered off, can prove nothing through itself: its
+        servers are judged on the proof of any switch). Returns (messages, names declared
+        down)."""
         self.last_round = now
         msgs, down = [], []
         interval = self.intent.health_interval
@@ -111,7 +114,7 @@ class HealthChecker:
             for name, _ in service.servers:
                 health = self.servers[name]
                 host = locate(health.ip)
-                switch = host.dpid if host is not None else None
+                switch = host.dpid if host is not None and connected(host.dpid) else None
                 for seq, sent in sorted(health.outstanding.items()):
                     # proof: a frame of ours sent a whole interval after the check came back
                     # through the server's own switch (an answer to the check, which had that

@@ -279,6 +279,10 @@ class ControllerLogic:
             return []
         return [PacketOut(here[0], here[1], packets.lldp_frame(here[0], here[1], stamp=now))]
 
+    def connected(self, dpid):
+        """Whether switch dpid has a link to another switch up now (else it is cut off)."""
+        return any(a[0] == dpid and self.link_up(a, b) for a, b in self.peer.items())
+
     def live(self, end):
         return self.ports.get(end[0], {}).get(end[1], False)
 
@@ -487,7 +491,7 @@ class ControllerLogic:
     def health_check(self, now):
         """A round of health checks (controllers/health.py); failed servers' flows move."""
         msgs, down = self.checker.round(now, self.locate, self.gw_mac,
-                                        lambda ip: self.glean(ip, now))
+                                        lambda ip: self.glean(ip, now), self.connected)
         return msgs + self.vips.withdraw(down)
 
     # --------------------------------------------------------------------------- timers

@@ -78,24 +78,24 @@ class VipManager:
         return host.dpid if host else None
 
     def choose_server(self, service, ingress, flow_key):
-        """The server a new flow to `service` entering at switch `ingress` should go to.
-
-        Only servers the ingress reaches count, healthy ones first: a site cut off (powered
-        off) whose servers' checks are not judged yet must not make the reachable servers that
-        failed look like "no server at all"."""
-        dist = self.facts.distances_from(ingress)
-        reachable = [name for name, _ in service.servers if self.server_site(name) in dist]
-        healthy = [name for name in reachable if self.facts.health[name].up]
+        """The server a new flow to `service` entering at switch `ingress` should go to."""
+        healthy = [name for name, _ in service.servers
+                   if self.facts.health[name].up and self.server_site(name) is not None]
         if not healthy:
-            # fail open, as cloud load balancers do: when no reachable server passes its
-            # checks, the verdicts are more likely wrong than every server dead; serve as if
-            # they were up
-            healthy = [name for name in reachable if self.facts.health[name].up is not None]
+            # fail open, as cloud load balancers do: when no server passes its checks, the
+            # verdicts are more likely wrong than every server dead; serve as if all were up
+            healthy = [name for name, _ in service.servers
+                       if self.facts.health[name].up is not None and self.server_site(name) is not None]
         if not healthy:
             return None
+        dist = self.facts.distances_from(ingress)
         by_site = {}
         for name in healthy:
-            by_site.setdefault(self.server_site(name), []).append(name)
+            site = self.server_site(name)
+            if site in dist:
+                by_site.setdefault(site, []).append(name)
+        if not by_site:
+            return None
         primary = self.intent.switch_by_name(service.primary).dpid
         if service.policy == "primary-backup" and primary in by_site:
             site = primary
