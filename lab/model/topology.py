@@ -383,6 +383,10 @@ def topology_path(name_or_path):
     """The file of a topology given by name (``dual-active``) or path."""
     path = Path(name_or_path)
     if path.suffix in (".yaml", ".yml") or "/" in str(name_or_path):
+        if path.suffix not in (".yaml", ".yml"):
+            raise TopologyError(name_or_path, "file", "is not a .yaml or .yml file",
+                                "give a YAML topology file (e.g. my-sites.yaml) or one of: "
+                                + ", ".join(available_topologies()))
         if not path.is_file():
             raise TopologyError(name_or_path, "file", "does not exist",
                                 "give an existing YAML file or one of: "
@@ -450,7 +454,8 @@ class _Validator:
                       "write it as 'key: value' lines")
         for key in value:
             if key not in allowed:
-                self.fail(f"{field}.{key}" if field else key, "unknown key",
+                shown = str(key) if len(str(key)) <= 40 else str(key)[:37] + "..."
+                self.fail(f"{field}.{shown}" if field else shown, "unknown key",
                           "allowed keys are " + ", ".join(sorted(allowed)))
         for key in required:
             if key not in value:

@@ -183,3 +183,17 @@ def test_every_command_the_parser_offers_is_in_the_readme():
     missing = [name for name in sub.choices if f"lab/run.py {name}" not in readme
                and f"`{name}`" not in readme]
     assert missing == [], missing
+
+
+def test_validate_reads_only_yaml_files_and_echoes_no_file_content(tmp_path):
+    secret = tmp_path / "secret"
+    secret.write_text("root:$6$verysecrethash:20228:0:99999:7:::\n")
+    proc = run("validate", str(secret))
+    assert proc.returncode == 1 and "not a .yaml or .yml file" in proc.stderr
+    assert "verysecrethash" not in proc.stderr + proc.stdout
+    # positive control: the same content as a .yaml file is read (and its key is shortened)
+    as_yaml = tmp_path / "secret.yaml"
+    as_yaml.write_text("root:$6$verysecrethash_and_a_long_tail_of_characters:20228:0:99999:7:::\n")
+    proc = run("validate", str(as_yaml))
+    assert proc.returncode == 1 and "unknown key" in proc.stderr
+    assert "99999:7" not in proc.stderr
