@@ -157,13 +157,19 @@ def probe_suite(lab, run_dir, tag, client, server, spoof, fw):
     """Run every firewall probe from client toward server through firewall node `fw`; returns
     the names that leaked: those seen leaving the firewall on its site side (a probe aimed at a
     BFD port would be taken by the switch's own BFD before any server could see it)."""
-    out = run_dir / f"leaks-{tag}.json"
+    return watched_through(lab, fw, run_dir / f"leaks-{tag}.json", f"probe watcher {tag}",
+                           client.name, fwprobes.send_argv(client.intf, client.mac, client.ip.ip,
+                                                           GATEWAY_MAC, server.ip.ip, spoof,
+                                                           SESSION_PORT))
+
+
+def watched_through(lab, fw, out, what, sender, argv):
+    """Run `argv` in host `sender` while a watcher on firewall `fw`'s site side records into
+    `out` which of its marked frames the firewall let out; returns their names."""
     link = dict(lab.topo.firewalls)[fw]
     watcher = lab.start_agent(fw, fwprobes.watch_argv(firewall.inside_intf(fw, link), out),
-                              f"probe watcher {tag}", log=out.with_suffix(".log"))
-    lab.node_run(client.name, fwprobes.send_argv(client.intf, client.mac, client.ip.ip,
-                                                 GATEWAY_MAC, server.ip.ip, spoof, SESSION_PORT),
-                 timeout=60)
+                              what, log=out.with_suffix(".log"))
+    lab.node_run(sender, argv, timeout=60)
     time.sleep(0.3)
     lab.stop_process(watcher)
     return json.loads(out.read_text())
@@ -193,17 +199,11 @@ def policy_ports(topo):
 def probe_policy(lab, run_dir, tag, client, server, fw):
     """A SYN to every TCP port and a datagram to every UDP port of policy_ports, from client to
     server through firewall `fw`; returns the 'tcp/N' / 'udp/N' the firewall let through."""
-    out = run_dir / f"policy-{tag}.json"
-    link = dict(lab.topo.firewalls)[fw]
     tcp, udp = policy_ports(lab.topo)
-    watcher = lab.start_agent(fw, fwprobes.watch_argv(firewall.inside_intf(fw, link), out),
-                              f"policy watcher {tag}", log=out.with_suffix(".log"))
-    lab.node_run(client.name, fwprobes.policy_argv(client.intf, client.mac, client.ip.ip,
-                                                   GATEWAY_MAC, server.ip.ip, tcp, udp),
-                 timeout=60)
-    time.sleep(0.3)
-    lab.stop_process(watcher)
-    return json.loads(out.read_text())
+    return watched_through(lab, fw, run_dir / f"policy-{tag}.json", f"policy watcher {tag}",
+                           client.name, fwprobes.policy_argv(client.intf, client.mac,
+                                                             client.ip.ip, GATEWAY_MAC,
+                                                             server.ip.ip, tcp, udp))
 
 
 def one_remedy(ctx, remedy, n, control=False):
