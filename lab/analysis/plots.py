@@ -656,15 +656,10 @@ def closeup_data(run, fault_index):
             "first_back_ms": worst["first_back_ms"] if worst else None}
 
 
-def first_after_longest_gap(delivered, lost):
-    """The first delivered probe (ms) after the longest run of lost ones (the outage; stray
-    single losses elsewhere do not move it), or None when nothing was lost or nothing came
-    back in the window."""
-    return longest_gap(delivered, lost)[1]
-
-
 def longest_gap(delivered, lost):
-    """(how many probes the longest run of lost ones holds, the first delivered after it)."""
+    """(how many probes the longest run of lost ones holds, the first delivered probe (ms)
+    after it): the outage's end, which stray single losses elsewhere do not move; (0, None)
+    when nothing was lost, (n, None) when nothing came back in the window."""
     events = sorted([(t, True) for t in delivered] + [(t, False) for t in lost])
     best, run_len, run_end = 0, 0, None
     for i, (t, ok) in enumerate(events):
