@@ -464,7 +464,13 @@ def cmd_status(args):
 def cmd_down(args):
     from lab.cli import lifecycle
     require_root()
-    problems = lifecycle.down()
+    try:
+        problems = lifecycle.down()
+    except KeyboardInterrupt:
+        # the supervisor tears down in its own session: a Ctrl-C here stops only the waiting
+        sys.stderr.write("interrupted: stopped waiting; the lab's supervisor goes on taking "
+                         "it down (check with: sudo python lab/run.py status)\n")
+        return EXIT_INTERRUPTED
     if problems:
         raise LabError("teardown left " + "; ".join(problems)
                        + ": remove it with: sudo python lab/run.py clean")
