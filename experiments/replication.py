@@ -475,8 +475,12 @@ def summarize(run_dir):
                       "divergent", "accepting after"], fault_rows),
     ] + [f"{name} {f['fault']}: lost {f['rpo_writes']} acknowledged writes reaching back "
          f"{f['rpo_ms']:g} ms; the standby was {f['lag_ms']['at_fault']:g} ms behind at the "
-         f"fault (receive lag; {f['fault_delay_ms']} ms of it was WAL on the wire, which "
-         "arrives)"
+         f"fault (receive lag)" + (
+             f" and, once the WAL on the wire had arrived, missed what the primary wrote in "
+             f"the last {f['wal_missing_ms']:g} ms before it (the loss is less by the time "
+             "acknowledgements took to reach the clients: response p99 "
+             f"{_fmt((f.get('response_ms') or {}).get('before', {}).get('p99'))} ms)"
+             if f.get("wal_missing_ms") is not None else "")
          for name, v in variants.items() for f in v["faults"].values()
          if f["rpo_writes"] and f["lag_ms"] and f["lag_ms"]["at_fault"] is not None] + (
         [memory_line(variants)] if any(v.get("memory_mb") for v in variants.values()) else []

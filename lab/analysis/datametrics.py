@@ -19,11 +19,20 @@ Definitions (pure functions; the README's metrics section quotes them):
   divergent_writes  writes acknowledged during a partition by one site that are missing from
                the database of another site that also acknowledged writes then: both sides took
                writes the other does not have (split brain); 0 when at most one side did
-  lag_ms       a standby's receive lag: at each of its samples, the time since the primary had
-               written the WAL position the standby has received (from the primary's own
-               samples of its position); nearest-rank p50, p99, and the last sample before the
-               fault. What a power-off of the primary loses reaches back that far, less the
-               WAL still on the wire (the one-way delay)
+  lag_ms       a standby's receive lag: at each of its samples, how far back the WAL it has not
+               received reaches: the time since the primary's own samples first showed a
+               position beyond the one the standby has received (0 when the standby has all
+               they show: an idle primary is no lag); nearest-rank p50, p99, and the last
+               sample before the fault. What a power-off of the primary loses reaches back
+               that far, less the WAL still on the wire (it arrives) and the time an
+               acknowledgement takes to reach its client
+  wal_missing_ms  how far back before the fault the WAL a standby never received reaches:
+               the fault minus the first primary sample beyond the last position the standby
+               received, after the fault too (what was on the wire arrived). A lost write was
+               acknowledged after its WAL was written, so rpo_ms <= wal_missing_ms (to a
+               sampling interval), and less by the time its acknowledgement took
+  response_ms  the writers' response times (sent to acknowledged, as the clients saw them) of
+               acknowledged writes sent in a window, as commit_ms
 
 A write is (client, seq); a ledger entry has t_sent, t_ack (None: never acknowledged), error
 and commit_ms (lab/agents/dataapp.py).
@@ -169,18 +178,44 @@ def lag_stats(samples, t_fault=None):
 
 
 def receive_lag(standby, primary):
-    """[{t, lag_ms}]: per standby sample {t, recv}, t minus the time of the first primary
-    sample {t, lsn} whose position had reached recv (0 when the standby has everything the
-    primary's samples show). Positions only grow; samples may come in any order."""
+    """[{t, lag_ms}]: per standby sample {t, recv}, how far back the WAL it is missing reaches:
+    t minus the first primary sample {t, lsn} that shows a position beyond recv (the primary
+    had written what the standby lacks by then); 0 when no primary sample up to t shows more
+    than the standby has (an idle primary is not a lagging standby). Positions only grow;
+    samples may come in any order."""
     points = sorted((s["t"], s["lsn"]) for s in primary)
     out = []
     for sample in sorted(standby, key=lambda s: s["t"]):
         if sample.get("recv") is None or not points:
             continue
-        reached = next((t for t, lsn in points if lsn >= sample["recv"]), None)
-        lag = 0.0 if reached is None else max(0.0, sample["t"] - reached)
+        beyond = next((t for t, lsn in points if lsn > sample["recv"]), None)
+        lag = 0.0 if beyond is None else max(0.0, sample["t"] - beyond)
         out.append({"t": sample["t"], "lag_ms": round(1000 * lag, 3)})
     return out
+
+
+def wal_missing(standby, primary, t_fault):
+    """How far back before t_fault the WAL the standby never received reaches (ms): t_fault
+    minus the first primary sample showing a position beyond the last one the standby
+    received (samples after the fault count: WAL on the wire arrives); 0 when it received
+    everything the primary's samples show; None without samples of both."""
+    received = [s["recv"] for s in standby if s.get("recv") is not None]
+    if not received or not primary:
+        return None
+    final = max(received)
+    beyond = min((s["t"] for s in primary if s["lsn"] > final), default=None)
+    return 0.0 if beyond is None else round(max(0.0, 1000 * (t_fault - beyond)), 3)
+
+
+def response_stats(ledgers, start, end):
+    """{count, p50, p99} of the writers' response times (ms: sent to acknowledged, as the
+    client saw it) of acknowledged writes sent in [start, end)."""
+    times = sorted(1000 * (w["t_ack"] - w["t_sent"]) for ledger in ledgers
+                   for w in ledger["writes"] if w.get("t_ack") and start <= w["t_sent"] < end)
+    if not times:
+        return {"count": 0, "p50": None, "p99": None}
+    return {"count": len(times), "p50": round(percentile(times, 50), 3),
+            "p99": round(percentile(times, 99), 3)}
 
 
 def case_metrics(case_dir):
@@ -229,7 +264,12 @@ def case_metrics(case_dir):
         "commit_ms": {"before": commit_stats(ledgers, start, t_fault),
                       "during": commit_stats(ledgers, t_fault, recovered),
                       "after": commit_stats(ledgers, recovered, end + 1)},
+        "response_ms": {"before": response_stats(ledgers, start, t_fault),
+                        "during": response_stats(ledgers, t_fault, recovered),
+                        "after": response_stats(ledgers, recovered, end + 1)},
         "lag_ms": lag_stats(samples, t_fault) if lagged else None,
+        "wal_missing_ms": (wal_missing(standby_samples, primary_samples, t_fault) if lagged
+                           else None),
         "replay_lag_ms": lag_stats(replay, t_fault) if lagged else None,
         "promoted_after_ms": (round(1000 * (case["t_promote"] - t_fault), 1)
                               if case.get("t_promote") else None),

@@ -25,20 +25,28 @@ def test_synchronous_tiers_lose_nothing_through_a_power_off(replication):
 
 @pytest.fixture(scope="module")
 def loaded(tmp_path_factory):
+    # 48 KB per write: the WAL (~85 Mbit/s) needs more than its share of the 100 Mbit/s DCI
+    # beside the bulk copy, so the standby falls behind every time (with the default 8 KB,
+    # ~14 Mbit/s, it does or does not depending on how the two TCP flows share the link)
     return run_experiment(tmp_path_factory, "replication", "--variants", "pg-async",
-                          "--dci-load", "on")
+                          "--dci-load", "on", "--payload", "48")
 
 
 def test_under_load_asynchronous_loses_what_its_lag_says(loaded):
     metrics, run_dir = loaded
     fault = metrics["variants"]["pg-async"]["faults"]["power-off"]
-    assert fault["rpo_writes"] > 0, fault                     # the standby fell behind
+    assert fault["rpo_writes"] > 0 and fault["wal_missing_ms"] > 100, fault   # fell behind
+    lag, missing, rpo_ms = fault["lag_ms"]["at_fault"], fault["wal_missing_ms"], fault["rpo_ms"]
+    slow = fault["response_ms"]["before"]["p99"]     # the slowest acknowledgements
+    sampling = 2 * 10 + 5                            # the two samplers' 10 ms, timestamps
+    # the WAL still on the wire at the fault arrives (queued behind the copy: at most as long as
+    # a response across that DCI takes), and sampling stopped at most one sample before it
+    assert lag - slow - sampling <= missing <= lag + sampling, (lag, missing, slow)
+    # a lost write was acknowledged after its WAL was written, which is beyond what the standby
+    # has: the loss cannot reach back further than what is missing, and falls short of it by
+    # no more than an acknowledgement's way back to its client
     interval_ms = 1000 / (2 * metrics["rate_per_client"])     # two clients
-    # the loss reaches back as far as the standby's receive lag at the fault, less the WAL
-    # still on the wire (it arrives): within one write interval, the two samplers' 10 ms each
-    # and the time the site's ports took to go down
-    in_site = fault["lag_ms"]["at_fault"] - metrics["fault_delay_ms"]
-    assert abs(fault["rpo_ms"] - in_site) <= interval_ms + 20 + 20, (fault["rpo_ms"], in_site)
+    assert missing - slow - interval_ms <= rpo_ms <= missing + sampling, (rpo_ms, missing, slow)
     assert (run_dir / "pg-async" / "power-off" / "dci-load.json").stat().st_size > 0
 
 

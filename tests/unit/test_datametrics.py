@@ -123,16 +123,28 @@ def test_writes_sent_while_the_fault_is_carried_out_do_not_count_as_recovery():
     assert dm.rto(ledgers, FAULT, sent_after=FAULT + 0.015)[0] == 505.0
 
 
-def test_receive_lag_maps_the_standbys_position_to_when_the_primary_wrote_it():
+def test_receive_lag_reaches_back_to_the_first_primary_sample_beyond_the_standby():
     primary = [{"t": 100.0 + k * 0.01, "lsn": 100 * k} for k in range(10)][::-1]   # reordered
-    standby = [{"t": 100.05, "recv": 200},         # the primary wrote 200 at 100.02: 30 ms
+    standby = [{"t": 100.05, "recv": 200},         # the primary showed 300 at 100.03: 20 ms
                {"t": 100.06, "recv": 10_000},      # beyond what the samples show: caught up
                {"t": 100.07, "recv": None},        # no position (not streaming yet): skipped
-               {"t": 100.04, "recv": 0}]           # written at 100.00: 40 ms
-    assert dm.receive_lag(standby, primary) == [{"t": 100.04, "lag_ms": 40.0},
-                                                {"t": 100.05, "lag_ms": 30.0},
+               {"t": 100.04, "recv": 0},           # the primary showed 100 at 100.01: 30 ms
+               {"t": 100.02, "recv": 250}]         # 300 is shown only at 100.03, later: 0
+    assert dm.receive_lag(standby, primary) == [{"t": 100.02, "lag_ms": 0.0},
+                                                {"t": 100.04, "lag_ms": 30.0},
+                                                {"t": 100.05, "lag_ms": 20.0},
                                                 {"t": 100.06, "lag_ms": 0.0}]
     assert dm.receive_lag(standby, []) == [] and dm.receive_lag([], primary) == []
+
+
+def test_an_idle_primary_is_no_lag_and_a_stalled_standby_is():
+    # the primary writes up to 100.03, then nothing: a standby holding it all lags 0 however
+    # long after; one stuck at an older position lags more with every sample
+    primary = [{"t": 100.0 + k * 0.01, "lsn": min(k, 3) * 100} for k in range(30)]
+    holding = [{"t": 100.1 + k * 0.1, "recv": 300} for k in range(3)]
+    stuck = [{"t": 100.1 + k * 0.1, "recv": 200} for k in range(3)]
+    assert [s["lag_ms"] for s in dm.receive_lag(holding, primary)] == [0.0, 0.0, 0.0]
+    assert [s["lag_ms"] for s in dm.receive_lag(stuck, primary)] == [70.0, 170.0, 270.0]
 
 
 def test_present_files_round_trip_and_the_serving_node_holds_the_last_write(tmp_path):
@@ -150,3 +162,26 @@ def test_present_files_round_trip_and_the_serving_node_holds_the_last_write(tmp_
     assert dm.serving_node(["db1", "db2"], [], ledgers, present) == "db2"
     assert dm.serving_node(["db1"], ["db1"], ledgers, present) is None
     assert dm.serving_node(["db9"], [], ledgers, present) is None
+
+
+def test_wal_missing_counts_from_the_last_position_received_even_after_the_fault():
+    primary = [{"t": 99.0 + k * 0.01, "lsn": 100 * k} for k in range(200)]  # 100 per 10 ms
+    # its last sample before the fault (99.99) had 9000: the primary showed more at 99.91, 80 ms
+    # earlier; 200 more was on the wire and arrived after the fault: the primary showed more
+    # than that at 99.93, so what is missing reaches back 70 ms from the fault
+    standby = [{"t": 99.99, "recv": 9000}, {"t": 100.02, "recv": 9200}, {"t": 100.5, "recv": None}]
+    assert dm.wal_missing(standby, primary, FAULT) == 70.0
+    assert dm.lag_stats(dm.receive_lag(standby, primary), FAULT)["at_fault"] == 80.0  # 99.99-99.91
+    # caught up with everything the primary showed: nothing missing; no samples: unknown
+    assert dm.wal_missing([{"t": 100.5, "recv": 19_900}], primary, FAULT) == 0.0
+    assert dm.wal_missing([], primary, FAULT) is None
+    assert dm.wal_missing([{"t": 100.0, "recv": None}], primary, FAULT) is None
+    assert dm.wal_missing(standby, [], FAULT) is None
+
+
+def test_response_times_are_what_the_client_saw_and_only_acknowledged_ones_count():
+    ledgers = [steady("c1", 99.0, 100.0, ack_after=0.005),
+               steady("c2", 99.0, 100.0, ack_after=0.25, gap=(99.5, 100.0))]
+    stats = dm.response_stats(ledgers, 99.0, FAULT)
+    assert stats["count"] == 100 + 50 and stats["p50"] == 5.0 and stats["p99"] == 250.0
+    assert dm.response_stats(ledgers, 100.0, 101.0) == {"count": 0, "p50": None, "p99": None}

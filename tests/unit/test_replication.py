@@ -83,7 +83,11 @@ def test_an_async_loss_is_counted_against_the_node_that_serves_afterwards(tmp_pa
     assert result["commit_ms"]["before"]["p50"] == 2.0 and result["commit_ms"]["after"]["p50"] \
         == 1.0
     assert result["commit_ms"]["during"]["count"] == 2    # only the recovering writes
-    assert result["lag_ms"]["at_fault"] == pytest.approx(85.0)   # 80 ms + the 5 ms offset
+    # 80 ms + the 5 ms offset, less the primary's sample interval: its samples first show
+    # more than the standby has 10 ms after the position it has
+    assert result["lag_ms"]["at_fault"] == pytest.approx(75.0)
+    # its samples end at the fault: what it misses reaches back 80 ms from the fault
+    assert result["wal_missing_ms"] == pytest.approx(80.0)
     assert result["replay_lag_ms"]["at_fault"] == 399.0          # the last sample before it
     assert result["promoted_after_ms"] == 2000.0 and result["divergent_writes"] == 0
 
