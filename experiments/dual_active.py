@@ -271,6 +271,7 @@ def run(ctx):
         probes, t0, done, rows, summaries, throughput = traffic_phase(ctx, lab, faults,
                                                                       duration, rate)
         status = lab.controller_status() or {}
+        bfd_used = lab.bfd_ms
         log("tearing down")
     torn_down_s = log.elapsed()
 
@@ -294,6 +295,7 @@ def run(ctx):
     write_json(run_dir / "phases.json", {
         "seconds_to_up": round(built_s, 2), "seconds_to_verified": round(verified_s, 2),
         "seconds_total": round(torn_down_s, 2), "seconds_to_ready": round(ready_s, 2),
+        "bfd_ms": bfd_used,             # what ran (paced on an emulated CPU)
         "reachability": [list(p) for p in pairs], "routed": [list(p) for p in routed_pairs],
         "base_rtt_ms": base, "fidelity": [m.to_dict() for m in measurements],
         "vip_placement": placements,
@@ -349,7 +351,7 @@ def analyse(run_dir):
                           for name in {n for n, _ in samples}},
         "controller": {
             "mode": options["mode"], "vip_policy": options["vip_policy"],
-            "bfd_ms": options["bfd_ms"], "seconds_to_ready": phases["seconds_to_ready"],
+            "bfd_ms": phases.get("bfd_ms", options["bfd_ms"]), "seconds_to_ready": phases["seconds_to_ready"],
             "reachability": {"pairs": len(routed), "reachable": sum(1 for p in routed if p[2]),
                              "unreachable": [p[:2] for p in routed if not p[2]]},
             "vip_placement": phases["vip_placement"],

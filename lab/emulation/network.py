@@ -458,9 +458,15 @@ class LabNetwork:
         a cold standby's servers start it later, when promoted).
         """
         start = time.monotonic()
+        timeout = probe.patience(timeout)
+        paced = probe.paced_bfd_ms(bfd_ms)
+        if paced != bfd_ms:
+            self.log(f"BFD paced to {paced} ms (asked {bfd_ms} ms): on an emulated CPU "
+                     f"({probe.accelerator()}) a faster BFD flaps and links never stay live")
+        self.bfd_ms = paced
         port = self.controller.start(intent)
         sh.run(controller.bfd_cmd([self.topo.port_to(end, link.name).intf
-                                   for link in self.topo.links for end in link.ends], bfd_ms))
+                                   for link in self.topo.links for end in link.ends], paced))
         sh.run(controller.set_controller_cmd([s.name for s in self.topo.switches], port))
         self.route_via_gateway()
         self.start_services(serving)

@@ -52,6 +52,14 @@ def test_timing_is_judged_except_on_an_emulated_cpu(kernel_machine, tmp_path):
     assert probe.timing_judged() == (True, "")
 
 
+def test_bfd_is_paced_only_on_an_emulated_cpu(kernel_machine):
+    kernel_machine.setenv("ACTIVELAB_ACCEL", "tcg")
+    assert probe.paced_bfd_ms(30) == 300 and probe.paced_bfd_ms(1000) == 1000
+    assert probe.patience(30) == 150
+    kernel_machine.setenv("ACTIVELAB_ACCEL", "kvm")
+    assert probe.paced_bfd_ms(30) == 30 and probe.patience(30) == 30
+
+
 def test_a_tcg_cpu_is_recognised_from_cpuinfo(kernel_machine, monkeypatch):
     import builtins
     real_open = builtins.open
