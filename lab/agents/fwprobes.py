@@ -91,9 +91,14 @@ def probe_of(frame):
     return None
 
 
-def handshake_numbers(intf, dst_ip, port, timeout=3.0):
+def handshake_numbers(intf, dst_ip, port, timeout=None):
     """Open a real TCP session to dst_ip:port and read its initial sequence numbers off the
-    wire. Returns (socket, local port, our next seq, their next seq)."""
+    wire. Returns (socket, local port, our next seq, their next seq). timeout: 3 s, stretched
+    on an emulated CPU (QEMU TCG: the first SYN through the controller and the firewalls there
+    took longer than 3 s once in the VM suite)."""
+    if timeout is None:
+        from lab.emulation.probe import patience
+        timeout = patience(3.0)
     cap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
     cap.bind((intf, 0))                  # ETH_P_ALL: our own outgoing SYN is seen only so
     cap.settimeout(0.1)
