@@ -127,15 +127,20 @@ def rto(ledgers, t_fault, sent_after=None):
     return worst, per_client
 
 
-def commit_stats(ledgers, start, end):
-    """{count, p50, p99} of the commit times (ms) of acknowledged writes sent in [start, end)."""
-    times = sorted(w["commit_ms"] for ledger in ledgers for w in ledger["writes"]
-                   if w.get("t_ack") and w.get("commit_ms") is not None
-                   and start <= w["t_sent"] < end)
+def spread(values):
+    """{count, p50, p99} (nearest rank) of some times in ms; None percentiles without any."""
+    times = sorted(values)
     if not times:
         return {"count": 0, "p50": None, "p99": None}
     return {"count": len(times), "p50": round(percentile(times, 50), 3),
             "p99": round(percentile(times, 99), 3)}
+
+
+def commit_stats(ledgers, start, end):
+    """{count, p50, p99} of the commit times (ms) of acknowledged writes sent in [start, end)."""
+    return spread(w["commit_ms"] for ledger in ledgers for w in ledger["writes"]
+                  if w.get("t_ack") and w.get("commit_ms") is not None
+                  and start <= w["t_sent"] < end)
 
 
 def accepted(ledgers, site_of, start, end):
@@ -168,13 +173,9 @@ def divergent_writes(ledgers, site_of, present_by_site, start, end):
 def lag_stats(samples, t_fault=None):
     """{count, p50, p99, at_fault} of lag samples [{t, lag_ms}] (at_fault: the last sample
     before t_fault; None without samples)."""
-    values = sorted(s["lag_ms"] for s in samples)
-    if not values:
-        return {"count": 0, "p50": None, "p99": None, "at_fault": None}
     before = [s for s in samples if t_fault is None or s["t"] < t_fault]
-    return {"count": len(values), "p50": round(percentile(values, 50), 3),
-            "p99": round(percentile(values, 99), 3),
-            "at_fault": round(max(before, key=lambda s: s["t"])["lag_ms"], 3) if before else None}
+    return dict(spread(s["lag_ms"] for s in samples),
+                at_fault=round(max(before, key=lambda s: s["t"])["lag_ms"], 3) if before else None)
 
 
 def receive_lag(standby, primary):
@@ -210,12 +211,8 @@ def wal_missing(standby, primary, t_fault):
 def response_stats(ledgers, start, end):
     """{count, p50, p99} of the writers' response times (ms: sent to acknowledged, as the
     client saw it) of acknowledged writes sent in [start, end)."""
-    times = sorted(1000 * (w["t_ack"] - w["t_sent"]) for ledger in ledgers
-                   for w in ledger["writes"] if w.get("t_ack") and start <= w["t_sent"] < end)
-    if not times:
-        return {"count": 0, "p50": None, "p99": None}
-    return {"count": len(times), "p50": round(percentile(times, 50), 3),
-            "p99": round(percentile(times, 99), 3)}
+    return spread(1000 * (w["t_ack"] - w["t_sent"]) for ledger in ledgers
+                  for w in ledger["writes"] if w.get("t_ack") and start <= w["t_sent"] < end)
 
 
 def case_metrics(case_dir):
