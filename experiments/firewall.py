@@ -33,7 +33,7 @@ from pathlib import Path
 
 from lab.agents import craftsessions, fwprobes, sessions
 from lab.analysis import plots
-from lab.emulation import firewall
+from lab.emulation import firewall, probe
 from lab.emulation.controller import GATEWAY_MAC, intent_for
 from lab.emulation.network import go
 from lab.errors import LabError
@@ -160,7 +160,8 @@ def probe_suite(lab, run_dir, tag, client, server, spoof, fw):
     return watched_through(lab, fw, run_dir / f"leaks-{tag}.json", f"probe watcher {tag}",
                            client.name, fwprobes.send_argv(client.intf, client.mac, client.ip.ip,
                                                            GATEWAY_MAC, server.ip.ip, spoof,
-                                                           SESSION_PORT))
+                                                           SESSION_PORT,
+                                                           timeout=probe.patience(3.0)))
 
 
 def watched_through(lab, fw, out, what, sender, argv):

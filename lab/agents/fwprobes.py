@@ -91,14 +91,9 @@ def probe_of(frame):
     return None
 
 
-def handshake_numbers(intf, dst_ip, port, timeout=None):
+def handshake_numbers(intf, dst_ip, port, timeout=3.0):
     """Open a real TCP session to dst_ip:port and read its initial sequence numbers off the
-    wire. Returns (socket, local port, our next seq, their next seq). timeout: 3 s, stretched
-    on an emulated CPU (QEMU TCG: the first SYN through the controller and the firewalls there
-    took longer than 3 s once in the VM suite)."""
-    if timeout is None:
-        from lab.emulation.probe import patience
-        timeout = patience(3.0)
+    wire. Returns (socket, local port, our next seq, their next seq)."""
     cap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
     cap.bind((intf, 0))                  # ETH_P_ALL: our own outgoing SYN is seen only so
     cap.settimeout(0.1)
@@ -165,7 +160,7 @@ def send(args):
          / IP(src="169.254.1.1", dst=args.dst_ip, ttl=255, id=marker("bfd-imitation-to-server"))
          / UDP(sport=49202, dport=3784) / (b"\x20\x40\x03\x18" + b"\0" * 20)),
     ]
-    conn, sport, ours, theirs = handshake_numbers(args.intf, args.dst_ip, port)
+    conn, sport, ours, theirs = handshake_numbers(args.intf, args.dst_ip, port, args.timeout)
     packets.append(ip("midstream-out-of-window") / TCP(sport=sport, dport=port, flags="PA",
                                                        seq=(ours + 50_000_000) % 2**32, ack=theirs) / (b"X" * 16))
     sendp(packets, iface=args.intf, verbose=False)
@@ -208,6 +203,9 @@ def parser():
         s.add_argument(f"--{name}", required=True)
     s.add_argument("--open-port", type=int, default=443)
     s.add_argument("--closed-port", type=int, default=22)
+    s.add_argument("--timeout", type=float, default=3.0,
+                   help="seconds the TCP handshake may take (the lab stretches it on an "
+                        "emulated CPU)")
     p = sub.add_parser("policy")
     for name in ("intf", "src-mac", "src-ip", "gw-mac", "dst-ip"):
         p.add_argument(f"--{name}", required=True)
@@ -220,9 +218,10 @@ def watch_argv(intf, out):
     return python_module(__name__, "watch", intf=intf, out=out)
 
 
-def send_argv(intf, src_mac, src_ip, gw_mac, dst_ip, spoof_ip, open_port):
+def send_argv(intf, src_mac, src_ip, gw_mac, dst_ip, spoof_ip, open_port, timeout=3.0):
     return python_module(__name__, "send", intf=intf, src_mac=src_mac, src_ip=src_ip,
-                         gw_mac=gw_mac, dst_ip=dst_ip, spoof_ip=spoof_ip, open_port=open_port)
+                         gw_mac=gw_mac, dst_ip=dst_ip, spoof_ip=spoof_ip, open_port=open_port,
+                         timeout=timeout)
 
 
 def policy_argv(intf, src_mac, src_ip, gw_mac, dst_ip, tcp, udp):
