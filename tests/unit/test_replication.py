@@ -289,3 +289,27 @@ def test_pg_patroni_is_a_synchronous_pair_with_etcd_on_three_sites():
     # not in the default run (its faults last the lease and more), but offered
     assert "pg-patroni" not in replication.ReplicationOptions().variants.split(",")
     assert replication.PATRONI_AFTER_S > 20
+
+
+def test_a_write_sent_while_the_isolation_was_carried_out_is_not_accepted_during_it(tmp_path):
+    # no witness: both sides stop, but each acknowledged the write it sent at the very instant
+    # the isolation began (replicated to both: the partition was not in place yet)
+    folder = tmp_path / "no-witness"
+    split_variant(folder, "no-witness", both_sides=False)
+    tp, th = FAULT, FAULT + 5.0
+    ledgers = [writes("client1", "dc1-srv1", "dc1-srv1", outage=(tp + 0.005, th + 2.0)),
+               writes("client2", "dc2-srv1", "dc2-srv1", outage=(tp + 0.005, th + 2.0))]
+    rows = ""
+    for ledger in ledgers:
+        (folder / f"writes-{ledger['client']}.json").write_text(json.dumps(ledger))
+        rows += "".join(f"{ledger['client']}\t{w['seq']}\n" for w in ledger["writes"]
+                        if w["t_ack"])
+    for node in ("dc1-srv2", "dc2-srv2"):
+        (folder / f"present-{node}.tsv").write_text(rows)
+    raw = json.loads((folder / "variant.json").read_text())
+    # positive control: counted from the instant the isolation began, each side "accepted" one
+    assert split_brain.analyse_variant(folder)["accepted_during"] == {"dc1": 1, "dc2": 1}
+    raw["t_isolated"] = tp + 0.02                     # its commands took 20 ms
+    (folder / "variant.json").write_text(json.dumps(raw))
+    got = split_brain.analyse_variant(folder)
+    assert got["accepted_during"] == {} and got["divergent_writes"] == 0
