@@ -162,6 +162,12 @@ def one_variant(lab, ctx, variant, run_dir):
 
 # ------------------------------------------------------------------------------ analysis
 
+def in_place(raw):
+    """When the partition was in place (its commands all carried out; older runs recorded
+    only when it began)."""
+    return raw.get("t_isolated", raw["t_partition"])
+
+
 def analyse_variant(run_dir):
     """One variant from its folder's raw files alone."""
     run_dir = Path(run_dir)
@@ -180,8 +186,7 @@ def analyse_variant(run_dir):
     # Accepted during the partition: writes sent once it was in place (a write sent while the
     # isolation's commands were still being carried out could replicate to both sides: CI saw
     # one such write per side, "accepted without a majority", in no-witness)
-    in_place = raw.get("t_isolated", tp)
-    during = datametrics.accepted(ledgers, site_of, in_place, th)
+    during = datametrics.accepted(ledgers, site_of, in_place(raw), th)
     outage = {}
     for ledger in ledgers:
         site = client_site[ledger["client"]]
@@ -203,8 +208,8 @@ def analyse_variant(run_dir):
                                       if site != raw["isolated"]), None)
                                 if raw["variant"] == "witness" else None),
         "suspect_timeout_s": raw["suspect_timeout_s"],
-        "divergent_writes": datametrics.divergent_writes(ledgers, site_of, present, in_place,
-                                                         th),
+        "divergent_writes": datametrics.divergent_writes(ledgers, site_of, present,
+                                                         in_place(raw), th),
         "partition_s": round(th - tp, 3),
     }
 
@@ -238,8 +243,7 @@ def timeline_data(run_dir):
                     continue
                 site = site_of.get(w["server"], w["server"])
                 key = (client, w["seq"])
-                diverged = (raw.get("t_isolated", raw["t_partition"]) <= w["t_sent"]
-                            < raw["t_heal"]
+                diverged = (in_place(raw) <= w["t_sent"] < raw["t_heal"]
                             and any(key not in rows for s, rows in present.items()
                                     if s != site))
                 sites.setdefault(site, {"ok": [], "divergent": []})[
