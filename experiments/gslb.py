@@ -205,6 +205,11 @@ def analyse_variant(run_dir, site_of):
     before = [c["latency_ms_before"] for c in hit.values() if c["latency_ms_before"] is not None]
     after = [c["latency_ms_after"] for c in hit.values() if c["latency_ms_after"] is not None]
     mean = (lambda xs: round(sum(xs) / len(xs), 3) if xs else None)
+    # the added time's own precision: the clients' medians are independent estimates
+    cis = [c.get(f"latency_ci_ms_{when}") for c in hit.values() for when in ("before", "after")
+           if c["latency_ms_before"] is not None and c["latency_ms_after"] is not None]
+    resolution = (round(sum(ci * ci for ci in cis) ** 0.5 / (len(cis) // 2), 3)
+                  if cis and None not in cis else None)
     rates = dci_rates(raw.get("dci_bytes"))
     return {"variant": raw["variant"], "ttl": raw["ttl"], "cache_extra": raw["cache_extra"],
             "fault": raw["fault"], "clients": per_client, "affected": sorted(hit),
@@ -213,6 +218,7 @@ def analyse_variant(run_dir, site_of):
             "latency_ms_before": mean(before), "latency_ms_after": mean(after),
             "added_latency_ms": (round(mean(after) - mean(before), 3)
                                  if before and after else None),
+            "added_latency_resolution_ms": resolution,
             "dci_kbit_before": rates[0], "dci_kbit_after": rates[1],
             "check_inter_ms": raw.get("check_inter_ms"),
             "expected_added_ms": trombone_ms(raw.get("lb_rtt_ms"), site_of, failed_hosts)
@@ -305,8 +311,10 @@ def summarize(run_dir):
                      f"{r['check_inter_ms']} ms check interval = {bound:g} s: "
                      + ("within" if r["failover_s"] <= bound else "over (a timing verdict)"))
         if r.get("expected_added_ms") is not None and r.get("added_latency_ms") is not None:
+            res = r.get("added_latency_resolution_ms")
             text += (f"\n{r['variant']}: served across the DCI, requests took "
-                     f"{r['added_latency_ms']:+.2f} ms; the path is longer by "
+                     f"{r['added_latency_ms']:+.2f}"
+                     + ("" if res is None else f" ± {res:.2f}") + " ms; the path is longer by "
                      f"{r['expected_added_ms']:.2f} ms (RTT from dc1's load balancer to the "
                      "remote server minus to its own)")
     text += f"\nplot: {run_dir / 'gslb.png'}"

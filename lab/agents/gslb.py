@@ -214,12 +214,30 @@ def failover(attempts, t_fault, failed_hosts):
     served = [a for a in after if ok and a[0] >= ok[0] and a[2] and a[2] not in failed_hosts]
     return {"hit": hit, "failover_s": round(ok[0] - t_fault, 3) if ok else None,
             "failed_attempts": failed, "latency_ms_before": median_took(before),
-            "latency_ms_after": median_took(served[1:])}   # the first may have waited
+            "latency_ms_after": median_took(served[1:]),    # the first may have waited
+            "latency_ci_ms_before": median_ci_ms(before),
+            "latency_ci_ms_after": median_ci_ms(served[1:])}
+
+
+def _took(attempts):
+    return sorted(a[3] for a in attempts if len(a) > 3 and a[3] is not None)
 
 
 def median_took(attempts):
-    took = sorted(a[3] for a in attempts if len(a) > 3 and a[3] is not None)
+    took = _took(attempts)
     return took[(len(took) - 1) // 2] if took else None
+
+
+def median_ci_ms(attempts):
+    """How precisely the median request time is known: the half-width of its ~95 % confidence
+    interval, 1.58 x IQR / sqrt(n) (McGill, Tukey and Larsen, the notches of a box plot); None
+    with fewer than 4 timed requests."""
+    took = _took(attempts)
+    n = len(took)
+    if n < 4:
+        return None
+    iqr = took[(3 * (n - 1)) // 4] - took[(n - 1) // 4]
+    return round(1.58 * iqr / n ** 0.5, 3)
 
 
 def parser():

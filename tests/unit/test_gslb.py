@@ -32,7 +32,8 @@ def test_failover_counts_from_the_fault_to_the_first_live_answer():
     attempts += [[5.5 + t / 10, "10.2.0.11", "dc2-srv1"] for t in range(10)]
     result = gslb.failover(attempts, 3.0, {"dc1-srv1", "dc1-srv2"})
     assert result == {"hit": True, "failover_s": 2.5, "failed_attempts": 25,
-                      "latency_ms_before": None, "latency_ms_after": None}   # none timed
+                      "latency_ms_before": None, "latency_ms_after": None,   # none timed
+                      "latency_ci_ms_before": None, "latency_ci_ms_after": None}
     other = gslb.failover([[t / 10, "x", "dc2-srv1"] for t in range(60)], 3.0, {"dc1-srv1"})
     assert other["hit"] is False and other["failed_attempts"] == 0
 
@@ -96,6 +97,54 @@ def test_request_times_before_and_once_served_again_show_the_trombone():
     result = gslb.failover(attempts, 3.0, {"dc1-srv1"})
     assert result["failover_s"] == 0.3 and result["failed_attempts"] == 3
     assert result["latency_ms_before"] == 1.2 and result["latency_ms_after"] == 5.3
+
+
+def test_a_median_request_time_is_known_to_its_notch():
+    # 1.58 x IQR / sqrt(n): 16 requests of 3, 4, 5, 6 ms (4 each) have an IQR of 2 ms
+    took = [[t / 10, "vip", "dc1-srv1", 3.0 + t % 4] for t in range(16)]
+    assert gslb.median_ci_ms(took) == round(1.58 * 2 / 4, 3)
+    # steady requests are known exactly; too few or untimed ones not at all
+    assert gslb.median_ci_ms([[t, "vip", "s", 4.2] for t in range(10)]) == 0.0
+    assert gslb.median_ci_ms(took[:3]) is None
+    assert gslb.median_ci_ms([[t, "vip", "s", None] for t in range(10)]) is None
+    # reordered requests give the same answer (positive control: a wider spread, a wider notch)
+    assert gslb.median_ci_ms(list(reversed(took))) == gslb.median_ci_ms(took)
+    wide = [[a[0], a[1], a[2], 2 * a[3]] for a in took]
+    assert gslb.median_ci_ms(wide) == 2 * gslb.median_ci_ms(took)
+
+
+def test_the_added_request_time_carries_its_resolution(tmp_path):
+    """The trombone's added time is a difference of medians of ~30 requests: its resolution
+    combines the notches of both medians of every client it hit (CI's case: the medians of two
+    clients on one path 1.1 ms apart)."""
+    import json
+    from experiments import gslb as experiment
+    site_of = {"client1": "dc1", "client2": "dc1", "dc1-srv1": "dc1", "dc2-srv1": "dc2"}
+    (tmp_path / "variant.json").write_text(json.dumps({
+        "variant": "haproxy app-down", "ttl": None, "cache_extra": 0.0,
+        "fault": "server-down dc1-srv1", "t_fault": 3.0, "clients": ["client1", "client2"],
+        "lb_rtt_ms": {"dc1-srv1": 0.26, "dc2-srv1": 4.24}}))
+    for name, spread in (("client1", 1.0), ("client2", 0.0)):
+        attempts = [[t / 10, "vip", "dc1-srv1", 3.5 + spread * (t % 4)] for t in range(30)]
+        attempts += [[3.0, "vip", "", None], [3.1, "vip", "dc2-srv1", 90.0]]
+        attempts += [[3.2 + t / 10, "vip", "dc2-srv1", 7.3 + spread * (t % 4)]
+                     for t in range(30)]
+        (tmp_path / f"attempts-{name}.json").write_text(json.dumps(attempts))
+    r = experiment.analyse_variant(tmp_path, site_of)
+    c1 = r["clients"]["client1"]
+    assert c1["latency_ci_ms_before"] > 0 and c1["latency_ci_ms_after"] > 0
+    assert r["clients"]["client2"]["latency_ci_ms_before"] == 0.0
+    expected = (c1["latency_ci_ms_before"] ** 2 + c1["latency_ci_ms_after"] ** 2) ** 0.5 / 2
+    assert r["added_latency_resolution_ms"] == round(expected, 3)
+    assert r["expected_added_ms"] == 3.98
+    (tmp_path / "metrics.json").write_text(json.dumps({"variants": [r]}))
+    text = experiment.summarize(tmp_path).text
+    assert f"± {r['added_latency_resolution_ms']:.2f} ms; the path is longer by 3.98" in text
+    # older runs without timed requests have no resolution, and say nothing of it
+    for name in ("client1", "client2"):
+        f = tmp_path / f"attempts-{name}.json"
+        f.write_text(json.dumps([a[:3] for a in json.loads(f.read_text())]))
+    assert experiment.analyse_variant(tmp_path, site_of)["added_latency_resolution_ms"] is None
 
 
 def test_dci_rates_before_and_after_the_fault():
