@@ -71,7 +71,22 @@ class Intent:
     host_names: tuple = ()               # ((ip, name), ...): how the log names hosts
 
     def switch_by_dpid(self, dpid):
-        return next((s for s in self.switches if s.dpid == dpid), None)
+        return self._by_dpid.get(dpid)
+
+    @functools.cached_property
+    def _by_dpid(self):
+        by_dpid = {}
+        for switch in self.switches:
+            by_dpid.setdefault(switch.dpid, switch)     # the first, as a search would find
+        return by_dpid
+
+    @functools.cached_property
+    def switch_index(self):
+        """{dpid: its position among the switches} (group ids are numbered by it)."""
+        index = {}
+        for i, switch in enumerate(self.switches):
+            index.setdefault(switch.dpid, i)
+        return index
 
     def switch_by_name(self, name):
         return next(s for s in self.switches if s.name == name)

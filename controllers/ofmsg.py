@@ -5,6 +5,7 @@ ipv4_dst, ip_proto, tcp_src, ...); ipv4 fields may carry a (address, mask) pair.
 tuples: ('output', port), ('group', id), ('set', field, value), ('dec_ttl',), ('controller',).
 """
 
+import functools
 from dataclasses import dataclass
 
 CONTROLLER = "controller"
@@ -26,6 +27,10 @@ class Flow:
     delete: bool = False          # delete flows matching (match, cookie) instead of adding
 
     def key(self):
+        return self._key
+
+    @functools.cached_property
+    def _key(self):      # computed once: a sync compares thousands of flows by key
         return (self.dpid, self.table, self.priority, tuple(sorted(self.match.items())))
 
 
