@@ -56,7 +56,13 @@ class ActiveLabController(app_manager.OSKenApp):
 
     def batch(self):
         """Before a decision: defer route work while more events wait behind this one (see
-        ControllerLogic.sync); a burst is then handled by one computation."""
+        ControllerLogic.sync); a burst is then handled by one computation.
+
+        First yield once, so the switches' connections queue what they have already
+        received: a burst's events otherwise sit in the sockets while each one is handled
+        alone (the queue looks empty), and a 16-site power-off cost one route computation of
+        ~50 ms per event before the event that cut the site off was even read."""
+        hub.sleep(0)
         self.logic.batching = not self.events.empty()
 
     def react(self, event, details, msgs, t_event):
@@ -205,9 +211,9 @@ class ActiveLabController(app_manager.OSKenApp):
         now = time.time()
         msg = ev.msg
         in_port = msg.match["in_port"]
+        self.batch()
         hosts_before = {ip: (h.dpid, h.port) for ip, h in self.logic.hosts.items()}
         proven_before = self.logic.proven_now
-        self.batch()
         msgs = self.logic.packet_in(msg.datapath.id, in_port, msg.data, now)
         moved = [ip for ip, h in self.logic.hosts.items()
                  if ip in hosts_before and hosts_before[ip] != (h.dpid, h.port)]
