@@ -5,10 +5,11 @@ sends the messages, keeps time, and writes a status file the lab reads (switches
 server health, and how long each reaction took).
 """
 
-import collections
+import functools
 import json
 import logging
 import os
+import threading
 import time
 
 from os_ken.base import app_manager
@@ -28,6 +29,25 @@ STARVED_S = 0.25            # a timer run this late means the controller was sta
 MAX_REACTIONS = 200
 
 
+def serialized(handler):
+    """Run an event handler holding the controller's lock. os-ken's default hub runs the
+    event loop, the timer and each switch's connection in native threads: without the lock
+    the timer's health checks and status read the logic while a handler changes it (a
+    "dictionary changed size during iteration" ended the timer for good, and with it every
+    health check), and the two could send one switch's changes out of order."""
+    @functools.wraps(handler)
+    def run(self, ev):
+        with self.lock:
+            try:
+                return handler(self, ev)
+            except Exception:
+                # with the native hub os-ken's event loop ends on any exception a handler
+                # lets out (its TaskExit is Exception): the controller would go deaf
+                LOG.exception("handling %s failed", type(ev).__name__)
+                return None
+    return run
+
+
 class ActiveLabController(app_manager.OSKenApp):
     OFP_VERSIONS = [ofproto_v1_3.OFP_VERSION]
 
@@ -39,47 +59,57 @@ class ActiveLabController(app_manager.OSKenApp):
         self.datapaths = {}
         self.reactions = []
         self.pending = []          # events whose routes wait for the batch (see settle)
-        self.outboxes = {}         # dpid -> messages to send it, in the logic's order (send)
-        self.draining = set()      # switches whose outbox a greenlet is draining
+        self.outboxes = {}         # dpid -> queue of messages to send it, in order (send)
         self.started = time.time()
         self.last_status = None
         LOG.info("intent: mode %s, %d switches, %d links, %d services", self.intent.mode,
                  len(self.intent.switches), len(self.intent.links), len(self.intent.services))
+        self.lock = threading.RLock()   # the logic is one: handlers and timer take turns
         self.timer = hub.spawn(self.run_timer)
 
     # ---------------------------------------------------------------- sending decisions
 
     def send(self, msgs):
-        """Send the logic's messages, to each switch in the order the logic made them,
-        whichever greenlet asks.
+        """Queue the logic's messages for their switches; each switch's own sender greenlet
+        sends them in the order the logic made them. Returns how many were queued.
 
-        A switch's send queue holds 16 messages: a burst (hundreds of flow and group changes)
-        blocks its sender, and the timer greenlet runs meanwhile. Were its messages sent
-        directly, a group's modification could reach a switch before the group's addition
-        still waiting in the blocked burst (OFPGMFC_UNKNOWN_GROUP, then OFPBAC_BAD_OUT_GROUP
-        for the flows using it: a 16-site lab lost paths that way). So each switch has an
-        outbox that one greenlet at a time drains; the others only add to it, and drain the
-        switches nobody is draining (a VIP flow's move to an idle switch does not wait behind
-        another switch's burst)."""
+        No handler or timer ever waits on a switch: a switch's send queue holds 16 messages,
+        and a burst (hundreds of flow and group changes) blocked whoever sent it. While the
+        event loop was blocked that way the timer ran, and its group *modification* could
+        overtake the group's *addition* still waiting in the burst (OFPGMFC_UNKNOWN_GROUP,
+        then OFPBAC_BAD_OUT_GROUP for the flows using it: a 16-site lab lost paths that way);
+        and a greenlet that drained others' messages too could be kept draining the timer's
+        while events waited. One queue and one sender per switch keep each switch's order,
+        and a slow switch holds back no one else."""
         for msg in msgs:
-            self.outboxes.setdefault(msg.dpid, collections.deque()).append(msg)
-        for dpid in dict.fromkeys(msg.dpid for msg in msgs):
-            self.drain(dpid)
+            box = self.outboxes.get(msg.dpid)
+            if box is None:
+                box = self.outboxes[msg.dpid] = hub.Queue()
+                threading.Thread(target=self.sender, args=(msg.dpid, box), daemon=True,
+                                 name=f"send-{msg.dpid}").start()
+            box.put(msg)
         return len(msgs)
 
-    def drain(self, dpid):
-        if dpid in self.draining:
-            return
-        self.draining.add(dpid)
-        try:
-            box = self.outboxes.get(dpid)
-            while box:
-                msg = box.popleft()
-                dp = self.datapaths.get(dpid)
-                if dp is not None:
-                    dp.send_msg(self.translate(dp, msg))
-        finally:
-            self.draining.discard(dpid)
+    def sender(self, dpid, box):
+        """Send switch dpid's queued messages, in order, on its current connection (messages
+        for a switch that is not connected are dropped: it gets everything again when it
+        connects)."""
+        while True:
+            msg = box.get()
+            dp = self.datapaths.get(dpid)
+            if dp is None:
+                continue
+            try:
+                dp.send_msg(self.translate(dp, msg))
+            except Exception:              # one bad message must not end the switch's sender
+                LOG.exception("sending %r to %s", msg, self.logic.sw(dpid))
+
+    def forget_queued(self, dpid):
+        """A switch (re)connected or went away: what was queued for it before is stale (the
+        logic sends it everything it needs on connecting)."""
+        box = self.outboxes.get(dpid)
+        while box is not None and not box.empty():
+            box.get(block=False)
 
     def batch(self):
         """Before a decision: defer route work while more events wait behind this one (see
@@ -185,6 +215,7 @@ class ActiveLabController(app_manager.OSKenApp):
             port.config & dp.ofproto.OFPPC_PORT_DOWN)
 
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG_DISPATCHER)
+    @serialized
     def switch_features(self, ev):
         """A switch connects: start from empty tables (no flows, no groups)."""
         dp = ev.msg.datapath
@@ -195,9 +226,11 @@ class ActiveLabController(app_manager.OSKenApp):
         dp.send_msg(parser.OFPGroupMod(dp, command=ofp.OFPGC_DELETE, group_id=ofp.OFPG_ALL))
 
     @set_ev_cls(ofp_event.EventOFPStateChange, [MAIN_DISPATCHER, DEAD_DISPATCHER])
+    @serialized
     def state_change(self, ev):
         dp, now = ev.datapath, time.time()
         if ev.state == MAIN_DISPATCHER:
+            self.forget_queued(dp.id)
             self.datapaths[dp.id] = dp
             ports = {no: self.live(dp, p) for no, p in dp.ports.items() if no <= dp.ofproto.OFPP_MAX}
             carriers = {no: self.carrier(dp, p) for no, p in dp.ports.items()
@@ -209,10 +242,12 @@ class ActiveLabController(app_manager.OSKenApp):
         elif dp.id in self.datapaths:
             LOG.info("switch %s (%016x) disconnected", self.logic.sw(dp.id), dp.id)
             del self.datapaths[dp.id]
+            self.forget_queued(dp.id)
             self.batch()
             self.react("switch_down", {"dpid": dp.id}, self.logic.switch_disconnected(dp.id, now), now)
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN_DISPATCHER)
+    @serialized
     def port_status(self, ev):
         now = time.time()
         msg, dp = ev.msg, ev.msg.datapath
@@ -228,6 +263,7 @@ class ActiveLabController(app_manager.OSKenApp):
                    self.logic.port_changed(dp.id, port.port_no, live, now, carrier), now)
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN_DISPATCHER)
+    @serialized
     def packet_in(self, ev):
         now = time.time()
         msg = ev.msg
@@ -252,6 +288,7 @@ class ActiveLabController(app_manager.OSKenApp):
                      self.logic.port_name(h.dpid, h.port))
 
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN_DISPATCHER)
+    @serialized
     def flow_removed(self, ev):
         """Only an idle timeout ends a pin: a flow we deleted or replaced ourselves was already
         forgotten (or pinned anew, which this late report must not undo)."""
@@ -267,21 +304,30 @@ class ActiveLabController(app_manager.OSKenApp):
     def run_timer(self):
         last = time.time()
         while True:
-            now = time.time()
-            # starved (late by more than a health interval's share) or events still queued:
-            # health verdicts wait (see ControllerLogic.tick)
-            backlog = not self.events.empty() or now - last > STARVED_S
-            last = now
-            before = {n: h.up for n, h in self.logic.health.items()}
-            msgs = self.logic.tick(now, backlog=backlog)
-            changed = {n: h.up for n, h in self.logic.health.items() if before[n] != h.up}
-            for name, up in changed.items():
-                LOG.info("server %s %s", name, "healthy" if up else "failed health checks")
-            self.react("server_down" if any(v is False for v in changed.values()) else None,
-                       {"servers": sorted(changed)}, msgs, now)
-            self.settle(force=True)
-            self.write_status()
+            with self.lock:
+                try:
+                    last = self.timer_round(last)
+                except Exception:          # a bad round must not end health checking
+                    LOG.exception("timer round failed")
             hub.sleep(TICK)
+
+    def timer_round(self, last):
+        """LLDP, health checks, deferred route work, the status file; returns the round's
+        start time."""
+        now = time.time()
+        # starved (late by more than a health interval's share) or events still queued:
+        # health verdicts wait (see ControllerLogic.tick)
+        backlog = not self.events.empty() or now - last > STARVED_S
+        before = {n: h.up for n, h in self.logic.health.items()}
+        msgs = self.logic.tick(now, backlog=backlog)
+        changed = {n: h.up for n, h in self.logic.health.items() if before[n] != h.up}
+        for name, up in changed.items():
+            LOG.info("server %s %s", name, "healthy" if up else "failed health checks")
+        self.react("server_down" if any(v is False for v in changed.values()) else None,
+                   {"servers": sorted(changed)}, msgs, now)
+        self.settle(force=True)
+        self.write_status()
+        return now
 
     def write_status(self):
         status = dict(self.logic.status(), pid=os.getpid(), started=self.started,

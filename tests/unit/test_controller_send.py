@@ -1,33 +1,36 @@
 """The controller's adapter sends each switch the logic's messages in the order the logic made
-them, even when another greenlet (the timer) sends while a burst is blocked on a full switch
-queue; and a blocked switch does not hold back the others."""
+them, from one sender per switch: no handler or timer waits on a switch, a slow switch holds
+back no other, and what another greenlet sends meanwhile cannot overtake a queued burst."""
 
-import collections
+import logging
 import types
+
+from os_ken.lib import hub
 
 from controllers.app import ActiveLabController
 from controllers.ofmsg import Flow, Group
 
 
-class BlockingSwitch:
-    """A switch whose first send blocks, and while it blocks the timer greenlet sends (what
-    eventlet does when a datapath's 16-message queue is full)."""
+class SlowSwitch:
+    """A switch whose sends take `delay` seconds each (its 16-message queue is full)."""
 
-    def __init__(self, app, meanwhile):
-        self.app, self.meanwhile, self.got = app, meanwhile, []
+    def __init__(self, log, delay=0.0, fail_on=None):
+        self.log, self.delay, self.fail_on, self.got = log, delay, fail_on, []
 
     def send_msg(self, msg):
+        if self.delay:
+            hub.sleep(self.delay)
+        if msg is self.fail_on:
+            raise ValueError("cannot serialize")
         self.got.append(msg)
-        if self.meanwhile:
-            late, self.meanwhile = self.meanwhile, None
-            self.app.send(late)            # the timer's messages, sent while we "block"
+        self.log.append(msg)
 
 
 def fake_app():
-    app = types.SimpleNamespace(outboxes={}, draining=set(), datapaths={},
-                                translate=lambda dp, msg: msg)
-    app.send = types.MethodType(ActiveLabController.send, app)
-    app.drain = types.MethodType(ActiveLabController.drain, app)
+    app = types.SimpleNamespace(outboxes={}, datapaths={}, translate=lambda dp, msg: msg,
+                                logic=types.SimpleNamespace(sw=str))
+    for name in ("send", "sender", "forget_queued"):
+        setattr(app, name, types.MethodType(getattr(ActiveLabController, name), app))
     return app
 
 
@@ -35,62 +38,92 @@ def burst_and_timer():
     add = Group(1, 7, ((1, (("output", 1),)),))
     uses = Flow(1, 2, 1000, {"eth_dst": "02:00:00:00:00:01"}, (("group", 7),))
     modify = Group(1, 7, ((2, (("output", 2),)),), modify=True)
-    first = Flow(1, 0, 1, {})
-    return [first, add, uses], [modify]
+    return [Flow(1, 0, 1, {}), add, uses], [modify]
 
 
-def test_a_burst_blocked_on_a_switch_keeps_its_order_before_the_timers_messages():
-    app = fake_app()
+def settle(seconds=0.05):
+    hub.sleep(seconds)
+
+
+def test_a_burst_on_a_slow_switch_keeps_its_order_and_blocks_no_one():
+    app, log = fake_app(), []
     burst, timer = burst_and_timer()
-    switch = BlockingSwitch(app, timer)
-    app.datapaths[1] = switch
-    assert app.send(burst) == 3
+    app.datapaths[1] = SlowSwitch(log, delay=0.01)
+    assert app.send(burst) == 3              # returns at once: nothing sent yet
+    assert log == []
+    app.send(timer)                          # the timer, while the burst waits
+    settle()
     # the group is added before it is modified, and before the flow that uses it
-    assert switch.got == burst + timer
-    assert not any(app.outboxes.values()) and not app.draining
+    assert app.datapaths[1].got == burst + timer
 
 
-def test_a_switch_blocked_on_a_burst_does_not_hold_back_another_switchs_messages():
-    app = fake_app()
+def test_a_slow_switch_does_not_hold_back_another_switchs_messages():
+    app, log = fake_app(), []
     burst, _ = burst_and_timer()
     other = [Flow(2, 1, 3000, {"ipv4_dst": "10.200.0.10"}, (("output", 4),))]
-    switch1 = BlockingSwitch(app, other)            # while 1 blocks, switch 2's flow is sent
-    switch2 = BlockingSwitch(app, None)
-    app.datapaths.update({1: switch1, 2: switch2})
-    log = []
-    for switch in (switch1, switch2):
-        record = switch.send_msg
-        switch.send_msg = (lambda record: lambda msg: (log.append(msg), record(msg)))(record)
-    app.send(burst)
-    assert switch2.got == other and switch1.got == burst
-    # switch 2's flow went out while switch 1's burst waited, not after all of it
-    assert log.index(other[0]) < log.index(burst[-1])
+    app.datapaths.update({1: SlowSwitch(log, delay=0.02), 2: SlowSwitch(log)})
+    app.send(burst + other)
+    settle(0.2)
+    assert app.datapaths[2].got == other and app.datapaths[1].got == burst
+    assert log.index(other[0]) < log.index(burst[-1])   # switch 2 did not wait for switch 1
 
 
-def test_without_the_outbox_the_timer_would_overtake_the_burst():
-    """Positive control: sending straight to the switch, the modification of the group
-    reaches it before its addition (OFPGMFC_UNKNOWN_GROUP on a real switch)."""
+def test_without_one_sender_per_switch_the_timer_overtakes_the_burst():
+    """Positive control: sending straight to the switch from two greenlets, the group's
+    modification reaches it before its addition (OFPGMFC_UNKNOWN_GROUP on a real switch)."""
     burst, timer = burst_and_timer()
-    got = []
-
-    class Direct:
-        meanwhile = timer
-
-        def send_msg(self, msg):
-            got.append(msg)
-            if self.meanwhile:
-                late, self.meanwhile = self.meanwhile, None
-                for m in late:
-                    self.send_msg(m)
-
-    switch = Direct()
-    for msg in burst:
-        switch.send_msg(msg)
-    assert got.index(timer[0]) < got.index(burst[1])
+    log = []
+    switch = SlowSwitch(log, delay=0.01)
+    first = hub.spawn(lambda: [switch.send_msg(m) for m in burst])
+    hub.sleep(0.005)                          # the burst is under way, blocked on the switch
+    second = hub.spawn(lambda: [switch.send_msg(m) for m in timer])
+    hub.joinall([first, second])
+    assert log.index(timer[0]) < log.index(burst[1])
 
 
-def test_messages_for_a_switch_that_is_gone_are_dropped_and_sending_ends():
-    app = fake_app()
-    burst, _ = burst_and_timer()
-    assert app.send(burst) == 3                    # no datapath 1: nothing to send to
-    assert not any(app.outboxes.values()) and not app.draining
+def test_stale_unknown_or_unsendable_messages_do_not_stop_a_switchs_sender(caplog):
+    app, log = fake_app(), []
+    burst, timer = burst_and_timer()
+    app.send(burst)                           # no switch 1 yet: dropped when their turn comes
+    settle()
+    switch = app.datapaths[1] = SlowSwitch(log, delay=0.01, fail_on=timer[0])
+    app.send(burst)
+    app.forget_queued(1)                      # it reconnected: what was queued is stale
+    with caplog.at_level(logging.ERROR):
+        app.send(timer + burst[:1])           # the first cannot be sent; the next still is
+        settle()
+    assert switch.got == burst[:1] + burst[:1] or switch.got == burst[:1]
+    assert timer[0] not in switch.got
+    assert "cannot serialize" in caplog.text
+
+
+def test_handlers_and_the_timer_take_turns_and_a_failing_handler_does_not_end_the_loop(caplog):
+    import threading
+    import time
+    from controllers.app import serialized
+    order = []
+
+    class App:
+        lock = threading.RLock()
+
+        @serialized
+        def slow(self, ev):
+            order.append(("slow", "in"))
+            time.sleep(0.05)
+            order.append(("slow", "out"))
+
+        @serialized
+        def broken(self, ev):
+            raise KeyError("dc9")
+
+    app = App()
+    first = threading.Thread(target=app.slow, args=(None,))
+    first.start()
+    time.sleep(0.01)
+    with app.lock:                             # the timer's round waits for the handler
+        order.append(("timer", "round"))
+    first.join()
+    assert order == [("slow", "in"), ("slow", "out"), ("timer", "round")]
+    with caplog.at_level(logging.ERROR):
+        assert app.broken(object()) is None    # logged, not raised into os-ken's loop
+    assert "handling object failed" in caplog.text and "dc9" in caplog.text
