@@ -32,8 +32,8 @@ MAX_REACTIONS = 200
 def serialized(handler):
     """Run an event handler holding the controller's lock. os-ken's default hub runs the
     event loop, the timer and each switch's connection in native threads: without the lock
-    the timer's health checks and status read the logic while a handler changes it (a
-    "dictionary changed size during iteration" ended the timer for good, and with it every
+    the timer's health checks and status read the logic while a handler changed it (an
+    exception there, such as a dict changed while iterated, ended the timer and with it every
     health check), and the two could send one switch's changes out of order."""
     @functools.wraps(handler)
     def run(self, ev):
@@ -70,17 +70,16 @@ class ActiveLabController(app_manager.OSKenApp):
     # ---------------------------------------------------------------- sending decisions
 
     def send(self, msgs):
-        """Queue the logic's messages for their switches; each switch's own sender greenlet
+        """Queue the logic's messages for their switches; each switch's own sender thread
         sends them in the order the logic made them. Returns how many were queued.
 
         No handler or timer ever waits on a switch: a switch's send queue holds 16 messages,
         and a burst (hundreds of flow and group changes) blocked whoever sent it. While the
         event loop was blocked that way the timer ran, and its group *modification* could
         overtake the group's *addition* still waiting in the burst (OFPGMFC_UNKNOWN_GROUP,
-        then OFPBAC_BAD_OUT_GROUP for the flows using it: a 16-site lab lost paths that way);
-        and a greenlet that drained others' messages too could be kept draining the timer's
-        while events waited. One queue and one sender per switch keep each switch's order,
-        and a slow switch holds back no one else."""
+        then OFPBAC_BAD_OUT_GROUP for the flows using it: a 16-site lab lost paths that way).
+        One queue and one sender per switch keep each switch's order, and a slow switch holds
+        back no one else."""
         for msg in msgs:
             box = self.outboxes.get(msg.dpid)
             if box is None:
