@@ -56,7 +56,12 @@ def test_a_saturated_dci_hurts_every_class_without_qos_and_none_it_protects_with
     assert over["qos-off"]["control"] > 5 and over["qos-off"]["replication"] > 5, over
     assert v["qos-off"]["commit_ms_p99"] > v["unloaded"]["commit_ms_p99"] + 5
     assert v["qos-on"]["bfd_flaps"] == 0 and v["qos-on"]["false_failovers"] == 0
-    assert all(v["qos-on"]["classes"][c]["loss_pct"] == 0 for c in ("control", "replication"))
+    # what QoS answers for: the protected classes' queues at the DCI egress drop nothing;
+    # beyond it the emulator's own packet sockets may drop a probe of 800 as the copy starts
+    # (CI: replication seq 53 and client seqs 19, 53 at 0.1-0.3 s, 0 queue drops; README)
+    protected = [v["qos-on"]["classes"][c] for c in ("control", "replication")]
+    assert all(c["dci_drops"] == 0 for c in protected), protected
+    assert all(c["loss_pct"] <= 0.5 for c in protected), protected
     # judged as the experiment judges: the 1 ms target plus what this run's probes resolve
     # (the unloaded classes' own p99s spread; CI: control +1.222 ms with a 0.837 ms spread)
     assert 0 <= metrics["p99_resolution_ms"] < 2.5, metrics["p99_resolution_ms"]
