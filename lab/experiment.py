@@ -23,12 +23,14 @@ Experiment.from_module reads a module into this shape once (experiments/__init__
 runner never asks a module what it has.
 """
 
+import contextlib
 import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable, Optional
 
 from controllers.intent import DEFAULT_MODE, DEFAULT_POLICY
+from lab.analysis import mpl
 from lab.emulation import network
 from lab.emulation.probe import Platform
 
@@ -131,6 +133,7 @@ class Summary:
     ok: bool
     problems: list
     timing: list = field(default_factory=list)
+    figures: list = field(default_factory=list)   # the figures the run drew (paths)
 
 
 @dataclass
@@ -145,7 +148,13 @@ class RunContext:
     log: Progress = field(default_factory=Progress)
     seed: int = 1
 
+    @contextlib.contextmanager
     def open_lab(self):
-        """Bring the topology up; a context manager that always tears it down exactly."""
-        return network.running_lab(self.topo, self.platform, self.run_dir, self.experiment,
-                                   log=self.log, seed=self.seed)
+        """Bring the topology up; a context manager that always tears it down exactly. The
+        figures come after it: matplotlib loads while the lab tears down (mpl.preload)."""
+        with network.running_lab(self.topo, self.platform, self.run_dir, self.experiment,
+                                 log=self.log, seed=self.seed) as lab:
+            try:
+                yield lab
+            finally:
+                mpl.preload()

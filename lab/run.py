@@ -568,16 +568,18 @@ def cmd_experiment(args):
     return code
 
 
-def write_summary(run_dir, experiment, summary, judged, why_not):
-    """summary.txt and report.html of a run folder from its Summary; returns the text."""
+def write_summary(run_dir, experiment, summary, judged, why_not, drawn=()):
+    """summary.txt and report.html of a run folder from its Summary; returns the text.
+    drawn: figures already drawn (the run's or plot's: topology.png is drawn unless among them)."""
     text = "\n".join([summary.text] + warnings(summary, judged, why_not))
     params = json.loads((Path(run_dir) / "params.json").read_text())
     topology = params["topology"]["name"]
-    try:
-        from lab.analysis.draw import draw_params_topology
-        draw_params_topology(params, Path(run_dir) / "topology.png")
-    except (ValueError, KeyError, TypeError, OSError):
-        pass                               # a run folder without a drawable topology
+    if Path(run_dir) / "topology.png" not in {Path(p) for p in [*(drawn or ()), *summary.figures]}:
+        try:
+            from lab.analysis.draw import draw_params_topology
+            draw_params_topology(params, Path(run_dir) / "topology.png")
+        except (ValueError, KeyError, TypeError, OSError):
+            pass                           # a run folder without a drawable topology
     title = (f"ActiveLab {experiment.name}" if topology == experiment.name
              else f"ActiveLab {experiment.name} on {topology}")
     write_report(run_dir, title, text, problems=summary.problems, timing=summary.timing,
@@ -606,7 +608,7 @@ def redo(run_dir, reanalyse):
             write_json(run_dir / "metrics.json", experiment.analyse(run_dir))
         paths = experiment.plot(run_dir)
         summary = experiment.summarize(run_dir)
-        text = write_summary(run_dir, experiment, summary, *judged_then(run_dir))
+        text = write_summary(run_dir, experiment, summary, *judged_then(run_dir), drawn=paths)
     except FileNotFoundError as exc:
         raise LabError(f"{run_dir}: {Path(exc.filename).name} is missing, so the run cannot be "
                        f"{'analysed' if reanalyse else 'redrawn'} (was it complete?)") from None

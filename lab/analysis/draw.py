@@ -14,10 +14,7 @@ check on every shipped topology).
 import math
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from lab.analysis.mpl import plt
 
 LINK_STYLE = {"dci": ("tab:blue", 3.0), "edge": ("tab:gray", 1.5)}
 

@@ -20,14 +20,15 @@ scale.png      time to a verified lab, RTO of a site power-off and CPU against t
 
 import csv
 import json
+import multiprocessing
+import os
+import signal
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-
-from lab.errors import LabError  # noqa: E402
+from lab.analysis import mpl
+from lab.analysis.mpl import plt
+from lab.errors import LabError
 
 BIN = 0.025                     # delivery plot bins, s
 
@@ -196,25 +197,69 @@ def read_metrics(run_dir):
                        "lab/run.py") from None
 
 
+def _worker_signals():
+    """A figure worker: Ctrl-C is for the run (it waits for the figures in hand, then stops),
+    SIGTERM and SIGHUP end the worker (not the run's handler, which starts a teardown)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
+
+
+_JOBS = []                      # render's jobs, inherited by its forked workers
+
+
+def _run_job(index):
+    function, args = _JOBS[index]
+    return function(*args)
+
+
+def render(jobs, workers=None):
+    """Draw independent figures at once: jobs [(function, args)]; returns their results in
+    order. Figures are CPU-bound (matplotlib), so each core draws one. The workers are forked
+    after the jobs are set: they start with matplotlib loaded and the run's data in memory
+    (nothing of it is pickled; only the results come back). A job's exception is raised here."""
+    workers = min(len(jobs), workers or os.cpu_count() or 1)
+    if workers < 2 or multiprocessing.current_process().daemon:
+        return [function(*args) for function, args in jobs]
+    mpl.pyplot()                  # loaded before the fork: each worker has it, none loads it
+    _JOBS[:] = jobs
+    try:
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=_worker_signals) as pool:
+            return list(pool.map(_run_job, range(len(jobs))))
+    finally:
+        _JOBS.clear()
+
+
+def _fault_panels(run):
+    from lab.analysis.draw import fault_panels
+    faults = [(f"{float(f['t']) - run['metrics']['timeline']['t0']:.1f} s {f['fault']}",)
+              + tuple(f["fault"].split(" ", 1)) for f in run["faults"] if " " in f["fault"]]
+    return fault_panels(run["params"], faults, run["dir"] / "topology-faults.png")
+
+
+def _topology(run):
+    """topology.png (the report's drawing), or None for a topology that cannot be drawn."""
+    from lab.analysis.draw import draw_params_topology
+    try:
+        return draw_params_topology(run["params"], run["dir"] / "topology.png")
+    except (ValueError, KeyError, TypeError, OSError):
+        return None
+
+
 def timeline(run_dir):
-    """A timeline run's figures (dual-active): delivery, throughput, site share."""
+    """A timeline run's figures (dual-active): delivery, throughput, site share, the close-ups
+    of every fault and the topology with each fault on it; drawn at once (render)."""
     run = load_run(run_dir)
     paths = [run["dir"] / n for n in ("delivery.png", "throughput.png", "site_share.png")]
-    delivery(run, paths[0])
-    throughput(run, paths[1])
-    site_share(run, paths[2])
     for old in run["dir"].glob("closeup-*.png"):          # a redraw leaves no stale close-up
         old.unlink()
-    paths = closeups(run, run["dir"]) + paths
+    jobs = [(closeups, (run, run["dir"])), (delivery, (run, paths[0])),
+            (throughput, (run, paths[1])), (site_share, (run, paths[2]))]
     if run["params"].get("topology"):
-        from lab.analysis.draw import fault_panels
-        faults = [(f"{float(f['t']) - run['metrics']['timeline']['t0']:.1f} s {f['fault']}",)
-                  + tuple(f["fault"].split(" ", 1)) for f in run["faults"]
-                  if " " in f["fault"]]
-        panel = fault_panels(run["params"], faults, run["dir"] / "topology-faults.png")
-        if panel:
-            paths.append(panel)
-    return paths
+        jobs += [(_fault_panels, (run,)), (_topology, (run,))]
+    drawn = render(jobs)
+    return drawn[0] + paths + [path for path in drawn[4:] if path]
 
 
 def firewall(results, out):
