@@ -56,7 +56,7 @@ def measure(delay_ms, bw, pings, platform):
         loaded = [r for _, r in traffic.ping(lab, src.name, dst.ip.ip, pings, 0.02)[2]]
         load.wait(seconds + 10)
         lab.stop_process(server)
-        tcp = traffic.iperf3(lab, src.name, dst.name, dst.ip.ip, 4)["received_mbit"]
+        tcp = traffic.iperf3(lab, src.name, dst.name, dst.ip.ip, 4)["steady_mbit"]
     return idle, loaded, tcp
 
 

@@ -10,6 +10,7 @@ throughput within ±5 % of the configured rate's TCP goodput (1448 payload bytes
 """
 
 import statistics
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 
 from lab.emulation import fabric, shaping, traffic
@@ -68,16 +69,71 @@ def endpoints(topo, link):
                        "measure from; give every site servers and every edge clients") from None
 
 
-def measure_link(lab, link, pings=40, interval=0.005, seconds=3.0, run_dir=None):
+UNREACHABLE = "unreachable"     # an RTT's detail when no ping came back: no throughput then
+MAX_RTT_AT_ONCE = 4             # links whose RTT is measured at once (pings are light; more
+#                                 at once would load the 2-core emulator itself)
+
+
+def link_rounds(topo, links, at_once=MAX_RTT_AT_ONCE):
+    """Links grouped so that each group fits one spanning tree (each link then carries the
+    traffic between the hosts behind its ends alone) with at most `at_once` links; greedy, in
+    the order given. [[Link]]."""
+    rounds = []
+    for link in links:
+        for group in rounds:
+            names = {l.name for l in group} | {link.name}
+            if len(group) < at_once and names <= fabric.spanning_tree(topo, names):
+                group.append(link)
+                break
+        else:
+            rounds.append([link])
+    return rounds
+
+
+def measure_links(lab, links, pings=40, interval=0.002, seconds=3.0, run_dir=None,
+                  measuring=None, measured=None):
+    """Measure every link: the links of one round (link_rounds) share a spanning tree, and
+    their RTTs are measured at once (pings: a packet or two in flight per link); throughput
+    one link at a time (iperf3 fills a link: two at once would share the emulator's CPU).
+    measuring(links): called as each round starts; measured(link, measurements): as each link's
+    are in. Returns {link name: (measurements, rtt
+    samples as (seq, rtt_ms))}."""
+    topo, found = lab.topo, {}
+    for group in link_rounds(topo, links):
+        if measuring:
+            measuring(group)
+        tree = lab.use_links({link.name for link in group})
+        for link in group:
+            if fabric.path(topo, tree, link.a, link.b) != [link.name]:
+                raise LabError(f"cannot steer traffic over link {link.name} alone")
+        if len(group) == 1:
+            rtts = [measure_rtt(lab, group[0], pings, interval)]
+        else:
+            with ThreadPoolExecutor(len(group)) as pool:
+                rtts = list(pool.map(lambda link: measure_rtt(lab, link, pings, interval), group))
+        for link, (rtt, samples) in zip(group, rtts):
+            results = [rtt]
+            if link.bw and rtt.detail != UNREACHABLE:
+                results.append(measure_throughput(lab, link, seconds, run_dir,
+                                                  rtt.measured or 2 * link.delay_ms))
+            found[link.name] = (results, samples)
+            if measured:
+                measured(link, results)
+    return found
+
+
+def measure_link(lab, link, pings=40, interval=0.002, seconds=3.0, run_dir=None):
     """Measure one link; returns (measurements, rtt samples as (seq, rtt_ms))."""
-    topo = lab.topo
-    tree = lab.use_links({link.name})
-    if fabric.path(topo, tree, link.a, link.b) != [link.name]:
-        raise LabError(f"cannot steer traffic over link {link.name} alone")
-    src, dst = endpoints(topo, link)
+    return measure_links(lab, [link], pings, interval, seconds, run_dir)[link.name]
+
+
+def measure_rtt(lab, link, pings, interval):
+    """A link's RTT (calibrated, then judged on an independent sample) on the tree in use;
+    returns (Measurement, samples)."""
+    src, dst = endpoints(lab.topo, link)
     base = (getattr(lab, "base_rtt", None) or {}).get("rtt_ms")
     if traffic.wait_reachable(lab, src.name, dst.ip.ip) is None:
-        return [judge(link.name, "rtt_ms", 2 * link.delay_ms, None, "unreachable", base)], []
+        return judge(link.name, "rtt_ms", 2 * link.delay_ms, None, UNREACHABLE, base), []
     calibrate = link.impaired and link.delay_ms > 0
     for attempt in range(1, CALIBRATION_ATTEMPTS + 1 if calibrate else 2):
         raw = None
@@ -90,13 +146,21 @@ def measure_link(lab, link, pings=40, interval=0.005, seconds=3.0, run_dir=None)
                     raw)
         if rtt.ok:
             break
-    results = [rtt]
-    if link.bw:
-        save = run_dir / f"iperf3-{link.name}.json" if run_dir else None
-        report = traffic.iperf3(lab, src.name, dst.name, dst.ip.ip, seconds, save_to=save)
-        results.append(judge(link.name, "throughput_mbit", link.bw, report["received_mbit"],
-                             f"{src.name}->{dst.name}, {report['retransmits']} retransmits"))
-    return results, samples
+    return rtt, samples
+
+
+def measure_throughput(lab, link, seconds, run_dir=None, rtt_ms=None):
+    """A link's TCP throughput (iperf3 for `seconds`): what the receiver took in after its
+    warmup (traffic.warmup_s of the path's RTT) until the sender stopped."""
+    src, dst = endpoints(lab.topo, link)
+    save = run_dir / f"iperf3-{link.name}.json" if run_dir else None
+    report = traffic.iperf3(lab, src.name, dst.name, dst.ip.ip, seconds, save_to=save,
+                            warmup=traffic.warmup_s(rtt_ms, seconds))
+    steady = report["steady_mbit"]
+    return judge(link.name, "throughput_mbit", link.bw,
+                 steady if steady is not None else report["received_mbit"],
+                 f"{src.name}->{dst.name}, {report['retransmits']} retransmits"
+                 + ("" if steady is not None else ", whole run (no receiver report)"))
 
 
 def calibrate_link(lab, link, src, dst, pings, interval):
@@ -124,13 +188,19 @@ def _median_rtt(samples):
     return round(statistics.median(rtts), 3) if rtts else None
 
 
+ALL_PAIRS_AT_ONCE = 8            # source hosts pinging at once (each its targets in turn)
+
+
 def all_pairs(lab, wait=10.0):
-    """Ping every host from every other host; returns [(src, dst, reachable)]."""
+    """Ping every host from every other host; returns [(src, dst, reachable)] in host order.
+    Sources ping at once (a ping per source in flight: no load to speak of), so a lab with a
+    broken path does not wait out `wait` seconds pair after pair."""
     hosts = lab.topo.hosts
-    results = []
-    for src in hosts:
-        for dst in hosts:
-            if src is not dst:
-                results.append((src.name, dst.name,
-                                traffic.wait_reachable(lab, src.name, dst.ip.ip, wait) is not None))
-    return results
+
+    def from_source(src):
+        return [(src.name, dst.name,
+                 traffic.wait_reachable(lab, src.name, dst.ip.ip, wait) is not None)
+                for dst in hosts if dst is not src]
+
+    with ThreadPoolExecutor(max(1, min(ALL_PAIRS_AT_ONCE, len(hosts)))) as pool:
+        return [pair for pairs in pool.map(from_source, hosts) for pair in pairs]

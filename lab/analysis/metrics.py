@@ -172,3 +172,16 @@ def mean_rate(timeline, t0, t1):
     """Mean Mbit/s of throughput intervals (start time, Mbit/s) starting in [t0, t1)."""
     values = [mbit for t, mbit in timeline if t0 <= t < t1]
     return round(sum(values) / len(values), 2) if values else None
+
+
+def rate_around(timeline, t, t_end, span=1.5, interval=0.5):
+    """Mean Mbit/s before a fault at `t` ([t - span, t)), during it and after it, in a window
+    that ends at `t_end` (the next fault): "during" is its first `span` seconds or its first
+    half when the window is shorter than 2 x span, "after" the rest. timeline: (start, Mbit/s)
+    of `interval`-long intervals, each counted where its middle falls (an interval that starts
+    a few ms before a boundary is mostly on its far side); None where none falls in a part."""
+    middles = [(start + interval / 2, mbit) for start, mbit in timeline]
+    during = min(span, (t_end - t) / 2)
+    return {"before": mean_rate(middles, t - span, t),
+            "during": mean_rate(middles, t, t + during),
+            "after": mean_rate(middles, t + during, t_end)}

@@ -176,3 +176,37 @@ def test_a_window_in_which_the_sender_sent_nothing_is_not_judged():
                                   sent=1000)
     assert impact["expected"] == 0 and impact["recovered"] is None
     assert impact["lost"] == 0 and impact["outage_ms"] is None
+
+
+def test_rate_around_a_fault_in_a_long_window():
+    timeline = [(0.5 * i, 10.0) for i in range(20)]            # 0.0 .. 9.5 s, 10 Mbit/s
+    timeline[8] = (4.0, 2.0)                                   # the fault's first half second
+    rates = metrics.rate_around(timeline, 4.0, 9.0)
+    # before [2.5, 4), during [4, 5.5), after [5.5, 9)
+    assert rates == {"before": 10.0, "during": round((2 + 10 + 10) / 3, 2), "after": 10.0}
+
+
+def test_rate_around_a_fault_in_a_short_window_splits_it_in_halves():
+    timeline = [(0.5 * i, 10.0 + i) for i in range(20)]
+    rates = metrics.rate_around(timeline, 4.0, 5.0)            # the next fault 1 s later
+    assert rates == {"before": 16.0, "during": 18.0, "after": 19.0}   # [2.5, 4) [4, 4.5) [4.5, 5)
+    # positive control: with a fixed 1.5 s "during", nothing would be left "after"
+    assert metrics.mean_rate(timeline, 5.5, 5.0) is None
+
+
+def test_rate_around_a_fault_after_the_traffic_ended_is_none():
+    timeline = [(0.5 * i, 10.0) for i in range(4)]             # 0.0 .. 1.5 s
+    assert metrics.rate_around(timeline, 3.0, 4.0) == {"before": 10.0, "during": None,
+                                                       "after": None}
+    assert metrics.rate_around([], 3.0, 4.0) == {"before": None, "during": None, "after": None}
+
+
+def test_rate_around_counts_an_interval_where_its_middle_falls():
+    # the fault came 6 ms after an interval began, the window ends 1 s later: the interval that
+    # begins 3 ms before the window's middle belongs to "after", not "during"
+    timeline = [(6.0, 10.0), (6.5, 20.0)]
+    rates = metrics.rate_around(timeline, 6.006, 7.0)
+    assert rates["during"] == 10.0 and rates["after"] == 20.0
+    # positive control: by start times, both would land in "during" and "after" would be empty
+    assert metrics.mean_rate(timeline, 6.006, 6.503) == 20.0
+    assert metrics.mean_rate(timeline, 6.503, 7.0) is None
