@@ -74,13 +74,27 @@ class ControllerProcess:
     def running(self):
         return self.proc is not None and self.proc.poll() is None
 
-    def start(self, intent, timeout=START_S):
-        """Write the intent, start the process on a free port and wait until it listens."""
+    def spawn(self, intent):
+        """Write the intent and start the process on a free port, without waiting for it (it
+        loads os-ken meanwhile; start() waits). Switches connect only when pointed at it."""
         intent.save(self.config)
         self.status_path.unlink(missing_ok=True)
         self.port = free_port()
         self.argv = controller_argv(self.config, self.port, self.log, self.status_path)
         self.proc = self._spawn(self.argv, "controller")
+        self.intent = intent
+
+    def start(self, intent, timeout=START_S):
+        """Start the process (unless spawn() started it with this intent) and wait until it
+        listens; returns its port."""
+        if not (self.running and getattr(self, "intent", None) == intent):
+            if self.running:
+                raise LabError("controller: spawned with another intent")
+            self.spawn(intent)
+        return self.wait_listening(timeout)
+
+    def wait_listening(self, timeout=START_S):
+        """Wait until the spawned process listens; returns its port."""
         try:
             traffic.wait_root_listening(self.port, timeout=timeout, proc=self.proc)
         except LabError as exc:

@@ -20,6 +20,7 @@ import select
 import signal
 import subprocess
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from lab import REPO, sh
@@ -126,6 +127,7 @@ class LabNetwork:
         self.extra_ports = {}         # switch -> port numbers added after the build (moves)
         self.services = {}            # (server, port) -> Popen of its service
         self.via_gateway = False      # hosts route through the anycast gateway (controller)
+        self.bfd_ms = None            # BFD interval on the inter-switch ports, once started
         self.moved = {}               # host -> the switch it was moved to
         self.delays = {}              # link -> the one-way delay its delay element adds now
         self.bws = {}                 # link -> its rate now, Mbit/s (set_link_bw)
@@ -447,6 +449,23 @@ class LabNetwork:
 
     # ----------------------------------------------------------------------- controller
 
+    def start_bfd(self, bfd_ms):
+        """BFD on every inter-switch port every `bfd_ms` (paced on an emulated CPU); returns
+        the interval that runs. A session needs 1-2 s to come up (RFC 5880: while it is down a
+        side transmits once a second), so an experiment that attaches the controller later
+        starts BFD early and finds the links live when it does; until then BFD changes no
+        forwarding (the static fabric's flows name ports, not groups). Idempotent."""
+        paced = probe.paced_bfd_ms(bfd_ms)
+        if paced == self.bfd_ms:
+            return paced
+        if paced != bfd_ms:
+            self.log(f"BFD paced to {paced} ms (asked {bfd_ms} ms): on an emulated CPU "
+                     f"({probe.accelerator()}) a faster BFD flaps and links never stay live")
+        sh.run(controller.bfd_cmd([self.topo.port_to(end, link.name).intf
+                                   for link in self.topo.links for end in link.ends], paced))
+        self.bfd_ms = paced
+        return paced
+
     def attach_controller(self, intent, bfd_ms=100, timeout=30.0, serving=None):
         """Hand the switches to the controller and wait until it has the whole network.
 
@@ -459,14 +478,8 @@ class LabNetwork:
         """
         start = time.monotonic()
         timeout = probe.patience(timeout)
-        paced = probe.paced_bfd_ms(bfd_ms)
-        if paced != bfd_ms:
-            self.log(f"BFD paced to {paced} ms (asked {bfd_ms} ms): on an emulated CPU "
-                     f"({probe.accelerator()}) a faster BFD flaps and links never stay live")
-        self.bfd_ms = paced
         port = self.controller.start(intent)
-        sh.run(controller.bfd_cmd([self.topo.port_to(end, link.name).intf
-                                   for link in self.topo.links for end in link.ends], paced))
+        self.start_bfd(bfd_ms)
         sh.run(controller.set_controller_cmd([s.name for s in self.topo.switches], port))
         self.route_via_gateway()
         self.start_services(serving)
@@ -485,13 +498,17 @@ class LabNetwork:
     def route_via_gateway(self):
         """Hosts now route through the anycast gateway (no more on-link subnets, fresh ARP)."""
         self.via_gateway = True
-        for host in self.topo.hosts:
+
+        def reroute(host):
             own = self.topo.switch(host.switch)
             self.node_run_all(host.name, [["ip", "route", "del", str(s.subnet)]
                                           for s in self.topo.switches if s.subnet != own.subnet],
                               check=False)
             self.node_run_all(host.name, [["ip", "neigh", "flush", "dev", host.intf]]
                               + self.host_routes(host.name))
+
+        with ThreadPoolExecutor(4) as pool:      # hosts are independent: a few at once
+            list(pool.map(reroute, self.topo.hosts))
 
     def host_routes(self, name):
         """A host's routes beyond its own subnet, as argv (the kernel drops routes through an
@@ -513,9 +530,9 @@ class LabNetwork:
                 self.node_run(name, ["ip", "addr", "replace", f"{vip.vip}/32", "dev", "lo"])
                 if serving is None or name in serving:
                     ports.setdefault(name, set()).add(vip.port)
-        for name, numbers in sorted(ports.items()):
-            for number in sorted(numbers):
-                self.start_service(name, number)
+        started = [self.start_service(name, number, wait=False)
+                   for name, numbers in sorted(ports.items()) for number in sorted(numbers)]
+        self.wait_agents(started)                # all start at once, then each said ready
 
     def start_data_tier(self, quorum=True, timeout=30.0, payload=0, serving=None):
         """The topology's databases (lab.data), then the VIP services as the stateful app on
@@ -548,10 +565,12 @@ class LabNetwork:
                                       self.data.app_addresses(name), self.data.payload)
         return service.serve_argv(name, port)
 
-    def start_service(self, name, port):
-        """Start the VIP service (service_argv) on one server and wait for its ready line."""
+    def start_service(self, name, port, wait=True):
+        """Start the VIP service (service_argv) on one server and (wait) wait for its ready
+        line."""
         what = "data app" if self.data.started else "service"
-        proc = self.start_agent(name, self.service_argv(name, port), f"{what} {name}:{port}")
+        proc = self.start_agent(name, self.service_argv(name, port), f"{what} {name}:{port}",
+                                wait=wait)
         self.services[(name, port)] = proc
         return proc
 
@@ -733,10 +752,27 @@ class LabNetwork:
                 proc.kill()
                 proc.wait(2)
 
+    def stop_processes(self, procs, grace=2.0):
+        """Stop several processes we started at once: SIGTERM to all, then reap each (SIGKILL
+        after `grace`); as stop_process, without each one's exit waiting for the last's."""
+        for proc in procs:
+            if not getattr(proc, "group", False) and proc.poll() is None:
+                proc.terminate()
+        for proc in procs:
+            self.stop_process(proc, grace)
+
     def stop(self):
-        """Stop what we started, then let Mininet remove links, switches and hosts."""
-        for proc in reversed(self.processes):
-            self.stop_process(proc)
+        """Stop what we started, then let Mininet remove links, switches and hosts.
+
+        Programs stop all at once, unless a process group (a database) is among them: then one
+        at a time, the last started first (a database leaves its cluster over the lab's links,
+        so the delay lines it needs stop after it)."""
+        procs = list(reversed(self.processes))
+        if any(getattr(proc, "group", False) for proc in procs):
+            for proc in procs:
+                self.stop_process(proc)
+        else:
+            self.stop_processes(procs)
         for log in self.agent_logs:              # an agent that said nothing leaves no file
             with contextlib.suppress(OSError):
                 if log.stat().st_size == 0:

@@ -9,6 +9,7 @@ import csv
 import json
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import dataclass
 
@@ -16,6 +17,12 @@ from lab.agents import probestream
 from lab.emulation import network, traffic
 
 PROBE_PORT = 7000
+
+
+def preload():
+    """Load scapy (the probe frames are built with it, ~0.4 s) in a background thread, while
+    the caller waits on something else: the streams then start at once."""
+    threading.Thread(target=probestream.load_scapy, name="load-scapy", daemon=True).start()
 
 
 @dataclass
@@ -32,6 +39,7 @@ class ProbeSet:
         self.lab, self.run_dir, self.gateway_mac = lab, run_dir, gateway_mac
         self.rate, self.port = rate, port
         self.streams, self.receivers, self.senders = [], {}, []
+        self.unready, self.spawned_for = [], None     # receivers start() waits for; duration
         self.start_time = None
         self.dir = run_dir / "probes"
         self.dir.mkdir(exist_ok=True)
@@ -39,27 +47,45 @@ class ProbeSet:
     def add(self, name, src, dst_ip, dscp=0):
         self.streams.append(Stream(len(self.streams) + 1, name, src, str(dst_ip), dscp))
 
-    def start_receivers(self, hosts):
+    def start_receivers(self, hosts, wait=True):
+        """A receiver in each of `hosts`; wait=False: start() waits for them to be ready (they
+        get ready while the caller starts other things)."""
+        started = []
         for host in hosts:
             out = self.dir / f"rx-{host}.csv"
             proc = self.lab.start_agent(host, probestream.receive_argv(self.port, host, out),
                                         f"probe receiver in {host}",
                                         log=self.dir / f"rx-{host}.log", wait=False)
             self.receivers[host] = (proc, out)
-        self.lab.wait_agents([proc for proc, _ in self.receivers.values()])
+            started.append(proc)
+        if wait:
+            self.lab.wait_agents(started)
+        else:
+            self.unready += started
 
-    def start(self, duration):
-        """Start every sender; returns the common start time (CLOCK_REALTIME)."""
+    def spawn_senders(self, duration):
+        """Start every sender, each waiting for start()'s go (loading scapy takes a sender a
+        good part of a second: spawned early, they load it while the caller does other work)."""
         for s in self.streams:
             host = self.lab.topo.host(s.src)
             argv = probestream.send_argv(host.intf, host.mac, self.gateway_mac, host.ip.ip,
                                          s.dst_ip, self.port, s.stream, self.rate, duration,
                                          self.dir / f"tx-{s.stream}.json", wait_go=True,
-                                         dscp=s.dscp)
+                                         dscp=s.dscp, prebuilt=True)
             self.senders.append(self.lab.start_agent(
                 s.src, argv, f"probe sender {s.name}", log=self.dir / f"tx-{s.stream}.log",
                 stdin=subprocess.PIPE, wait=False))
-        self.lab.wait_agents(self.senders)
+        self.spawned_for = duration
+
+    def start(self, duration):
+        """Every sender starts sending (spawned first unless spawn_senders was called); returns
+        the common start time (CLOCK_REALTIME)."""
+        if not self.senders:
+            self.spawn_senders(duration)
+        elif self.spawned_for != duration:
+            raise ValueError(f"senders spawned for {self.spawned_for} s, started for {duration} s")
+        self.lab.wait_agents(self.unready + self.senders)
+        self.unready = []
         self.start_time = network.go(self.senders)   # every sender starts now: time zero
         return self.start_time
 
@@ -79,13 +105,17 @@ class ProbeSet:
         expected = self.rate * len(self.streams) * max(now - self.start_time - lag, 0)
         return max(0.0, 1 - self.received_so_far() / expected) if expected > 100 else 0.0
 
+    def in_flight_s(self):
+        """How long the last probes may still be on their way: 0.1 s of queues and hosts plus
+        every link's delay (no path is longer), at most 0.3 s."""
+        return min(0.3, 0.1 + sum(l.delay_ms for l in self.lab.topo.links) / 1000)
+
     def collect(self, timeout=30):
         """Wait for the senders, stop the receivers; return (rows, summaries by stream)."""
         for proc in self.senders:
             proc.wait(timeout)
-        time.sleep(0.3)                              # the last probes are still in flight
-        for proc, _ in self.receivers.values():
-            self.lab.stop_process(proc)
+        time.sleep(self.in_flight_s())               # the last probes are still in flight
+        self.lab.stop_processes([proc for proc, _ in self.receivers.values()])
         rows = []
         for _, out in self.receivers.values():
             with open(out, newline="") as fh:
@@ -107,12 +137,17 @@ class IperfTimeline:
         self.mbit, self.port = mbit, port
         self.servers, self.client = [], None
 
-    def start(self, duration):
+    def listen(self):
+        """Start the servers and wait until they listen (start() does it when not done)."""
         for host in self.dst_hosts:
             self.servers.append(self.lab.popen(host, ["iperf3", "-s", "-p", str(self.port)],
                                                f"iperf3 server in {host}"))
         for host in self.dst_hosts:
             traffic.wait_listening(self.lab, host, self.port)
+
+    def start(self, duration):
+        if not self.servers:
+            self.listen()
         argv = traffic.iperf3_client_argv(self.dst_ip, duration, self.port, omit=0) + [
             "-b", f"{self.mbit:g}M"]
         self.t_launch = time.time()      # iperf3's own start stamp has whole seconds only

@@ -190,3 +190,24 @@ def test_a_promoted_standby_becomes_the_command_it_was_given(tmp_path):
     assert proc.returncode == 0, err
     assert out.splitlines() == ["ready", "primary down: promoting in 0s"]
     assert marker.read_text() == str(proc.pid)
+
+
+def test_a_prebuilt_probe_frame_is_the_one_the_sender_would_build():
+    argv = probestream.send_argv("c1-eth0", "aa:bb:cc:dd:ee:01", "02:00:00:00:00:fe",
+                                 "10.100.0.11", "10.200.0.10", 7000, 3, 250.0, 12.5,
+                                 "/r/tx-3.json", dscp=46, prebuilt=True)
+    args = probestream.parser().parse_args(argv[3:])
+    own, offset = probestream.template(args.src_mac, args.dst_mac, args.src_ip, args.dst_ip,
+                                       probestream.sport_of(3), 7000, 46)
+    assert bytes.fromhex(args.frame) == bytes(own)
+    assert len(own) - probestream.PROBE_SIZE == offset
+    assert own[15] == 46 << 2                                 # the DSCP is in the frame
+    # positive control: another stream's frame differs (its source port)
+    other = probestream.send_argv("c1-eth0", "aa:bb:cc:dd:ee:01", "02:00:00:00:00:fe",
+                                  "10.100.0.11", "10.200.0.10", 7000, 4, 250.0, 12.5,
+                                  "/r/tx-4.json", dscp=46, prebuilt=True)
+    assert probestream.parser().parse_args(other[3:]).frame != args.frame
+    # without prebuilt, the sender builds it (no --frame)
+    plain = probestream.send_argv("c1-eth0", "aa:bb:cc:dd:ee:01", "02:00:00:00:00:fe",
+                                  "10.100.0.11", "10.200.0.10", 7000, 3, 250.0, 12.5, "/r/t.json")
+    assert "--frame" not in plain
