@@ -19,6 +19,7 @@ import re
 import select
 import signal
 import subprocess
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -723,18 +724,26 @@ class LabNetwork:
                 target = open(target, mode)
                 files.append(target)
             kwargs[stream] = target
-        try:
+        kwargs.setdefault("cwd", REPO_ROOT)
+
+        def start():
             # not start_new_session: `mnexec -d` forks (and its parent exits) when it already
             # leads a process group, which would orphan the process whose PID we record
-            kwargs.setdefault("cwd", REPO_ROOT)
             proc = subprocess.Popen([str(a) for a in argv], text=True, **kwargs)
+            self.ledger.add_process(proc.pid, what, group=group)
+            proc.group = group
+            self.processes.append(proc)
+            return proc
+
+        try:
+            # a Ctrl-C or SIGTERM while the program starts lands once its PID is recorded:
+            # raised inside Popen (after the fork) it left a running database nobody stopped
+            if threading.current_thread() is threading.main_thread():
+                return shielded(start)
+            return start()
         finally:
             for fh in files:                      # the child has its own copy of the descriptor
                 fh.close()
-        self.ledger.add_process(proc.pid, what, group=group)
-        proc.group = group
-        self.processes.append(proc)
-        return proc
 
     def stop_process(self, proc, grace=2.0):
         """Stop one process we started (SIGTERM, then SIGKILL; to its process group when it
