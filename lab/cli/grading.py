@@ -75,7 +75,7 @@ def lab3_run_problem(run):
     """Why a run folder is not one of lab 3's runs (None when it is): the lab's experiment,
     topology and fault timeline, the controller in the mode it says, raw probe samples, and
     every fault recovered."""
-    from experiments.dual_active import FAULTS, QUICK_FAULTS
+    from experiments.dual_active import FAULTS, QUICK_FAULTS, QUICK_PACED_FAULTS
     from lab.model.faults import parse_faults
     try:
         params = json.loads((run / "params.json").read_text())
@@ -92,7 +92,8 @@ def lab3_run_problem(run):
     if (metrics.get("controller") or {}).get("mode") != mode:
         return "its metrics do not show the controller in the mode it was started with"
     topo = load_topology("dual-active")
-    timelines = {tuple(str(f) for f in parse_faults(text, topo)) for text in (FAULTS, QUICK_FAULTS)}
+    timelines = {tuple(str(f) for f in parse_faults(text, topo))
+                 for text in (FAULTS, QUICK_FAULTS, QUICK_PACED_FAULTS)}
     faults = metrics.get("faults") or []
     if options.get("faults") or tuple(f.get("fault") for f in faults) not in timelines:
         return "not the lab's fault timeline (run it without --faults)"

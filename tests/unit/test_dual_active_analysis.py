@@ -108,3 +108,32 @@ def test_the_same_files_give_the_same_figures(tmp_path):
     assert dual_active.analyse(run) == dual_active.analyse(run)
     assert json.loads(json.dumps(dual_active.analyse(run))) == json.loads(
         json.dumps(dual_active.analyse(run)))
+
+
+def _opts(argv):
+    import argparse
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--bfd-ms", type=int, default=None)
+    dual_active.add_arguments(parser)
+    raw = {k: v for k, v in vars(parser.parse_args(argv)).items()}
+    if raw.get("bfd_ms") is None:
+        raw.pop("bfd_ms")
+    return dual_active.DualActiveOptions.parse(raw)
+
+
+def test_quick_gives_a_gray_failure_two_seconds_where_bfd_is_paced(monkeypatch):
+    paced = lambda ms, accel=None: max(ms, 300)                     # noqa: E731 (QEMU TCG)
+    monkeypatch.setattr(dual_active.probe, "paced_bfd_ms", paced)
+    assert dual_active.timeline(_opts(["--quick"])) == (dual_active.QUICK_PACED_FAULTS, 8.0)
+    # what the user gave wins; and a full run keeps its own timeline
+    assert dual_active.timeline(_opts(["--quick", "--faults", "1s cut dci-a"]))[0] == \
+        "1s cut dci-a"
+    assert dual_active.timeline(_opts([])) == (dual_active.FAULTS, dual_active.DURATION)
+    # positive control: where BFD runs as asked, --quick keeps its 7 s timeline
+    monkeypatch.setattr(dual_active.probe, "paced_bfd_ms", lambda ms, accel=None: ms)
+    assert dual_active.timeline(_opts(["--quick"])) == (dual_active.QUICK_FAULTS, 7.0)
+    # the paced one still gives the gray failure 3 s after the heal, and 2 s of its own
+    gray, ungray = [f for f in dual_active.parse_faults(
+        dual_active.QUICK_PACED_FAULTS, load_topology("dual-active")) if "gray" in str(f)]
+    assert ungray.at - gray.at == 2
