@@ -105,6 +105,16 @@ def lab_process():
         proc.stop()
 
 
+def in_a_lab_namespace(proc_dir):
+    """A process the lab started in a host (every program it starts runs in the checkout) whose
+    network namespace is not ours: once the lab is down, only a program it lost keeps one."""
+    try:
+        return (os.readlink(proc_dir / "cwd") == str(REPO)
+                and os.readlink(proc_dir / "ns" / "net") != os.readlink("/proc/self/ns/net"))
+    except OSError:
+        return False
+
+
 def lab_leftovers(topology="dual-active", run_dir=None):
     """Everything of a topology's lab still on the machine: bridges, root-namespace interfaces,
     host and link-node shells, processes naming the run folder or the lab's scratch space
@@ -125,7 +135,8 @@ def lab_leftovers(topology="dual-active", run_dir=None):
         except OSError:
             continue
         if any(args.rstrip().endswith(shell) for shell in shells) or (
-                run_dir and str(run_dir) in args) or str(state.scratch_root()) + "/" in args:
+                run_dir and str(run_dir) in args) or str(state.scratch_root()) + "/" in args \
+                or in_a_lab_namespace(proc_dir):
             left.append(f"process {proc_dir.name}: {args.strip()}")
     if (state.state_dir() / "state.json").exists():
         left.append("state file")

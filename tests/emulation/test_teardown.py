@@ -146,3 +146,24 @@ def test_a_scratch_disk_too_small_for_the_databases_is_refused_before_the_build(
         proc.stderr
     assert "building" not in proc.stdout and list(small_disk.iterdir()) == []
     assert lab_leftovers("dual-active-data") == []
+
+
+def test_a_program_lost_in_a_host_namespace_is_a_leftover():
+    """The leftover check itself: a program started in a namespace of its own from the
+    checkout (as the lab starts every program in its hosts) is found; the same in ours is not."""
+    from tests.emulation.conftest import REPO, lab_leftovers
+    inside = subprocess.Popen(["unshare", "--net", "sleep", "30"], cwd=REPO)
+    outside = subprocess.Popen(["sleep", "30"], cwd=REPO)
+    try:
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not any(
+                f"process {inside.pid}:" in item for item in lab_leftovers()):
+            time.sleep(0.05)
+        found = lab_leftovers()
+        assert any(f"process {inside.pid}:" in item for item in found), found
+        assert not any(f"process {outside.pid}:" in item for item in found), found
+    finally:
+        for proc in (inside, outside):
+            proc.kill()
+            proc.wait()
+    assert lab_leftovers() == []
