@@ -65,6 +65,7 @@ class ControllerProcess:
         self._spawn, self._stop = spawn, stop
         self.argv = None
         self.proc = None
+        self.intent = None            # what the running process was started with
 
     @property
     def pid(self):
@@ -87,7 +88,7 @@ class ControllerProcess:
     def start(self, intent, timeout=START_S):
         """Start the process (unless spawn() started it with this intent) and wait until it
         listens; returns its port."""
-        if not (self.running and getattr(self, "intent", None) == intent):
+        if not (self.running and self.intent == intent):
             if self.running:
                 raise LabError("controller: spawned with another intent")
             self.spawn(intent)

@@ -64,8 +64,8 @@ class ProbeSet:
             self.unready += started
 
     def spawn_senders(self, duration):
-        """Start every sender, each waiting for start()'s go (loading scapy takes a sender a
-        good part of a second: spawned early, they load it while the caller does other work)."""
+        """Start every sender, each waiting for start()'s go: spawned early, they start up (a
+        Python process each, its frame built here) while the caller does other work."""
         for s in self.streams:
             host = self.lab.topo.host(s.src)
             argv = probestream.send_argv(host.intf, host.mac, self.gateway_mac, host.ip.ip,
