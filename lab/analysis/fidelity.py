@@ -96,8 +96,7 @@ def measure_links(lab, links, pings=40, interval=0.002, seconds=3.0, run_dir=Non
     their RTTs are measured at once (pings: a packet or two in flight per link); throughput
     one link at a time (iperf3 fills a link: two at once would share the emulator's CPU).
     measuring(links): called as each round starts; measured(link, measurements): as each link's
-    are in. Returns {link name: (measurements, rtt
-    samples as (seq, rtt_ms))}."""
+    are in. Returns {link name: (measurements, rtt samples as (seq, rtt_ms))}."""
     topo, found = lab.topo, {}
     for group in link_rounds(topo, links):
         if measuring:
@@ -120,11 +119,6 @@ def measure_links(lab, links, pings=40, interval=0.002, seconds=3.0, run_dir=Non
             if measured:
                 measured(link, results)
     return found
-
-
-def measure_link(lab, link, pings=40, interval=0.002, seconds=3.0, run_dir=None):
-    """Measure one link; returns (measurements, rtt samples as (seq, rtt_ms))."""
-    return measure_links(lab, [link], pings, interval, seconds, run_dir)[link.name]
 
 
 def measure_rtt(lab, link, pings, interval):

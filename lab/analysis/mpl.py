@@ -41,10 +41,6 @@ def pyplot():
     return _pyplot
 
 
-def loaded():
-    return _pyplot is not None
-
-
 class _LazyPyplot:
     def __getattr__(self, name):
         return getattr(pyplot(), name)

@@ -99,3 +99,20 @@ def test_every_experiment_names_its_options_and_the_runner_parses_them_once():
         "dual-active,primary-backup,three-site,multi-active"
     assert compare.parse(vars(parser.parse_args(["compare-designs", "--designs",
                                                  "primary-backup"]))).designs == "primary-backup"
+
+
+def _square(x):
+    return x * x
+
+
+def _fail(x):
+    raise ValueError(f"figure {x} failed")
+
+
+def test_figures_drawn_at_once_come_back_in_order_and_errors_are_raised():
+    from lab.analysis import plots
+    jobs = [(_square, (n,)) for n in range(6)]
+    assert plots.render(jobs, workers=2) == [n * n for n in range(6)]
+    assert plots.render(jobs, workers=1) == [n * n for n in range(6)]     # the same, serially
+    with pytest.raises(ValueError, match="figure 3 failed"):
+        plots.render([(_square, (1,)), (_fail, (3,))], workers=2)

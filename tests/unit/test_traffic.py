@@ -162,3 +162,21 @@ def test_parse_iperf3_reads_the_receivers_steady_rate():
     report["end"]["sum_sent"]["seconds"] = 1.99997
     assert traffic.parse_iperf3(json.dumps(report), warmup=0)["steady_mbit"] == pytest.approx(
         8 * 1_100_000 / 0.2 / 1e6)
+
+
+def test_links_are_measured_in_rounds_that_each_fit_one_spanning_tree():
+    from lab.emulation import fabric
+    from lab.model.topology import load_topology, multi_active
+    topo = load_topology("dual-active")
+    links = sorted(topo.links, key=lambda l: (l.kind != "dci", l.name))
+    rounds = [[l.name for l in group] for group in fidelity.link_rounds(topo, links)]
+    assert rounds == [["dci-a", "edge-dc1"], ["dci-b", "edge-dc2"]]
+    # the two parallel DCI links never share a round (one would close a loop with the other)
+    mesh = multi_active(4, "mesh")
+    for group in fidelity.link_rounds(mesh, mesh.links):
+        names = {l.name for l in group}
+        assert names <= fabric.spanning_tree(mesh, names) and len(group) <= 4
+    assert sorted(l.name for g in fidelity.link_rounds(mesh, mesh.links) for l in g) == \
+        sorted(l.name for l in mesh.links)                      # every link, once
+    # positive control: one at a time, every link is a round of its own
+    assert len(fidelity.link_rounds(topo, links, at_once=1)) == len(links)
